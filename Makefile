@@ -1,0 +1,42 @@
+# dualsweep — `make help` lists the targets.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+GRID ?= smoke
+
+.PHONY: help install run test test-fast lint bench clean
+
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+install: $(BIN)/python  ## create .venv; CPU torch unless a GPU is present (a CUDA torch already installed is kept)
+	@if ! $(BIN)/python -c "import torch" 2>/dev/null; then \
+	  if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then \
+	    $(BIN)/pip install -q torch; \
+	  else \
+	    $(BIN)/pip install -q torch==2.13.0 ; \
+	  fi; \
+	fi
+	$(BIN)/pip install -q -e '.[test]'
+
+run: install  ## install, then run the default sweep on the embedded default (local Ray, MLflow on ./mlruns.db)
+	$(BIN)/python -m sweep +grid=$(GRID)
+
+test: install  ## install, then run every test (slow integration tests included)
+	$(BIN)/python -m pytest -q
+
+test-fast: install  ## the fast tier only
+	$(BIN)/python -m pytest -q -m "not slow"
+
+lint:  ## ruff lint + format check
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+bench: install  ## run every benchmark (figures go in BENCHMARKS.md)
+	$(BIN)/python bench/solvers.py && $(BIN)/python bench/training.py && $(BIN)/python bench/sweep_overhead.py
+
+clean:  ## remove local stores and caches (keeps .venv)
+	rm -rf mlruns.db mlartifacts outputs multirun report .pytest_cache

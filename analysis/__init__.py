@@ -1,0 +1,1 @@
+"""Read sweeps back from MLflow into pandas; one function per experiment; a report."""

@@ -1,0 +1,6 @@
+"""dualsweep's mathematical core: the problems of THEORY.md, their exact optima, duals and
+certificates, batched SGD training and layer structure. numpy/scipy/torch only."""
+
+from solvers.problem import Network, NotCovered, Optimum, Problem, forward, objective
+
+__all__ = ["Network", "NotCovered", "Optimum", "Problem", "forward", "objective"]

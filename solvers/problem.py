@@ -1,0 +1,210 @@
+"""The training problem of THEORY.md §0 and its one objective.
+
+    P* = min_{W_1..W_L}  ½‖f(X) − Y‖_F²  +  (β/2) Σ_l ‖W_l‖_F²,
+    f(X) = σ(⋯σ(σ(X W_1) W_2)⋯W_{L-1}) W_L,
+
+a sum, not a mean. Variants (THEORY §5, §6):
+
+- ``bias=True``: every hidden layer adds an unregularised bias, ``σ(H W_l + b_l)``;
+- ``batchnorm=True``: the last hidden pre-activation ``A = H_{L-2} W_{L-1}`` is batch
+  normalised per column (centre, divide by the biased std, scale ``γ_j``, shift ``α_j``)
+  before its activation; then only ``γ``, ``α`` and ``W_L`` are regularised by β/2 (the
+  earlier layers are scale invariant).
+
+:func:`objective` is the single definition of this number: closed forms, SGD,
+certificates and tests all evaluate it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["ACTIVATIONS", "Network", "NotCovered", "Optimum", "Problem", "forward", "objective"]
+
+ACTIVATIONS = ("linear", "relu")
+BN_EPS = 0.0  # batch norm without an epsilon: THEORY §6 divides by the exact biased std
+
+
+class NotCovered(Exception):  # noqa: N818 - the public name the API promises
+    """THEORY.md has no exact answer for this problem; the message names the failing assumption."""
+
+
+def _as_float_matrix(name: str, value: object) -> np.ndarray:
+    arr = np.asarray(value, dtype=np.float64)
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must be a 1-D or 2-D array, got shape {arr.shape}")
+    if arr.size == 0:
+        raise ValueError(f"{name} is empty (shape {arr.shape}); give at least one sample")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN or inf")
+    return arr
+
+
+@dataclass(frozen=True, eq=False)
+class Problem:
+    """One instance of THEORY §0.
+
+    Args:
+        X: data, shape ``(n, d)``.
+        Y: targets, shape ``(n, K)`` or ``(n,)``; stored as ``(n, K)`` (``y_1d`` remembers).
+        depth: number of weight layers ``L >= 2``.
+        beta: weight-decay strength ``β > 0``.
+        activation: ``"linear"`` or ``"relu"``, after every hidden layer.
+        width: hidden width ``m``; ``None`` lets a solver pick the smallest that works.
+        bias: unregularised biases in every hidden layer (THEORY §5).
+        batchnorm: batch norm before the last hidden activation (THEORY §6).
+    """
+
+    X: np.ndarray
+    Y: np.ndarray
+    depth: int
+    beta: float
+    activation: str = "linear"
+    width: int | None = None
+    bias: bool = False
+    batchnorm: bool = False
+    y_1d: bool = field(default=False, init=False)
+
+    def __post_init__(self) -> None:
+        y_1d = np.ndim(self.Y) == 1
+        X = _as_float_matrix("X", self.X)
+        Y = _as_float_matrix("Y", self.Y)
+        if X.shape[0] != Y.shape[0]:
+            raise ValueError(
+                f"X and Y disagree on the number of samples: X has {X.shape[0]} rows, Y has {Y.shape[0]}"
+            )
+        if isinstance(self.depth, bool) or int(self.depth) != self.depth or self.depth < 2:
+            raise ValueError(f"depth must be an integer >= 2, got {self.depth!r}")
+        beta = float(self.beta)
+        if not np.isfinite(beta) or beta <= 0:
+            raise ValueError(f"beta must be a finite number > 0, got {self.beta!r}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {self.activation!r}")
+        if self.width is not None and (int(self.width) != self.width or self.width < 1):
+            raise ValueError(f"width must be a positive integer or None, got {self.width!r}")
+        X.setflags(write=False)
+        Y.setflags(write=False)
+        object.__setattr__(self, "X", X)
+        object.__setattr__(self, "Y", Y)
+        object.__setattr__(self, "depth", int(self.depth))
+        object.__setattr__(self, "beta", beta)
+        object.__setattr__(self, "y_1d", y_1d)
+
+    @property
+    def n(self) -> int:
+        return self.X.shape[0]
+
+    @property
+    def d(self) -> int:
+        return self.X.shape[1]
+
+    @property
+    def K(self) -> int:  # noqa: N802 - THEORY's name
+        return self.Y.shape[1]
+
+    @property
+    def L(self) -> int:  # noqa: N802 - THEORY's name
+        return self.depth
+
+
+@dataclass(frozen=True, eq=False)
+class Network:
+    """Weights of one network: ``weights[l]`` is ``W_{l+1}`` (``(d, m)``, ``(m, m)``…, ``(m, K)``).
+
+    ``biases[l]`` (length ``L-1``, each ``(m_l,)``) when the problem has biases;
+    ``gamma``/``alpha`` (each ``(m,)``) when it has batch norm.
+    """
+
+    weights: tuple[np.ndarray, ...]
+    biases: tuple[np.ndarray, ...] | None = None
+    gamma: np.ndarray | None = None
+    alpha: np.ndarray | None = None
+
+
+def as_network(weights: Sequence[np.ndarray] | Network) -> Network:
+    if isinstance(weights, Network):
+        return weights
+    return Network(weights=tuple(np.asarray(W, dtype=np.float64) for W in weights))
+
+
+@dataclass(frozen=True, eq=False)
+class Optimum:
+    """The exact optimum of a problem (THEORY §1–§6).
+
+    ``objective`` is P*; ``weights`` realise it (``objective(p, opt.network) == opt.objective``);
+    ``family`` names the closed form used; ``dual`` is the optimal dual variable (n, K) where one
+    exists; ``info`` holds family-specific extras (singular values, thresholds, directions …).
+    """
+
+    objective: float
+    weights: list[np.ndarray]
+    family: str
+    dual: np.ndarray | None = None
+    network: Network | None = None
+    info: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.network is None:
+            object.__setattr__(self, "network", Network(weights=tuple(self.weights)))
+
+
+def _activate(problem: Problem, A: np.ndarray) -> np.ndarray:
+    return np.maximum(A, 0.0) if problem.activation == "relu" else A
+
+
+def _check_shapes(problem: Problem, net: Network) -> None:
+    Ws = net.weights
+    if len(Ws) != problem.depth:
+        raise ValueError(f"weights must hold depth={problem.depth} matrices, got {len(Ws)}")
+    rows = problem.d
+    for i, W in enumerate(Ws):
+        W2 = W if W.ndim == 2 else W.reshape(-1, 1)
+        if W2.shape[0] != rows:
+            raise ValueError(f"weights[{i}] has {W2.shape[0]} rows, expected {rows}")
+        rows = W2.shape[1]
+    if rows != problem.K:
+        raise ValueError(f"weights[-1] has {rows} columns, expected K={problem.K}")
+    if problem.bias and (net.biases is None or len(net.biases) != problem.depth - 1):
+        raise ValueError("biases: the problem has bias=True, give depth-1 hidden-layer bias vectors")
+    if problem.batchnorm and (net.gamma is None or net.alpha is None):
+        raise ValueError("gamma/alpha: the problem has batchnorm=True, give both BN parameter vectors")
+
+
+def forward(problem: Problem, weights: Sequence[np.ndarray] | Network) -> np.ndarray:
+    """``f(X)`` of THEORY §0, shape ``(n, K)``, in float64."""
+    net = as_network(weights)
+    _check_shapes(problem, net)
+    H = problem.X
+    L = problem.depth
+    for l in range(L - 1):
+        A = H @ net.weights[l]
+        if problem.bias:
+            A = A + np.asarray(net.biases[l], dtype=np.float64)
+        if problem.batchnorm and l == L - 2:
+            A = A - A.mean(axis=0, keepdims=True)
+            std = np.sqrt((A * A).mean(axis=0, keepdims=True) + BN_EPS)
+            A = np.divide(A, std, out=np.zeros_like(A), where=std > 0) * net.gamma + net.alpha
+        H = _activate(problem, A)
+    out = H @ net.weights[-1]
+    return out if out.ndim == 2 else out[:, None]
+
+
+def regulariser(problem: Problem, weights: Sequence[np.ndarray] | Network) -> float:
+    """``(β/2) Σ ‖W_l‖²`` (with batch norm: ``(β/2)(‖γ‖² + ‖α‖² + ‖W_L‖²)``)."""
+    net = as_network(weights)
+    if problem.batchnorm:
+        sq = float(np.sum(net.gamma**2) + np.sum(net.alpha**2) + np.sum(net.weights[-1] ** 2))
+    else:
+        sq = float(sum(np.sum(np.asarray(W) ** 2) for W in net.weights))
+    return 0.5 * problem.beta * sq
+
+
+def objective(problem: Problem, weights: Sequence[np.ndarray] | Network) -> float:
+    """THEORY §0: ``½‖f(X) − Y‖_F² + (β/2) Σ_l ‖W_l‖_F²`` — the one definition, in float64."""
+    R = forward(problem, weights) - problem.Y
+    return 0.5 * float(np.sum(R * R)) + regulariser(problem, weights)

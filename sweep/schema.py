@@ -1,0 +1,253 @@
+"""The contract between ``sweep`` (writer) and ``analysis`` (reader).
+
+A trial is one point of a grid: a frozen :class:`TrialSpec` (data × model × train × seed)
+with a stable ``key``; running it gives a :class:`TrialResult` (plain data, picklable, no
+MLflow or Ray inside). The names under which results are stored in MLflow live here and
+nowhere else: params are the flattened spec (``data.n``, ``model.depth``, ``train.lr`` …),
+metrics are :meth:`TrialResult.metrics`, tags are the ``TAG_*`` constants.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass, field, fields
+
+__all__ = [
+    "DataSpec",
+    "LayerStats",
+    "ModelSpec",
+    "TrainSpec",
+    "TrialResult",
+    "TrialSpec",
+    "STATUSES",
+]
+
+# ---------------------------------------------------------------- trial specification
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    kind: str = "gaussian"  # inputs X: gaussian | whitened | rank_one | spline_1d | digits
+    targets: str = "gaussian"  # targets Y: gaussian | onehot | signed (digits: two-class ±1)
+    n: int = 20  # samples
+    d: int = 10  # input dimension (1 for spline_1d; 64 for digits)
+    outputs: int = 1  # K, columns of Y
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    depth: int = 2  # L, number of weight layers (>= 2)
+    width: int = 10  # m, hidden width
+    activation: str = "linear"  # linear | relu
+    bias: bool = False  # unregularised hidden biases (THEORY §5)
+    batchnorm: bool = False  # BN before the last hidden activation (THEORY §6)
+    ball: str = "none"  # rescaled problem of THEORY §9: none | operator | frobenius
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    beta: float = 0.1  # weight decay β of THEORY §0 (sum objective)
+    steps: int = 2000  # optimiser steps
+    lr: float = 1e-2  # learning rate (on the sum objective)
+    momentum: float = 0.9  # heavy-ball momentum
+    batch_size: int = 0  # minibatch size; 0 = full batch (GD)
+    lr_decay: float = 1.0  # multiply lr by this ...
+    lr_decay_every: int = 0  # ... every this many steps (0 = never)
+    init: str = "he"  # he | gaussian
+    init_scale: float = 1.0  # multiplies the init's standard deviation
+    polish: int = 0  # L-BFGS iterations after SGD (0 = none), float64 only
+    dtype: str = "float64"  # float64 | float32
+    log_every: int = 100  # record the objective (and layer ratios) every this many steps
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    data: DataSpec = field(default_factory=DataSpec)
+    model: ModelSpec = field(default_factory=ModelSpec)
+    train: TrainSpec = field(default_factory=TrainSpec)
+    seed: int = 0  # the seed axis: data and init seeds derive from it (and the key)
+
+    def params(self) -> dict[str, object]:
+        """Flattened resolved config: ``{"data.n": 20, "model.depth": 3, ..., "seed": 0}``."""
+        out: dict[str, object] = {}
+        for group in ("data", "model", "train"):
+            for k, v in asdict(getattr(self, group)).items():
+                out[f"{group}.{k}"] = v
+        out["seed"] = self.seed
+        return out
+
+    @property
+    def key(self) -> str:
+        """Stable hash of the canonical resolved config (same point → same key, any process)."""
+        canon = json.dumps(self.params(), sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(canon.encode()).hexdigest()[:20]
+
+    @property
+    def data_seed(self) -> int:
+        """Seed of the data: depends on the data spec and the seed axis only, so every model
+        and optimiser of a grid sees the same dataset for the same seed."""
+        canon = json.dumps([asdict(self.data), self.seed], sort_keys=True)
+        return int(hashlib.sha256(canon.encode()).hexdigest()[:8], 16)
+
+    @property
+    def init_seed(self) -> int:
+        """Seed of the initialisation and minibatch order: derived from the full key."""
+        return int(self.key[:8], 16)
+
+    def batch_shape(self) -> tuple:
+        """Trials with equal batch_shape train together in one batched call."""
+        t = self.train
+        return (
+            self.data.n,
+            self.data.d,
+            self.data.outputs,
+            self.model.depth,
+            self.model.width,
+            self.model.activation,
+            self.model.bias,
+            self.model.batchnorm,
+            t.steps,
+            t.batch_size,
+            t.lr_decay,
+            t.lr_decay_every,
+            t.polish,
+            t.dtype,
+            t.log_every,
+        )
+
+    @classmethod
+    def from_params(cls, params: dict[str, object]) -> TrialSpec:
+        """Inverse of :meth:`params`; values may be strings (as MLflow returns them)."""
+        groups = {}
+        for group, typ in (("data", DataSpec), ("model", ModelSpec), ("train", TrainSpec)):
+            kwargs = {}
+            for f in fields(typ):
+                name = f"{group}.{f.name}"
+                if name in params:
+                    kwargs[f.name] = _cast(params[name], type(getattr(typ(), f.name)))
+            groups[group] = typ(**kwargs)
+        return cls(**groups, seed=int(params.get("seed", 0)))
+
+
+def _cast(value: object, typ: type) -> object:
+    if not isinstance(value, str) or typ is str:
+        return typ(value)
+    if typ is bool:
+        return value.strip().lower() in ("true", "1", "yes")
+    return typ(float(value)) if typ is int else typ(value)
+
+
+def param_types() -> dict[str, type]:
+    """Python type of every param name (``analysis`` casts MLflow's strings with it)."""
+    spec = TrialSpec()
+    return {k: type(v) for k, v in spec.params().items()}
+
+
+# ---------------------------------------------------------------- trial result
+
+STATUSES = ("finished", "diverged", "failed")
+
+TAG_TRIAL_KEY = "trial_key"
+TAG_GRID = "grid"
+TAG_STATUS = "trial_status"
+TAG_SWEEP_ID = "sweep_id"
+TAG_GIT_COMMIT = "git_commit"
+TAG_VERSIONS = "versions"
+TAG_NODE_ID = "ray_node_id"
+TAG_DEVICE = "device"
+TAG_FAMILY = "family"
+TAG_NOT_COVERED = "not_covered"
+TAG_KIND = "run_kind"  # "sweep" (parent) or "trial" (child)
+
+ARTIFACT_RESULT = "trial.json"  # the full TrialResult (curves, arrays) as JSON
+ARTIFACT_TRACEBACK = "traceback.txt"
+
+
+@dataclass
+class LayerStats:
+    rank: int  # numerical rank, singular values > rank_tol * max(1, σ_1)
+    stable_rank: float  # ‖W‖_F² / ‖W‖_2²
+    norm_ratio: float  # ‖W‖_2 / ‖W‖_F (1 for rank one)
+    fro_norm: float  # ‖W‖_F
+    top_sv: list[float]  # leading singular values (up to 5)
+    align_next: float | None  # cosine between this layer's top right and the next layer's top left singular vectors
+
+
+@dataclass
+class TrialResult:
+    key: str
+    status: str  # finished | diverged | failed
+    sgd_objective: float = math.nan  # THEORY §0 objective of the trained weights
+    exact_objective: float | None = None  # P* where THEORY covers the case
+    family: str | None = None  # closed-form family used by solvers.solve
+    not_covered: str | None = None  # why there is no exact P* (solvers.NotCovered message)
+    certificate: float | None = None  # certified lower bound on P* (solvers.certificate)
+    wall_time: float = 0.0  # seconds for this trial (its share of the batch + its own solve)
+    layers: list[LayerStats] = field(default_factory=list)
+    w1_alignment: float | None = None  # cosine of W_1's active directions with the closed-form ones
+    curve_steps: list[int] = field(default_factory=list)
+    curves: dict[str, list[float]] = field(default_factory=dict)  # "objective", "norm_ratio.1" ...
+    extra: dict[str, float] = field(default_factory=dict)  # family-specific scalars (spline, NC, §9 ...)
+    arrays: dict[str, list] = field(default_factory=dict)  # data for figures (spline samples, kinks)
+    error: str | None = None  # traceback when status == "failed"
+    device: str = "cpu"
+    node_id: str | None = None
+
+    @property
+    def abs_gap(self) -> float | None:
+        if self.exact_objective is None:
+            return None
+        return self.sgd_objective - self.exact_objective
+
+    @property
+    def rel_gap(self) -> float | None:
+        if self.exact_objective is None:
+            return None
+        return self.abs_gap / max(abs(self.exact_objective), 1e-300)
+
+    @property
+    def certified_gap(self) -> float | None:
+        if self.certificate is None:
+            return None
+        return self.sgd_objective - self.certificate
+
+    @property
+    def rel_certified_gap(self) -> float | None:
+        if self.certificate is None:
+            return None
+        return self.certified_gap / max(abs(self.sgd_objective), 1e-300)
+
+    def metrics(self) -> dict[str, float]:
+        """Every finite scalar, under the names ``analysis`` reads."""
+        m: dict[str, float | None] = {
+            "sgd_objective": self.sgd_objective,
+            "exact_objective": self.exact_objective,
+            "abs_gap": self.abs_gap,
+            "rel_gap": self.rel_gap,
+            "certificate": self.certificate,
+            "certified_gap": self.certified_gap,
+            "rel_certified_gap": self.rel_certified_gap,
+            "wall_time": self.wall_time,
+            "w1_alignment": self.w1_alignment,
+        }
+        for i, ls in enumerate(self.layers, start=1):
+            m[f"layer{i}.rank"] = ls.rank
+            m[f"layer{i}.stable_rank"] = ls.stable_rank
+            m[f"layer{i}.norm_ratio"] = ls.norm_ratio
+            m[f"layer{i}.fro_norm"] = ls.fro_norm
+            m[f"layer{i}.sv1"] = ls.top_sv[0] if ls.top_sv else None
+            m[f"layer{i}.align_next"] = ls.align_next
+        m.update(self.extra)
+        return {k: float(v) for k, v in m.items() if v is not None and math.isfinite(float(v))}
+
+    def to_json(self) -> str:
+        d = asdict(self)
+        return json.dumps(d, default=float)
+
+    @classmethod
+    def from_json(cls, text: str) -> TrialResult:
+        d = json.loads(text)
+        d["layers"] = [LayerStats(**ls) for ls in d.get("layers", [])]
+        return cls(**d)
