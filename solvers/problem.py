@@ -22,7 +22,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["ACTIVATIONS", "Network", "NotCovered", "Optimum", "Problem", "forward", "objective"]
+__all__ = [
+    "ACTIVATIONS",
+    "Network",
+    "NotCovered",
+    "Optimum",
+    "Problem",
+    "as_network",
+    "forward",
+    "last_hidden",
+    "objective",
+    "regulariser",
+]
 
 ACTIVATIONS = ("linear", "relu")
 BN_EPS = 0.0  # batch norm without an epsilon: THEORY §6 divides by the exact biased std
@@ -175,8 +186,8 @@ def _check_shapes(problem: Problem, net: Network) -> None:
         raise ValueError("gamma/alpha: the problem has batchnorm=True, give both BN parameter vectors")
 
 
-def forward(problem: Problem, weights: Sequence[np.ndarray] | Network) -> np.ndarray:
-    """``f(X)`` of THEORY §0, shape ``(n, K)``, in float64."""
+def last_hidden(problem: Problem, weights: Sequence[np.ndarray] | Network) -> np.ndarray:
+    """Features after the last hidden activation, shape ``(n, m)`` (``f(X) = H W_L``)."""
     net = as_network(weights)
     _check_shapes(problem, net)
     H = problem.X
@@ -190,7 +201,13 @@ def forward(problem: Problem, weights: Sequence[np.ndarray] | Network) -> np.nda
             std = np.sqrt((A * A).mean(axis=0, keepdims=True) + BN_EPS)
             A = np.divide(A, std, out=np.zeros_like(A), where=std > 0) * net.gamma + net.alpha
         H = _activate(problem, A)
-    out = H @ net.weights[-1]
+    return H
+
+
+def forward(problem: Problem, weights: Sequence[np.ndarray] | Network) -> np.ndarray:
+    """``f(X)`` of THEORY §0, shape ``(n, K)``, in float64."""
+    net = as_network(weights)
+    out = last_hidden(problem, net) @ net.weights[-1]
     return out if out.ndim == 2 else out[:, None]
 
 
