@@ -1,0 +1,496 @@
+"""Batched SGD: train B networks of one shape side by side on the THEORY §0 objective.
+
+Every network ``i`` minimises its own problem's SUM objective (THEORY §0)
+
+    P_i(θ) = ½‖f_θ(X_i) − Y_i‖_F² + (β_i/2) Σ_l ‖W_l‖_F²
+
+(batch norm, THEORY §6: only ``γ, α, W_L`` regularised; biases, THEORY §5, never). The B
+networks may differ in data, β, learning rate, momentum, init scale and seed, but share
+depth ``L``, width ``m``, ``n``, ``d``, ``K``, activation and the bias / batch-norm flags, so
+their weights stack into ``[B, ·, ·]`` tensors and each layer is ONE batched matmul
+(``torch.bmm`` / ``torch.baddbmm``) for the whole batch (DESIGN.md, "Batching small
+networks"). Nothing in a step loops over networks in Python.
+
+Step (heavy-ball momentum, PyTorch convention), with ``g`` the gradient of the estimate
+below and ``η_t = η · lr_decay^⌊t / lr_decay_every⌋``:
+
+    v ← μ v + g,        θ ← θ − η_t v.
+
+Mini-batches: a mini-batch ``S`` of size ``b`` estimates the data term without bias by
+``(n/b) · ½ Σ_{i∈S} ‖f(x_i) − y_i‖²``; the regulariser is exact. (With batch norm the
+normalisation statistics are those of the mini-batch.) Each network reads its samples
+from its own stream of epoch permutations, a pure function of ``(seed, epoch)`` (a
+splitmix64 hash of ``seed, epoch, j`` sorted per row), so a network trains identically
+whether it runs alone or inside any batch. Initial weights come from
+``numpy.random.default_rng(seed)`` for the same reason.
+
+Init: ``"he"``: ``W_l ~ N(0, 2/fan_in)·init_scale``; ``"gaussian"``: ``N(0, 1/fan_in)·init_scale``.
+Biases start at 0, except for 1-D inputs (``d = 1``, THEORY §5): there the first-layer
+bias of neuron j is ``−u_j W_1[0, j]`` with ``u_j ~ U[x_min, x_max]``, which puts the
+neuron's kink at a uniformly random point of the data range instead of all at 0.
+Batch norm starts at ``γ = 1``, ``α = 0``.
+
+Divergence: a network whose (estimated) loss turns NaN/inf or exceeds 1e30 is frozen (its
+updates are masked out) and marked diverged; the others train on.
+
+Optional polish: ``polish`` iterations of L-BFGS (``torch.optim.LBFGS``, strong Wolfe line
+search) per non-diverged network in float64 on the full objective (whatever the training
+dtype); a polish that does not lower the float64 objective is discarded.
+
+The reported objectives are always recomputed in float64 numpy by
+:func:`solvers.problem.objective` — the one definition.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from solvers.problem import Network, Problem, objective
+
+__all__ = ["DIVERGENCE_THRESHOLD", "TrainConfig", "TrainOutput", "train"]
+
+DIVERGENCE_THRESHOLD = 1e30
+_INITS = ("he", "gaussian")
+_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+_MASK64 = (1 << 64) - 1
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Options shared by every network of a batch.
+
+    steps: SGD steps; lr: step size η; momentum: heavy-ball μ; batch_size: b (0 = full batch);
+    lr_decay, lr_decay_every: η ← η·lr_decay every lr_decay_every steps (0 = never);
+    init: "he" | "gaussian"; init_scale: multiplies the init standard deviation;
+    polish: L-BFGS iterations after SGD (run in float64); dtype: "float32" | "float64" for SGD;
+    log_every: steps between curve points; track_layers: record ‖W_l‖₂/‖W_l‖_F on the curve.
+    """
+
+    steps: int
+    lr: float = 1e-2
+    momentum: float = 0.9
+    batch_size: int = 0
+    lr_decay: float = 1.0
+    lr_decay_every: int = 0
+    init: str = "he"
+    init_scale: float = 1.0
+    polish: int = 0
+    dtype: str = "float64"
+    log_every: int = 100
+    track_layers: bool = True
+
+    def __post_init__(self) -> None:
+        def is_int(v: object) -> bool:
+            return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+        if not is_int(self.steps) or self.steps < 0:
+            raise ValueError(f"steps must be an integer >= 0, got {self.steps!r}")
+        for name in ("lr", "momentum", "lr_decay", "init_scale"):
+            v = getattr(self, name)
+            if not np.isfinite(v) or v < 0:
+                raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
+        if self.lr_decay <= 0:
+            raise ValueError(f"lr_decay must be > 0, got {self.lr_decay!r}")
+        for name in ("batch_size", "lr_decay_every", "polish"):
+            v = getattr(self, name)
+            if not is_int(v) or v < 0:
+                raise ValueError(f"{name} must be an integer >= 0, got {v!r}")
+        if not is_int(self.log_every) or self.log_every < 1:
+            raise ValueError(f"log_every must be an integer >= 1, got {self.log_every!r}")
+        if self.init not in _INITS:
+            raise ValueError(f"init must be one of {_INITS}, got {self.init!r}")
+        if self.dtype not in _DTYPES:
+            raise ValueError(f"dtype must be one of {tuple(_DTYPES)}, got {self.dtype!r}")
+
+
+@dataclass
+class TrainOutput:
+    """Result of :func:`train` for a batch of B networks (T logged steps)."""
+
+    networks: list[Network]  # float64 numpy, one per problem
+    objectives: np.ndarray  # [B] solvers.objective(problem_i, networks[i]) in float64
+    diverged: np.ndarray  # [B] bool
+    curve_steps: np.ndarray  # [T] steps at which the curves were recorded (0 … steps)
+    curves: np.ndarray  # [B, T] THEORY §0 objective (training dtype), NaN once diverged
+    norm_ratios: np.ndarray | None  # [B, L, T] ‖W_l‖₂/‖W_l‖_F, None unless track_layers
+    wall_time: float  # seconds, whole call
+    device: str
+
+
+# ----------------------------------------------------------------------------- randomness
+
+
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    """The splitmix64 finaliser on uint64 arrays (wrapping arithmetic)."""
+    x = x + np.uint64(0x9E3779B97F4A7C15)
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+class _IndexStream:
+    """Per-network sample order: the concatenation of epoch permutations, each a pure
+    function of (seed, epoch); ``take(b)`` returns the next ``[B, b]`` indices on device."""
+
+    def __init__(self, seeds: Sequence[int], n: int, b: int, device: torch.device) -> None:
+        self.base = _splitmix64(np.array([s & _MASK64 for s in seeds], dtype=np.uint64))
+        self.n, self.device = n, device
+        self.epoch = 0
+        self.epochs_per_refill = max(1, math.ceil(256 * b / n))
+        self.buffer = torch.empty((len(seeds), 0), dtype=torch.int64, device=device)
+
+    def _permutations(self, epochs: int) -> np.ndarray:
+        e = np.arange(self.epoch, self.epoch + epochs, dtype=np.uint64)
+        row = _splitmix64(self.base[:, None] + e[None, :])  # [B, E]
+        j = np.arange(self.n, dtype=np.uint64)
+        keys = _splitmix64(row[:, :, None] + j[None, None, :])  # [B, E, n]
+        self.epoch += epochs
+        perm = np.argsort(keys, axis=2, kind="stable")
+        return perm.reshape(perm.shape[0], -1)
+
+    def take(self, b: int) -> torch.Tensor:
+        if self.buffer.shape[1] < b:
+            fresh = torch.from_numpy(self._permutations(self.epochs_per_refill)).to(self.device)
+            self.buffer = torch.cat([self.buffer, fresh], dim=1)
+        out, self.buffer = self.buffer[:, :b], self.buffer[:, b:]
+        return out
+
+
+def _init_network(p: Problem, m: int, seed: int, config: TrainConfig, scale: float) -> dict:
+    rng = np.random.default_rng(seed)
+    dims = [p.d] + [m] * (p.depth - 1) + [p.K]
+    gain = 2.0 if config.init == "he" else 1.0
+    Ws = [
+        rng.standard_normal((dims[l], dims[l + 1])) * (math.sqrt(gain / dims[l]) * scale)
+        for l in range(p.depth)
+    ]
+    params: dict = {"W": Ws}
+    if p.bias:
+        bs = [np.zeros(m) for _ in range(p.depth - 1)]
+        if p.d == 1:
+            x = p.X[:, 0]
+            kinks = rng.uniform(x.min(), x.max(), m)
+            bs[0] = -kinks * Ws[0][0]
+        params["b"] = bs
+    if p.batchnorm:
+        params["gamma"] = np.ones(m)
+        params["alpha"] = np.zeros(m)
+    return params
+
+
+# ----------------------------------------------------------------------------- the model
+
+
+@dataclass(frozen=True)
+class _Shape:
+    n: int
+    d: int
+    K: int
+    L: int
+    m: int
+    activation: str
+    bias: bool
+    batchnorm: bool
+
+
+def _shape_of(problems: Sequence[Problem]) -> _Shape:
+    if len(problems) == 0:
+        raise ValueError("problems is empty: give at least one Problem")
+    for i, p in enumerate(problems):
+        if not isinstance(p, Problem):
+            raise ValueError(f"problems[{i}] is not a solvers.Problem")
+        if p.width is None:
+            raise ValueError(f"width: problems[{i}] has width=None; training needs a hidden width")
+    p0 = problems[0]
+    ref = {
+        "n": p0.n,
+        "d": p0.d,
+        "K": p0.K,
+        "depth": p0.depth,
+        "width": p0.width,
+        "activation": p0.activation,
+        "bias": p0.bias,
+        "batchnorm": p0.batchnorm,
+    }
+    for i, p in enumerate(problems[1:], start=1):
+        for name, value in ref.items():
+            other = getattr(p, name)
+            if other != value:
+                raise ValueError(
+                    f"{name}: all problems must share one shape; problems[0].{name}={value!r}, "
+                    f"problems[{i}].{name}={other!r}"
+                )
+    return _Shape(p0.n, p0.d, p0.K, p0.depth, int(p0.width), p0.activation, p0.bias, p0.batchnorm)
+
+
+def _param_list(params: dict) -> list[torch.Tensor]:
+    out = list(params["W"])
+    if "b" in params:
+        out += list(params["b"])
+    if "gamma" in params:
+        out += [params["gamma"], params["alpha"]]
+    return out
+
+
+def _losses(
+    shape: _Shape,
+    params: dict,
+    X: torch.Tensor,
+    Y: torch.Tensor,
+    beta: torch.Tensor,
+    data_scale: float,
+) -> torch.Tensor:
+    """Per-network ``data_scale · ½‖f(X) − Y‖² + (β/2)·reg``, shape ``[B]``.
+
+    ``X [B, s, d]``, ``Y [B, s, K]``; weights ``[B, in, out]``; biases, γ, α ``[B, 1, m]``.
+    """
+    Ws = params["W"]
+    H = X
+    for l in range(shape.L - 1):
+        A = torch.baddbmm(params["b"][l], H, Ws[l]) if shape.bias else torch.bmm(H, Ws[l])
+        if shape.batchnorm and l == shape.L - 2:
+            A = A - A.mean(dim=1, keepdim=True)
+            var = (A * A).mean(dim=1, keepdim=True)
+            positive = var > 0
+            std = torch.sqrt(torch.where(positive, var, torch.ones_like(var)))
+            A = (A / std) * positive * params["gamma"] + params["alpha"]
+        H = torch.relu(A) if shape.activation == "relu" else A
+    R = torch.bmm(H, Ws[-1]) - Y
+    data = 0.5 * (R * R).sum(dim=(1, 2))
+    if shape.batchnorm:
+        reg_terms = [params["gamma"], params["alpha"], Ws[-1]]
+    else:
+        reg_terms = list(Ws)
+    reg = sum((T * T).sum(dim=(1, 2)) for T in reg_terms)
+    return data_scale * data + 0.5 * beta * reg
+
+
+def _norm_ratios(Ws: list[torch.Tensor]) -> torch.Tensor:
+    """``[B, L]`` of ‖W_l‖₂/‖W_l‖_F (0 for a zero matrix)."""
+    cols = []
+    for W in Ws:
+        spec = torch.linalg.matrix_norm(W, ord=2)
+        fro = torch.linalg.matrix_norm(W, ord="fro")
+        cols.append(torch.where(fro > 0, spec / torch.where(fro > 0, fro, 1.0), 0.0))
+    return torch.stack(cols, dim=1)
+
+
+def _per_network(
+    name: str, values: Sequence[float] | None, default: float, B: int, *, positive: bool = False
+) -> np.ndarray:
+    if values is None:
+        return np.full(B, float(default))
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.shape != (B,):
+        raise ValueError(f"{name} must hold one value per problem ({B}), got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)) or np.any(arr < 0) or (positive and np.any(arr <= 0)):
+        raise ValueError(f"{name} must be finite and >= 0, got {arr}")
+    return arr
+
+
+def _to_numpy_network(shape: _Shape, params: dict, i: int) -> Network:
+    def get(t: torch.Tensor) -> np.ndarray:
+        return t[i].detach().to("cpu", torch.float64).numpy().copy()
+
+    Ws = tuple(get(W) for W in params["W"])
+    biases = tuple(get(b)[0] for b in params["b"]) if shape.bias else None
+    gamma = get(params["gamma"])[0] if shape.batchnorm else None
+    alpha = get(params["alpha"])[0] if shape.batchnorm else None
+    return Network(weights=Ws, biases=biases, gamma=gamma, alpha=alpha)
+
+
+def _safe_objective(p: Problem, net: Network) -> float:
+    with np.errstate(all="ignore"):
+        return objective(p, net)
+
+
+def _polish(
+    shape: _Shape, p: Problem, net: Network, iterations: int, device: torch.device
+) -> Network:
+    """Float64 L-BFGS on the full objective of one network; keeps the better of before/after."""
+    dt = torch.float64
+    params: dict = {"W": [torch.tensor(W, dtype=dt, device=device)[None] for W in net.weights]}
+    if shape.bias:
+        params["b"] = [torch.tensor(b, dtype=dt, device=device)[None, None] for b in net.biases]
+    if shape.batchnorm:
+        params["gamma"] = torch.tensor(net.gamma, dtype=dt, device=device)[None, None]
+        params["alpha"] = torch.tensor(net.alpha, dtype=dt, device=device)[None, None]
+    leaves = _param_list(params)
+    for t in leaves:
+        t.requires_grad_(True)
+    X = torch.tensor(p.X, dtype=dt, device=device)[None]
+    Y = torch.tensor(p.Y, dtype=dt, device=device)[None]
+    beta = torch.tensor([p.beta], dtype=dt, device=device)
+    opt = torch.optim.LBFGS(
+        leaves,
+        lr=1.0,
+        max_iter=iterations,
+        max_eval=2 * iterations,
+        tolerance_grad=0.0,
+        tolerance_change=0.0,
+        history_size=50,
+        line_search_fn="strong_wolfe",
+    )
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = _losses(shape, params, X, Y, beta, 1.0).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    polished = _to_numpy_network(shape, params, 0)
+    before, after = _safe_objective(p, net), _safe_objective(p, polished)
+    return polished if np.isfinite(after) and after < before else net
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def train(
+    problems: Sequence[Problem],
+    config: TrainConfig,
+    *,
+    seeds: Sequence[int],
+    lr: Sequence[float] | None = None,
+    momentum: Sequence[float] | None = None,
+    init_scale: Sequence[float] | None = None,
+    device: str | torch.device = "cpu",
+    progress: Callable[[int], None] | None = None,
+) -> TrainOutput:
+    """Train one network per problem, all in one batch (see the module docstring).
+
+    Args:
+        problems: B problems of one shape (n, d, K, depth, width, activation, bias, batchnorm).
+        config: shared options; ``lr``/``momentum``/``init_scale`` below override its scalars.
+        seeds: one non-negative integer per problem (init and sample order).
+        lr, momentum, init_scale: optional per-network values, length B.
+        device: torch device for every tensor of the run.
+        progress: called with the number of steps done at every logged step.
+    """
+    t_start = time.perf_counter()
+    shape = _shape_of(problems)
+    B = len(problems)
+    seeds = list(seeds)
+    if len(seeds) != B:
+        raise ValueError(f"seeds must hold one seed per problem ({B}), got {len(seeds)}")
+    for s in seeds:
+        if not isinstance(s, (int, np.integer)) or isinstance(s, bool) or s < 0:
+            raise ValueError(f"seeds must be non-negative integers, got {s!r}")
+    if config.batch_size > shape.n:
+        raise ValueError(
+            f"batch_size={config.batch_size} exceeds the number of samples n={shape.n}"
+        )
+    lrs = _per_network("lr", lr, config.lr, B)
+    moms = _per_network("momentum", momentum, config.momentum, B)
+    scales = _per_network("init_scale", init_scale, config.init_scale, B)
+    device = torch.device(device)
+    dt = _DTYPES[config.dtype]
+
+    def stack(arrays: list[np.ndarray], view: tuple[int, ...] | None = None) -> torch.Tensor:
+        t = torch.from_numpy(np.stack(arrays)).to(device=device, dtype=dt)
+        return t if view is None else t.reshape(view)
+
+    inits = [
+        _init_network(p, shape.m, s, config, c)
+        for p, s, c in zip(problems, seeds, scales, strict=True)
+    ]
+    params: dict = {"W": [stack([q["W"][l] for q in inits]) for l in range(shape.L)]}
+    if shape.bias:
+        params["b"] = [
+            stack([q["b"][l] for q in inits], (B, 1, shape.m)) for l in range(shape.L - 1)
+        ]
+    if shape.batchnorm:
+        params["gamma"] = stack([q["gamma"] for q in inits], (B, 1, shape.m))
+        params["alpha"] = stack([q["alpha"] for q in inits], (B, 1, shape.m))
+    leaves = _param_list(params)
+    for t in leaves:
+        t.requires_grad_(True)
+    velocity = [torch.zeros_like(t) for t in leaves]
+
+    X = stack([p.X for p in problems])
+    Y = stack([p.Y for p in problems])
+    beta = torch.tensor([p.beta for p in problems], dtype=dt, device=device)
+    lr_t = torch.tensor(lrs, dtype=dt, device=device).reshape(B, 1, 1)
+    mom_t = torch.tensor(moms, dtype=dt, device=device).reshape(B, 1, 1)
+    active = torch.ones(B, dtype=torch.bool, device=device)
+
+    b = config.batch_size
+    full_batch = b == 0 or b == shape.n
+    stream = None if full_batch else _IndexStream(seeds, shape.n, b, device)
+    rows = torch.arange(B, device=device)[:, None]
+    data_scale = 1.0 if full_batch else shape.n / b
+
+    log_steps = list(range(0, config.steps, config.log_every)) + [config.steps]
+    curve_vals: list[torch.Tensor] = []
+    ratio_vals: list[torch.Tensor] = []
+
+    def log(step: int) -> None:
+        with torch.no_grad():
+            full = _losses(shape, params, X, Y, beta, 1.0)
+            ok = active & torch.isfinite(full) & (full <= DIVERGENCE_THRESHOLD)
+            curve_vals.append(torch.where(ok, full, torch.full_like(full, float("nan"))))
+            if config.track_layers:
+                ratio_vals.append(_norm_ratios(params["W"]))
+        if progress is not None:
+            progress(step)
+
+    next_log = 0
+    decay = 1.0
+    for step in range(config.steps):
+        if step == log_steps[next_log]:
+            log(step)
+            next_log += 1
+        if config.lr_decay_every and step > 0 and step % config.lr_decay_every == 0:
+            decay *= config.lr_decay
+        if full_batch:
+            Xb, Yb = X, Y
+        else:
+            idx = stream.take(b)
+            Xb, Yb = X[rows, idx], Y[rows, idx]
+        losses = _losses(shape, params, Xb, Yb, beta, data_scale)
+        grads = torch.autograd.grad(losses.sum(), leaves)
+        with torch.no_grad():
+            active &= torch.isfinite(losses) & (losses <= DIVERGENCE_THRESHOLD)
+            mask = active.reshape(B, 1, 1)
+            step_size = lr_t * decay
+            for t, v, g in zip(leaves, velocity, grads, strict=True):
+                v.mul_(mom_t).add_(torch.where(mask, g, 0.0))
+                t.sub_(torch.where(mask, step_size * v, 0.0))
+    log(config.steps)
+
+    curves = torch.stack(curve_vals, dim=1).to("cpu", torch.float64).numpy()
+    norm_ratios = (
+        torch.stack(ratio_vals, dim=2).to("cpu", torch.float64).numpy()
+        if config.track_layers
+        else None
+    )
+    diverged = ~active.to("cpu").numpy()
+
+    networks = [_to_numpy_network(shape, params, i) for i in range(B)]
+    objectives = np.array(
+        [_safe_objective(p, net) for p, net in zip(problems, networks, strict=True)]
+    )
+    bad = ~np.isfinite(objectives) | (objectives > DIVERGENCE_THRESHOLD)
+    diverged = diverged | bad
+    if config.polish > 0:
+        for i in np.flatnonzero(~diverged):
+            networks[i] = _polish(shape, problems[i], networks[i], config.polish, device)
+            objectives[i] = objective(problems[i], networks[i])
+
+    return TrainOutput(
+        networks=networks,
+        objectives=objectives,
+        diverged=diverged,
+        curve_steps=np.array(log_steps, dtype=np.int64),
+        curves=curves,
+        norm_ratios=norm_ratios,
+        wall_time=time.perf_counter() - t_start,
+        device=str(device),
+    )
