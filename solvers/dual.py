@@ -1,0 +1,506 @@
+"""Dual lower bounds and certificates for every problem of THEORY.md (§7), never above P*.
+
+Weak duality. For any residual-like ``Λ ∈ R^{n×K}`` and any network,
+``½‖f − Y‖² ≥ ⟨Λ, Y − f⟩ − ½‖Λ‖²``, so ``objective ≥ ⟨Λ,Y⟩ − ½‖Λ‖²`` whenever
+``⟨Λ, f(X)⟩ ≤ regulariser`` for every network; for the last two layers this is the constraint
+``‖Λᵀ σ(H u)‖ ≤ β`` for all unit ``u`` (``H`` = input of the second-to-last layer). For a fixed
+direction ``Λ`` the best feasible multiple is ``α = clip(⟨Λ,Y⟩/‖Λ‖², 0, β/C(Λ))`` where
+``C(Λ) ≥ sup_u ‖Λᵀσ(Hu)‖`` is any valid constant; the bound is ``α⟨Λ,Y⟩ − ½α²‖Λ‖²``.
+
+Constants ``C`` used (each a proof that ``αΛ`` is dual feasible; if several hold, the smallest):
+
+- linear, L = 2: ``C = ‖XᵀΛ‖₂`` (exact; tight at the optimum, THEORY §2).
+- ReLU, no bias: for ``g = σ(Xu) ≥ 0``, ``‖g‖ ≤ ‖X‖₂`` and
+  (a) ``‖Λᵀg‖ ≤ ‖Λ‖₂‖g‖`` (spectral), (b) ``|λ_kᵀg| ≤ max(‖λ_k+‖, ‖λ_k−‖)‖g‖`` per column
+  (sign split, THEORY §7 for K = 1), so ``C = ‖X‖₂ · min(‖Λ‖₂, (Σ_k max(‖λ_k+‖,‖λ_k−‖)²)^{1/2})``.
+- unregularised hidden biases: a neuron ``σ(Xu + b)`` with ``b → ∞`` forces ``Λᵀ1 = 0``, so Λ is
+  centred (``P = I − 11ᵀ/n``). Linear: the problem is the bias-free one on ``(PX, PY)``.
+  ReLU, ``d = 1`` (THEORY §5): ``b ↦ ‖Λᵀσ(±x + b)‖`` is the norm of a piecewise-affine map with
+  kinks at the data, hence convex between kinks, 0 below them and ``‖Λᵀx‖`` above: the exact
+  ``C = max_{s=±1, j} ‖Λᵀ(s(x − x_j))_+‖``. ReLU, ``d > 1``: with ``Λᵀ1 = 0``,
+  ``Λᵀσ(z + b) = Λᵀ(σ(z + b) − σ(z̄ + b)1)`` and ReLU is 1-Lipschitz, so ``C = ‖Λ‖₂‖PX‖₂``.
+- batch norm (THEORY §6, any depth): the BN layer outputs ``γ ã + α 1`` with ``ã ⊥ 1``,
+  ``‖ã‖ = √n`` (or 0), and only ``(γ, α)`` and ``W_L`` are regularised, so every BN neuron
+  input lies in the ball of radius ``√n``: ``C = √n ‖Λ‖₂`` (linear) and the ReLU relaxations
+  above with ``√n`` for ``‖X‖₂``. The resulting weight-free bound
+  ``Σ_k h_{β/√n}(σ_k(Y))`` is §6's P* whenever §6's closed form applies.
+
+Depth L ≥ 3 (weight independent). Let ``t = (Π_{l ≤ L−2} ‖W_l‖_F)^{1/(L−2)}``; by AM–GM
+``(β/2)Σ_{l≤L−2}‖W_l‖² ≥ (β/2)(L−2)t²``. The input ``H`` of layer L−1 satisfies
+``‖H‖₂ ≤ ‖X‖₂ t^{L−2}``: for linear layers since ``‖W‖₂ ≤ ‖W‖_F``; for ReLU layers because
+``‖σ(AW)u‖ ≤ Σ_j |u_j| ‖A w_j‖ ≤ ‖A‖₂‖W‖_F`` (note: NOT ``‖A‖₂‖W‖₂`` — ReLU can increase
+the operator norm, so Frobenius-bounded layers are what makes the bound valid; with hidden biases
+the same holds for ``‖P H‖₂`` because ReLU is 1-Lipschitz). Hence
+``P* ≥ LB = inf_{t>0} [D(t) + (β/2)(L−2)t²]`` where ``D(t)`` is the two-layer dual above with
+``β`` replaced by ``β / t^{L−2}`` (linear, THEORY §7: ``D(t) = min_W ½‖XW − Y‖² + (β/t^{L−2})‖W‖_*``;
+ReLU K = 1: ``h_γ(‖y_+‖) + h_γ(‖y_−‖)``, ``γ = β/(t^{L−2}‖X‖₂)``; ReLU K > 1: the max of the
+spectral relaxation ``Σ_k h_γ(σ_k(Y))`` and the column sign split
+``max_{Σ c_k² ≤ γ²} Σ_k h_{c_k}(‖y_k+‖) + h_{c_k}(‖y_k−‖)``).
+
+Making ``inf_t`` rigorous. Each ``D`` is evaluated as the dual value of an explicit feasible
+``Λ`` (a valid lower bound ``D_lo(t) ≤ D(t)`` whatever the accuracy of the primal solve that
+produced the direction), and the true ``D`` is non-increasing in ``t``. So on ``[a, b]``,
+``D(t) + c t² ≥ D_lo(b) + c a²``; on ``(0, t_lo]`` it is ``≥ D_lo(t_lo)``; on ``[t_hi, ∞)``
+``≥ c t_hi²``. We report the MINIMUM of these interval bounds over a cover of ``(0, ∞)``,
+refined by branch and bound until it is within ~1e-13 (relative) of the best sampled value —
+never the value at an approximate minimiser (which would sit above the infimum).
+
+When no sufficient condition is available the bound falls back to 0 (valid: the objective is
+non-negative) — this happens only for zero data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+from scipy.optimize import brentq
+
+from solvers.problem import Network, NotCovered, Problem, forward, objective
+
+__all__ = ["certificate", "certified_gap", "dual_bound"]
+
+_ISO_RTOL = 1e-12  # "all non-zero singular values equal" (closed-form primal directions)
+
+
+# --------------------------------------------------------------------------- small helpers
+def _huber(r: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """``h_g(r)`` elementwise with broadcasting (``r ≥ 0``, ``g ≥ 0``)."""
+    r = np.asarray(r, dtype=np.float64)
+    g = np.asarray(g, dtype=np.float64)
+    return np.where(r <= g, 0.5 * r * r, g * r - 0.5 * g * g)
+
+
+def _scaled_value(a: np.ndarray, b: np.ndarray, alpha_max: np.ndarray) -> np.ndarray:
+    """``max_{0≤α≤α_max} α a − ½ α² b`` (``a = ⟨Λ,Y⟩``, ``b = ‖Λ‖²``), elementwise."""
+    a, b, alpha_max = np.broadcast_arrays(
+        np.asarray(a, float), np.asarray(b, float), np.asarray(alpha_max, float)
+    )
+    with np.errstate(divide="ignore", invalid="ignore"):
+        alpha = np.where(b > 0, np.clip(a / np.where(b > 0, b, 1.0), 0.0, alpha_max), 0.0)
+    return alpha * a - 0.5 * alpha * alpha * b
+
+
+def _direction_value(Lam: np.ndarray, Y: np.ndarray, beta: float, C: float) -> float:
+    """Dual value of the best feasible multiple of ``Lam`` given the constant ``C(Λ)``."""
+    a = float(np.sum(Lam * Y))
+    b = float(np.sum(Lam * Lam))
+    alpha_max = np.inf if C <= 0 else beta / C
+    return float(_scaled_value(a, b, alpha_max))
+
+
+def _centre(A: np.ndarray) -> np.ndarray:
+    return A - A.mean(axis=0, keepdims=True)
+
+
+def _opnorm(A: np.ndarray) -> float:
+    return float(np.linalg.norm(A, 2)) if A.size else 0.0
+
+
+def _sign_split_norm(Lam: np.ndarray) -> float:
+    """``(Σ_k max(‖λ_k+‖, ‖λ_k−‖)²)^{1/2}``."""
+    pos = np.linalg.norm(np.maximum(Lam, 0.0), axis=0)
+    neg = np.linalg.norm(np.maximum(-Lam, 0.0), axis=0)
+    return float(np.sqrt(np.sum(np.maximum(pos, neg) ** 2)))
+
+
+def _relu_constant(Lam: np.ndarray, Xnorm: float) -> float:
+    return Xnorm * min(_opnorm(Lam), _sign_split_norm(Lam))
+
+
+def _relu_bias_1d_constant(Lam: np.ndarray, x: np.ndarray) -> float:
+    """Exact ``sup_{s=±1, b} ‖Λᵀσ(s x + b)‖`` for centred Λ: attained at the data kinks."""
+    best = 0.0
+    for s in (1.0, -1.0):
+        z = s * x
+        G = np.maximum(z[None, :] - z[:, None], 0.0)  # row j: (z − z_j)_+
+        best = max(best, float(np.max(np.linalg.norm(G @ Lam, axis=1))))
+    return best
+
+
+# --------------------------------------------------------------- ReLU / BN closed-form duals
+def _spectral_dual(sig: np.ndarray, gammas: np.ndarray) -> np.ndarray:
+    """``max_{‖Λ‖₂ ≤ γ} ⟨Λ,Y⟩ − ½‖Λ‖² = Σ_k h_γ(σ_k(Y))`` for each γ."""
+    return np.sum(_huber(sig[None, :], gammas[:, None]), axis=1)
+
+
+def _sign_split_dual(Y: np.ndarray, gammas: np.ndarray) -> np.ndarray:
+    """``max Σ_k h_{c_k}(a_k) + h_{c_k}(b_k)`` over ``Σ c_k² ≤ γ²`` (a feasible c ⇒ valid)."""
+    a = np.linalg.norm(np.maximum(Y, 0.0), axis=0)
+    b = np.linalg.norm(np.maximum(-Y, 0.0), axis=0)
+    gammas = np.asarray(gammas, dtype=np.float64)
+    if Y.shape[1] == 1:
+        return _huber(a[0], gammas) + _huber(b[0], gammas)
+    lo, hi = np.minimum(a, b), np.maximum(a, b)
+
+    def c_of(nu: np.ndarray) -> np.ndarray:  # KKT: (a−c)_+ + (b−c)_+ = 2νc
+        nu = nu[:, None]
+        c2 = hi / (1.0 + 2.0 * nu)
+        c1 = (a + b) / (2.0 + 2.0 * nu)
+        return np.where(hi - lo - 2.0 * nu * lo >= 0.0, c2, c1)
+
+    nu_lo = np.zeros_like(gammas)
+    nu_hi = np.full_like(gammas, np.linalg.norm(hi)) / np.maximum(gammas, 1e-300)
+    for _ in range(100):
+        mid = 0.5 * (nu_lo + nu_hi)
+        too_big = np.linalg.norm(c_of(mid), axis=1) > gammas
+        nu_lo = np.where(too_big, mid, nu_lo)
+        nu_hi = np.where(too_big, nu_hi, mid)
+    c = c_of(nu_hi)
+    norm = np.linalg.norm(c, axis=1)
+    c = c * np.minimum(1.0, gammas / np.where(norm > 0, norm, 1.0))[:, None]  # feasible
+    return np.sum(_huber(a[None, :], c) + _huber(b[None, :], c), axis=1)
+
+
+def _relu_dual_fn(Y: np.ndarray, *, centred: bool) -> Callable[[np.ndarray], np.ndarray]:
+    """γ ↦ ``(len(γ), J)`` lower bounds on ``max ⟨Λ,Y⟩ − ½‖Λ‖²`` over Λ with
+    ``sup_{g≥0,‖g‖≤1}‖Λᵀg‖ ≤ γ``: one column per relaxation, each concave non-decreasing in γ.
+
+    ``centred``: biases present, only the spectral relaxation of the centred problem is valid.
+    """
+    sig = np.linalg.svd(Y, compute_uv=False)
+    if centred:
+        return lambda g: _spectral_dual(sig, np.atleast_1d(g))[:, None]
+    return lambda g: np.stack(
+        [_spectral_dual(sig, np.atleast_1d(g)), _sign_split_dual(Y, np.atleast_1d(g))], axis=1
+    )
+
+
+# ------------------------------------------------------------------ linear: certified D(μ)
+class _LinearDual:
+    """Certified lower bounds on ``D(μ) = min_W ½‖XW − Y‖² + μ‖W‖_*`` (THEORY §2, §7).
+
+    Every value is the dual value ``α⟨Λ,Y⟩ − ½α²‖Λ‖²`` of an explicit feasible ``αΛ``
+    (``‖XᵀαΛ‖₂ ≤ μ``) with ``Λ = Y − XW`` for a primal candidate ``W``; primal candidates come
+    from singular-value soft-thresholding (all non-zero singular values of X equal, e.g. whitened
+    or partial isometries: exact), a 1-D root (K = 1, group lasso: exact) or warm-started FISTA
+    (K > 1, general X).  Directions are stored as triples ``(⟨Λ,Y⟩, ‖Λ‖², ‖XᵀΛ‖₂)`` and re-used
+    at every μ (each one is a valid bound for every μ).
+    """
+
+    def __init__(self, X: np.ndarray, Y: np.ndarray) -> None:
+        U, s, Vt = np.linalg.svd(X, full_matrices=False)
+        keep = s > (s[0] * 1e-13 if s.size and s[0] > 0 else np.inf)
+        self.U, self.s = U[:, keep], s[keep]
+        self.B = self.U.T @ Y  # (r, K)
+        self.yperp2 = float(np.sum((Y - self.U @ self.B) ** 2))
+        self.Y2 = float(np.sum(Y * Y))
+        self.K = Y.shape[1]
+        self.iso = bool(self.s.size) and bool(
+            np.all(np.abs(self.s - self.s[0]) <= _ISO_RTOL * self.s[0])
+        )
+        self.mu_max = _opnorm(self.s[:, None] * self.B) if self.s.size else 0.0  # ‖XᵀY‖₂
+        self.triples: list[tuple[float, float, float]] = [(self.Y2, self.Y2, self.mu_max)]  # Λ = Y
+        self._G: np.ndarray | None = None  # FISTA warm start
+
+    # reduced coordinates: W = V G, XW = U diag(s) G
+    def _add(self, G: np.ndarray) -> tuple[float, float, float]:
+        R = self.B - self.s[:, None] * G
+        a = self.yperp2 + float(np.sum(R * self.B))
+        b = self.yperp2 + float(np.sum(R * R))
+        c = _opnorm(self.s[:, None] * R)
+        self.triples.append((a, b, c))
+        return a, b, c
+
+    def _primal(self, G: np.ndarray, mu: float) -> float:
+        R = self.s[:, None] * G - self.B
+        return (
+            0.5 * float(np.sum(R * R))
+            + 0.5 * self.yperp2
+            + mu * float(np.sum(np.linalg.svd(G, compute_uv=False)))
+        )
+
+    def solve(self, mu: float, *, max_iter: int = 3000, rtol: float = 1e-12) -> None:
+        """Add the direction of a (near-)optimal primal at ``mu``."""
+        if self.s.size == 0 or mu >= self.mu_max:
+            return
+        if self.iso:
+            s0 = self.s[0]
+            Ub, sb, Vbt = np.linalg.svd(self.B, full_matrices=False)
+            G = (Ub * (np.maximum(sb - mu / s0, 0.0) / s0)) @ Vbt
+        elif self.K == 1:
+            b = self.B[:, 0]
+            sb = self.s * b
+
+            def psi(nu: float) -> float:
+                return nu * float(np.linalg.norm(sb / (self.s**2 + nu))) - mu
+
+            nsb = float(np.linalg.norm(sb))
+            hi = mu * float(self.s[0]) ** 2 / (nsb - mu) * 1.01 + 1e-300
+            while psi(hi) < 0:
+                hi *= 2.0
+            nu = brentq(psi, 0.0, hi, xtol=1e-300, rtol=4 * np.finfo(float).eps, maxiter=500)
+            G = (sb / (self.s**2 + nu))[:, None]
+        else:
+            G = self._fista(mu, max_iter=max_iter, rtol=rtol)
+        self._add(G)
+
+    def _fista(self, mu: float, *, max_iter: int, rtol: float) -> np.ndarray:
+        s2 = self.s[:, None]
+        step = 1.0 / float(self.s[0]) ** 2
+        G = np.zeros_like(self.B) if self._G is None else self._G.copy()
+        Z, theta, prev = G.copy(), 1.0, np.inf
+        for it in range(max_iter):
+            grad = s2 * (s2 * Z - self.B)
+            Ug, sg, Vgt = np.linalg.svd(Z - step * grad, full_matrices=False)
+            G_new = (Ug * np.maximum(sg - step * mu, 0.0)) @ Vgt
+            theta_new = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * theta * theta))
+            val = self._primal(G_new, mu)
+            if val > prev:  # adaptive restart
+                theta_new, Z = 1.0, G_new
+            else:
+                Z = G_new + ((theta - 1.0) / theta_new) * (G_new - G)
+            G, theta, prev = G_new, theta_new, val
+            if it % 20 == 19:
+                R = self.B - s2 * G
+                a = self.yperp2 + float(np.sum(R * self.B))
+                b = self.yperp2 + float(np.sum(R * R))
+                c = _opnorm(s2 * R)
+                dual = float(_scaled_value(a, b, np.inf if c == 0 else mu / c))
+                if val - dual <= rtol * max(abs(val), 1e-300):
+                    break
+        self._G = G
+        return G
+
+    def values(self, mus: np.ndarray) -> np.ndarray:
+        """``max`` over stored directions of the scaled dual value at each μ (valid for all μ)."""
+        T = np.asarray(self.triples)
+        a, b, c = T[:, 0][None, :], T[:, 1][None, :], T[:, 2][None, :]
+        mus = np.atleast_1d(mus)[:, None]
+        with np.errstate(divide="ignore"):
+            amax = np.where(c > 0, mus / np.where(c > 0, c, 1.0), np.inf)
+        return np.max(_scaled_value(a, b, amax), axis=1)[:, None]
+
+
+# -------------------------------------------------------------- rigorous inf over t > 0
+def _interval_bounds(
+    a: np.ndarray, b: np.ndarray, Da: np.ndarray, Db: np.ndarray, c: float, beta: float, q: int
+) -> np.ndarray:
+    """Lower bounds on ``min_{t∈[a,b]} D(β/t^q) + c t²`` for each interval (rows).
+
+    ``Da``/``Db`` (intervals × components) are lower estimates of components ``D_j`` that are
+    each concave and non-decreasing in ``μ = β/t^q``; ``D ≥ max_j D_j``. Two valid bounds per
+    component, the larger kept: monotonicity, ``D_j(b) + c a²``; concavity, the chord through the
+    end values is below ``D_j`` on the interval and ``Db + s(β t^{−q} − μ_b) + c t²`` is convex in
+    ``t`` for slope ``s ≥ 0`` with its minimiser in closed form (clipped to ``[a, b]``).
+    """
+    a2, b2 = a[:, None], b[:, None]
+    crude = Db + c * a2 * a2
+    mu_a, mu_b = beta * a2 ** (-q), beta * b2 ** (-q)
+    dmu = mu_a - mu_b
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s = np.where(dmu > 0, (Da - Db) / np.where(dmu > 0, dmu, 1.0), 0.0)
+        ts = np.clip((q * np.maximum(s, 0.0) * beta / (2.0 * c)) ** (1.0 / (q + 2)), a2, b2)
+    chord = np.where(s > 0, Db + s * (beta * ts ** (-q) - mu_b) + c * ts * ts, Da + c * a2 * a2)
+    return np.max(np.maximum(crude, chord), axis=1)
+
+
+def _inf_over_t(
+    D_lo: Callable[[np.ndarray], np.ndarray],
+    c: float,
+    beta: float,
+    q: int,
+    t_lo: float,
+    t_hi: float,
+    *,
+    rtol: float = 1e-13,
+    grid: int = 48,
+    max_rounds: int = 100,
+    max_active: int = 16,
+) -> tuple[float, float]:
+    """A rigorous lower bound on ``inf_{t>0} D(β/t^q) + c t²`` (see ``_interval_bounds``).
+
+    ``D_lo(ts)`` returns ``(len(ts), J)`` lower estimates of the concave components.
+    Returns ``(bound, t_best)``; ``t_best`` minimises the sampled ``max_j D_lo + c t²``.
+    """
+    ts = np.geomspace(t_lo, t_hi, grid)
+    Ds = np.asarray(D_lo(ts), dtype=np.float64)
+    F = np.max(Ds, axis=1) + c * ts * ts
+    i = int(np.argmin(F))
+    U, t_best = float(F[i]), float(ts[i])
+    a, b, Da, Db = ts[:-1].copy(), ts[1:].copy(), Ds[:-1].copy(), Ds[1:].copy()
+    tails = min(float(np.max(Ds[0])), c * t_hi * t_hi)  # (0, t_lo] and [t_hi, ∞)
+    lb = _interval_bounds(a, b, Da, Db, c, beta, q)
+    for _ in range(max_rounds):
+        tol = rtol * max(abs(U), 1e-300)
+        active = np.flatnonzero(lb < U - tol)
+        if active.size == 0:
+            break
+        active = active[np.argsort(lb[active])[:max_active]]
+        mid = np.sqrt(a[active] * b[active])
+        Dm = np.asarray(D_lo(mid), dtype=np.float64)
+        Fm = np.max(Dm, axis=1) + c * mid * mid
+        j = int(np.argmin(Fm))
+        if Fm[j] < U:
+            U, t_best = float(Fm[j]), float(mid[j])
+        # left halves replace the active intervals, right halves are appended
+        a_r, b_r, Da_r, Db_r = mid, b[active], Dm, Db[active]
+        b[active], Db[active] = mid, Dm
+        lb[active] = _interval_bounds(a[active], b[active], Da[active], Db[active], c, beta, q)
+        lb_r = _interval_bounds(a_r, b_r, Da_r, Db_r, c, beta, q)
+        a, b = np.concatenate([a, a_r]), np.concatenate([b, b_r])
+        Da, Db = np.concatenate([Da, Da_r]), np.concatenate([Db, Db_r])
+        lb = np.concatenate([lb, lb_r])
+    return min(float(np.min(lb)), tails), t_best
+
+
+def _deep_bound(
+    p: Problem,
+    D_of_mu: Callable[[np.ndarray], np.ndarray],
+    Xnorm: float,
+    Ynorm2: float,
+    *,
+    refine: Callable[[float], None] | None = None,
+) -> tuple[float, float]:
+    """``inf_t [D(β/t^{L−2}) + (β/2)(L−2)t²]`` with ``D`` given as a function of ``μ = β/t^{L−2}``."""
+    q = p.L - 2
+    c = 0.5 * p.beta * q
+    half = 0.5 * Ynorm2
+    if half == 0.0:
+        return 0.0, 1.0
+    if Xnorm == 0.0:
+        return half, 0.0
+    # μ ≥ ‖X‖₂‖Y‖ makes W = 0 optimal (D = ½‖Y‖²); c t_lo² negligible; c t_hi² ≥ ‖Y‖².
+    t_lo = min((p.beta / (Xnorm * np.sqrt(Ynorm2) * 1.01)) ** (1.0 / q), np.sqrt(1e-15 * half / c))
+    t_hi = max(np.sqrt(2.0 * half / c) * 1.01, 2.0 * t_lo)
+
+    def D_lo(ts: np.ndarray) -> np.ndarray:
+        return D_of_mu(p.beta / np.asarray(ts) ** q)
+
+    bound, t_best = _inf_over_t(D_lo, c, p.beta, q, t_lo, t_hi)
+    if refine is not None:
+        for _ in range(2):
+            refine(p.beta / t_best**q)
+            bound, t_best = _inf_over_t(D_lo, c, p.beta, q, t_lo, t_hi)
+    return bound, t_best
+
+
+def _linear_data(p: Problem) -> tuple[np.ndarray, np.ndarray]:
+    return (_centre(p.X), _centre(p.Y)) if p.bias else (p.X, p.Y)
+
+
+def _linear_dual_of_mu(
+    p: Problem, *, path: bool = True
+) -> tuple[_LinearDual, Callable[[np.ndarray], np.ndarray], bool]:
+    """The certified linear ``D(μ)``; the bool says whether fresh solves happen at every μ."""
+    X, Y = _linear_data(p)
+    lin = _LinearDual(X, Y)
+    fresh = lin.iso or lin.K == 1
+
+    def D_of_mu(mus: np.ndarray) -> np.ndarray:
+        mus = np.atleast_1d(mus)
+        if fresh:
+            for mu in mus:
+                lin.solve(float(mu))
+        return lin.values(mus)
+
+    if path and not fresh:  # FISTA path on a grid of μ (warm starts, large μ first)
+        for mu in np.geomspace(max(lin.mu_max, 1e-300), max(lin.mu_max, 1e-300) * 1e-4, 24):
+            lin.solve(float(mu), max_iter=400, rtol=1e-9)
+    return lin, D_of_mu, fresh
+
+
+def _relu_dual_of_mu(p: Problem) -> tuple[Callable[[np.ndarray], np.ndarray], float, float]:
+    """ReLU ``D`` as a function of ``μ`` (the effective β of the last two layers), ‖X‖₂, ‖Y‖²."""
+    if p.bias:
+        X, Y = _centre(p.X), _centre(p.Y)
+    else:
+        X, Y = p.X, p.Y
+    Xnorm = _opnorm(X)
+    fn = _relu_dual_fn(Y, centred=p.bias)
+    if Xnorm == 0.0:
+        return (
+            (lambda mus: np.full((np.atleast_1d(mus).size, 1), 0.5 * float(np.sum(Y * Y)))),
+            0.0,
+            float(np.sum(Y * Y)),
+        )
+    return (lambda mus: fn(np.atleast_1d(mus) / Xnorm)), Xnorm, float(np.sum(Y * Y))
+
+
+# ----------------------------------------------------------------------------- public API
+def _weight_free_bound(p: Problem) -> float:
+    """The bound that depends on the problem only (BN, L ≥ 3, and L = 2 closed-form duals)."""
+    if p.batchnorm:
+        g = np.array([p.beta / np.sqrt(p.n)])
+        if p.activation == "linear":
+            return float(_spectral_dual(np.linalg.svd(p.Y, compute_uv=False), g)[0])
+        return float(np.max(_relu_dual_fn(p.Y, centred=False)(g)))
+    if p.activation == "linear":
+        lin, D_of_mu, fresh = _linear_dual_of_mu(p, path=p.L > 2)
+        if p.L == 2:
+            lin.solve(p.beta, max_iter=2000, rtol=1e-12)
+            return float(np.max(lin.values(np.array([p.beta]))))
+        X, Y = _linear_data(p)
+
+        def refine(mu: float) -> None:
+            lin.solve(mu, max_iter=5000, rtol=1e-13)
+
+        return _deep_bound(
+            p, D_of_mu, _opnorm(X), float(np.sum(Y * Y)), refine=None if fresh else refine
+        )[0]
+    D_of_mu, Xnorm, Y2 = _relu_dual_of_mu(p)
+    if p.L == 2:
+        if p.bias and p.d == 1:
+            return (
+                0.0  # the exact 1-D constraint has no closed-form maximiser; weights give the bound
+            )
+        return float(np.max(D_of_mu(np.array([p.beta]))))
+    return _deep_bound(p, D_of_mu, Xnorm, Y2)[0]
+
+
+def _two_layer_direction_bound(p: Problem, Lam: np.ndarray) -> float:
+    """Scaled dual value of the direction ``Lam`` for an L = 2 problem without batch norm."""
+    X = p.X
+    if p.bias:
+        Lam = _centre(Lam)
+        X = _centre(X)
+    if p.activation == "linear":
+        C = _opnorm(X.T @ Lam)
+    elif p.bias:
+        C = _relu_bias_1d_constant(Lam, p.X[:, 0]) if p.d == 1 else _opnorm(X) * _opnorm(Lam)
+    else:
+        C = _relu_constant(Lam, _opnorm(X))
+    return _direction_value(Lam, p.Y, p.beta, C)
+
+
+def dual_bound(p: Problem, weights: Sequence[np.ndarray] | Network) -> float:
+    """A valid lower bound on P* from weak duality alone (module docstring; THEORY §7).
+
+    L = 2 (no batch norm): the best of the residual direction ``Λ = Y − f(X)`` scaled into the
+    dual feasible set and the weight-free relaxed dual. L ≥ 3 or batch norm: the weight-free
+    bound (``weights`` are validated only). Raises ``ValueError`` if ``weights`` do not fit ``p``.
+    """
+    f = forward(p, weights)  # validates shapes
+    best = _weight_free_bound(p)
+    if p.L == 2 and not p.batchnorm:
+        best = max(best, _two_layer_direction_bound(p, p.Y - f))
+    return max(best, 0.0)
+
+
+def certificate(p: Problem, weights: Sequence[np.ndarray] | Network) -> float:
+    """The best lower bound available: ``max(dual_bound, solve(p).objective)`` (THEORY §7).
+
+    ``solve(p).objective`` is trusted as the exact P* of a closed form; if ``solve`` returns an
+    optimal dual variable for an L = 2 problem its scaled dual value is added as a certified bound.
+    Families ``solve`` does not cover (``NotCovered``) get the duality bound alone.
+    """
+    best = dual_bound(p, weights)
+    try:
+        from solvers.solve import solve  # lazy: written concurrently, heavy
+    except ImportError:  # pragma: no cover - only while solvers.solve does not exist yet
+        return best
+    try:
+        opt = solve(p)
+    except NotCovered:
+        return best
+    best = max(best, float(opt.objective))
+    if opt.dual is not None and p.L == 2 and not p.batchnorm:
+        dual = np.asarray(opt.dual, dtype=np.float64).reshape(p.n, -1)
+        if dual.shape == p.Y.shape:
+            best = max(best, _two_layer_direction_bound(p, dual))
+    return best
+
+
+def certified_gap(p: Problem, weights: Sequence[np.ndarray] | Network) -> float:
+    """``objective(p, weights) − certificate(p, weights)`` (≥ 0 up to round-off)."""
+    return objective(p, weights) - certificate(p, weights)
