@@ -1,0 +1,301 @@
+"""Seeded float64 data makers for the problems of THEORY.md (no downloads, no global state).
+
+Inputs ``X`` (shape ``(n, d)``):
+
+- :func:`gaussian_X` — entries ``N(0, 1)/√n`` (THEORY E2).
+- :func:`whitened_X` — rows orthonormal, ``X Xᵀ = I_n`` to ``‖X Xᵀ − I‖_F < 1e-12``; needs
+  ``n ≤ d`` (THEORY §0 "whitened", §1, §3).
+- :func:`zca` — ZCA whitening of given data: with the thin SVD ``X = U S Vᵀ`` (singular values
+  below ``tol·σ_1`` dropped) it returns ``U Vᵀ``, a *partial isometry* (every non-zero singular
+  value equal to 1) with the same row space (and column space) as ``X``. For ``n ≤ d`` and
+  ``rank X = n`` this is exactly whitened; otherwise THEORY §1's partial-isometry form applies.
+  No centring: centring would drop the rank to ``n − 1`` and lose ``X Xᵀ = I``.
+- :func:`rank_one_X` — ``X = c aᵀ`` with ``‖a‖ = 1`` and ``c`` of mixed signs (THEORY §4).
+- :func:`zigzag_1d` — THEORY §5 / E6: ``x`` sorted in ``[−1, 1]`` (endpoints included),
+  ``y`` alternating in sign.
+- :func:`digits` — scikit-learn's bundled 8×8 digits (``load_digits``, shipped with the
+  package): raw pixels scaled to ``[0, 1]`` or ZCA-whitened; two-class signed targets or
+  one-hot over chosen classes.
+
+Targets ``Y``: :func:`gaussian_Y` ``(n, K)`` standard normal, :func:`onehot_Y` (every class
+present), :func:`signed_y` (``±1``, both signs present).
+
+:func:`make_dataset` is the single entry point of the trial engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+__all__ = [
+    "DATA_KINDS",
+    "TARGET_KINDS",
+    "digits",
+    "gaussian_X",
+    "gaussian_Y",
+    "make_dataset",
+    "onehot_Y",
+    "rank_one_X",
+    "signed_y",
+    "whitened_X",
+    "zca",
+    "zigzag_1d",
+]
+
+DATA_KINDS = ("gaussian", "whitened", "rank_one", "spline_1d", "digits")
+TARGET_KINDS = ("gaussian", "onehot", "signed")
+DIGITS_SAMPLES = 1797
+DIGITS_DIM = 64
+
+
+def _positive_int(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def _rng(seed: int) -> np.random.Generator:
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    return np.random.default_rng(int(seed))
+
+
+def gaussian_X(n: int, d: int, *, seed: int) -> np.ndarray:  # noqa: N802 - THEORY's name
+    """``(n, d)`` with i.i.d. entries ``N(0, 1)/√n``."""
+    n, d = _positive_int("n", n), _positive_int("d", d)
+    return _rng(seed).standard_normal((n, d)) / np.sqrt(n)
+
+
+def whitened_X(n: int, d: int, *, seed: int) -> np.ndarray:  # noqa: N802
+    """``(n, d)`` with orthonormal rows (``X Xᵀ = I_n``); ``ValueError`` if ``n > d``."""
+    n, d = _positive_int("n", n), _positive_int("d", d)
+    if n > d:
+        raise ValueError(f"n must be <= d for whitened data (rows orthonormal), got n={n}, d={d}")
+    G = _rng(seed).standard_normal((d, n))
+    Q, R = np.linalg.qr(G)
+    Q = Q * np.sign(np.diag(R))  # unique (Haar) orthonormal frame
+    X = np.ascontiguousarray(Q.T)
+    # one step of X ← (3X − X XᵀX)/2 (Newton–Schulz) takes ‖XXᵀ − I‖ to rounding level
+    X = 1.5 * X - 0.5 * (X @ X.T) @ X
+    return X
+
+
+def zca(X: np.ndarray, *, tol: float = 1e-10) -> np.ndarray:
+    """ZCA whitening ``U Vᵀ`` of ``X = U S Vᵀ``: a partial isometry with ``X``'s row space.
+
+    Singular values ``≤ tol·σ_1`` count as zero (their directions are dropped).
+    """
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2 or X.size == 0:
+        raise ValueError(f"X must be a non-empty 2-D array, got shape {X.shape}")
+    if not np.all(np.isfinite(X)):
+        raise ValueError("X contains NaN or inf")
+    if not tol >= 0:
+        raise ValueError(f"tol must be >= 0, got {tol!r}")
+    U, s, Vt = np.linalg.svd(X, full_matrices=False)
+    if s[0] == 0:
+        raise ValueError("X is zero: it has no row space to whiten")
+    keep = s > tol * s[0]
+    W = U[:, keep] @ Vt[keep]
+    return 1.5 * W - 0.5 * (W @ W.T) @ W  # one Newton–Schulz step: singular values to rounding
+
+
+def rank_one_X(n: int, d: int, *, seed: int) -> np.ndarray:  # noqa: N802
+    """``X = c aᵀ`` with ``‖a‖ = 1`` and ``c ~ N(0, I_n)`` (both signs present when ``n ≥ 2``)."""
+    n, d = _positive_int("n", n), _positive_int("d", d)
+    rng = _rng(seed)
+    a = rng.standard_normal(d)
+    a /= np.linalg.norm(a)
+    c = rng.standard_normal(n)
+    if n >= 2 and (np.all(c > 0) or np.all(c < 0)):
+        c[0] = -c[0]
+    return np.outer(c, a)
+
+
+def zigzag_1d(n: int, *, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """THEORY §5 / E6 points: ``x`` (n, 1) sorted in ``[−1, 1]``, ``y`` (n,) alternating in sign.
+
+    ``x`` is an evenly spaced grid jittered by up to a quarter spacing (endpoints fixed at ±1);
+    ``|y_i|`` is uniform in ``[0.5, 1]`` and ``sign(y_i) = (−1)^i``. Needs ``n ≥ 2``.
+    """
+    n = _positive_int("n", n)
+    if n < 2:
+        raise ValueError(f"n must be >= 2 for 1-D zig-zag points, got {n}")
+    rng = _rng(seed)
+    x = np.linspace(-1.0, 1.0, n)
+    h = 2.0 / (n - 1)
+    x[1:-1] += rng.uniform(-0.25 * h, 0.25 * h, size=n - 2)
+    y = rng.uniform(0.5, 1.0, size=n) * (-1.0) ** np.arange(n)
+    return x[:, None], y
+
+
+def gaussian_Y(n: int, K: int, *, seed: int) -> np.ndarray:  # noqa: N802, N803
+    """``(n, K)`` standard normal targets."""
+    n, K = _positive_int("n", n), _positive_int("outputs", K)
+    return _rng(seed).standard_normal((n, K))
+
+
+def onehot_Y(n: int, K: int, *, seed: int) -> np.ndarray:  # noqa: N802, N803
+    """``(n, K)`` one-hot class targets, every class present (needs ``K ≤ n``)."""
+    n, K = _positive_int("n", n), _positive_int("outputs", K)
+    if K > n:
+        raise ValueError(
+            f"outputs must be <= n for one-hot targets with every class present, got outputs={K}, n={n}"
+        )
+    rng = _rng(seed)
+    labels = np.concatenate([np.arange(K), rng.integers(0, K, size=n - K)])
+    labels = rng.permutation(labels)
+    return np.eye(K)[labels]
+
+
+def signed_y(n: int, *, seed: int) -> np.ndarray:
+    """``(n,)`` labels in ``{−1, +1}``, both signs present (needs ``n ≥ 2``)."""
+    n = _positive_int("n", n)
+    if n < 2:
+        raise ValueError(f"n must be >= 2 for signed labels with both signs present, got {n}")
+    rng = _rng(seed)
+    y = rng.choice([-1.0, 1.0], size=n)
+    y[rng.permutation(n)[:2]] = [-1.0, 1.0]
+    return y
+
+
+def _load_digits() -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import load_digits  # bundled with scikit-learn: no download
+
+    data = load_digits()
+    return np.asarray(data.data, dtype=np.float64) / 16.0, np.asarray(data.target)
+
+
+def digits(
+    n: int,
+    *,
+    classes: Sequence[int] = (0, 1),
+    targets: str = "signed",
+    whiten: bool = True,
+    seed: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` samples of scikit-learn's 8×8 digits from ``classes``, every class present.
+
+    Args:
+        n: number of samples (``len(classes) ≤ n ≤`` the samples of those classes).
+        classes: digit labels to draw from (distinct, in 0..9).
+        targets: ``"signed"`` (exactly two classes: ``+1`` for ``classes[0]``, ``−1`` for
+            ``classes[1]``) or ``"onehot"`` (column ``k`` marks ``classes[k]``).
+        whiten: ZCA-whiten the drawn samples (:func:`zca`); else raw pixels in ``[0, 1]``.
+        seed: which samples are drawn.
+
+    Returns:
+        ``X`` (n, 64) and ``Y``: (n,) for signed, (n, len(classes)) for one-hot.
+    """
+    n = _positive_int("n", n)
+    classes = [int(c) for c in classes]
+    if len(set(classes)) != len(classes) or not classes or any(c < 0 or c > 9 for c in classes):
+        raise ValueError(f"classes must be distinct digits in 0..9, got {classes!r}")
+    if targets not in ("signed", "onehot"):
+        raise ValueError(f"targets must be 'signed' or 'onehot' for digits, got {targets!r}")
+    if targets == "signed" and len(classes) != 2:
+        raise ValueError(
+            f"classes must name exactly two digits for signed targets, got {classes!r}"
+        )
+    pixels, labels = _load_digits()
+    pools = [np.flatnonzero(labels == c) for c in classes]
+    available = sum(len(p) for p in pools)
+    if n < len(classes) or n > available:
+        raise ValueError(
+            f"n must be in [{len(classes)}, {available}] for digits of classes {classes}, got {n}"
+        )
+    rng = _rng(seed)
+    first = [rng.choice(p) for p in pools]  # every class present
+    rest_pool = np.setdiff1d(np.concatenate(pools), first)
+    idx = np.concatenate([first, rng.choice(rest_pool, size=n - len(classes), replace=False)])
+    idx = rng.permutation(idx)
+    X = pixels[idx]
+    position = {c: i for i, c in enumerate(classes)}
+    k = np.array([position[int(label)] for label in labels[idx]])
+    if targets == "signed":
+        Y = np.where(k == 0, 1.0, -1.0)
+    else:
+        Y = np.eye(len(classes))[k]
+    if whiten:
+        X = zca(X)
+    return X, Y
+
+
+def make_dataset(
+    kind: str, targets: str, *, n: int, d: int, outputs: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(X, Y)`` for a trial: ``X`` (n, d) float64, ``Y`` (n, outputs) float64.
+
+    Args:
+        kind: ``gaussian`` | ``whitened`` (needs n ≤ d) | ``rank_one`` | ``spline_1d``
+            (needs d = 1; the zig-zag ``y`` is the target, so needs outputs = 1) | ``digits``
+            (needs d = 64; ZCA-whitened — exactly ``XXᵀ = I`` when n ≤ 64 — two-class
+            ``0`` vs ``1`` for signed targets, classes ``0..outputs−1`` for one-hot).
+        targets: ``gaussian`` | ``onehot`` (needs outputs ≤ n) | ``signed`` (needs outputs = 1).
+        n, d, outputs: samples, input dimension, number of outputs K.
+        seed: the one seed; X and Y use independent streams derived from it.
+    """
+    if kind not in DATA_KINDS:
+        raise ValueError(f"kind must be one of {DATA_KINDS}, got {kind!r}")
+    if targets not in TARGET_KINDS:
+        raise ValueError(f"targets must be one of {TARGET_KINDS}, got {targets!r}")
+    n, d, K = _positive_int("n", n), _positive_int("d", d), _positive_int("outputs", outputs)
+    _rng(seed)
+    if targets == "signed" and K != 1:
+        raise ValueError(f"outputs must be 1 for signed targets, got outputs={K}")
+    if targets == "onehot" and K > n:
+        raise ValueError(f"outputs must be <= n for one-hot targets, got outputs={K}, n={n}")
+    if targets == "signed" and n < 2:
+        raise ValueError(f"n must be >= 2 for signed targets, got n={n}")
+    x_seed, y_seed = (int(s) for s in np.random.SeedSequence(int(seed)).generate_state(2))
+
+    if kind == "digits":
+        if d != DIGITS_DIM:
+            raise ValueError(f"d must be {DIGITS_DIM} for digits data (8×8 pixels), got d={d}")
+        if targets == "gaussian":
+            if n > DIGITS_SAMPLES:
+                raise ValueError(f"n must be <= {DIGITS_SAMPLES} for digits data, got n={n}")
+            pixels = _load_digits()[0]
+            X = zca(pixels[_rng(x_seed).choice(DIGITS_SAMPLES, size=n, replace=False)])
+            return X, gaussian_Y(n, K, seed=y_seed)
+        if targets == "signed":
+            X, y = digits(n, classes=(0, 1), targets="signed", seed=x_seed)
+            return X, y[:, None]
+        if K > 10:
+            raise ValueError(
+                f"outputs must be <= 10 for one-hot digits (ten classes), got outputs={K}"
+            )
+        return digits(n, classes=tuple(range(K)), targets="onehot", seed=x_seed)
+
+    if kind == "spline_1d":
+        if d != 1:
+            raise ValueError(f"d must be 1 for spline_1d data, got d={d}")
+        if n < 2:
+            raise ValueError(f"n must be >= 2 for spline_1d data, got n={n}")
+        x, y = zigzag_1d(n, seed=x_seed)
+        if targets != "signed" and targets != "gaussian":
+            raise ValueError(
+                f"targets must be 'signed' or 'gaussian' for spline_1d data (the zig-zag), got {targets!r}"
+            )
+        if K != 1:
+            raise ValueError(f"outputs must be 1 for spline_1d data, got outputs={K}")
+        return x, y[:, None]
+
+    if kind == "gaussian":
+        X = gaussian_X(n, d, seed=x_seed)
+    elif kind == "whitened":
+        if n > d:
+            raise ValueError(f"n must be <= d for whitened data, got n={n}, d={d}")
+        X = whitened_X(n, d, seed=x_seed)
+    else:
+        X = rank_one_X(n, d, seed=x_seed)
+
+    if targets == "gaussian":
+        Y = gaussian_Y(n, K, seed=y_seed)
+    elif targets == "onehot":
+        Y = onehot_Y(n, K, seed=y_seed)
+    else:
+        Y = signed_y(n, seed=y_seed)[:, None]
+    return X, Y

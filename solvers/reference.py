@@ -1,0 +1,84 @@
+"""cvxpy reference programs for the convex problems of THEORY.md (tests and benchmarks only).
+
+cvxpy is the optional extra ``reference`` and is imported inside each function. Every function
+returns ``(value, argument)`` as solved by cvxpy's default solver for the problem class (or
+``solver=`` if given); accuracy is the solver's (~1e-7–1e-9 relative), not ours.
+
+- :func:`nuclear_primal`: ``min_W ½‖XW − Y‖² + β‖W‖_*`` (THEORY §2, L = 2).
+- :func:`nuclear_dual`: ``max_Λ ⟨Λ, Y⟩ − ½‖Λ‖²  s.t.  ‖XᵀΛ‖₂ ≤ β`` (its dual).
+- :func:`group_lasso`: ``GL(γ) = min_w ½‖Xw − y‖² + γ‖w‖₂`` (THEORY §2, L ≥ 3, K = 1).
+- :func:`bn_linear`: ``min_F ½‖F − Y‖² + (β/√n)‖F‖_*`` (THEORY §6 BN-linear, any Y).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["bn_linear", "group_lasso", "nuclear_dual", "nuclear_primal"]
+
+
+def _cvxpy():  # noqa: ANN202 - the module
+    try:
+        import cvxpy as cp
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "solvers.reference needs cvxpy: pip install 'dualsweep[reference]'"
+        ) from exc
+    return cp
+
+
+def _solve(problem: object, solver: str | None) -> float:
+    if solver is None:
+        problem.solve()
+    else:
+        problem.solve(solver=solver)
+    if problem.status not in ("optimal", "optimal_inaccurate"):
+        raise RuntimeError(f"cvxpy did not solve the problem: status {problem.status}")
+    return float(problem.value)
+
+
+def nuclear_primal(
+    X: np.ndarray, Y: np.ndarray, beta: float, *, solver: str | None = None
+) -> tuple[float, np.ndarray]:
+    """``min_W ½‖XW − Y‖_F² + β‖W‖_*``; returns (value, W)."""
+    cp = _cvxpy()
+    X, Y = np.asarray(X, float), np.asarray(Y, float).reshape(len(X), -1)
+    W = cp.Variable((X.shape[1], Y.shape[1]))
+    prob = cp.Problem(cp.Minimize(0.5 * cp.sum_squares(X @ W - Y) + beta * cp.normNuc(W)))
+    return _solve(prob, solver), np.asarray(W.value)
+
+
+def nuclear_dual(
+    X: np.ndarray, Y: np.ndarray, beta: float, *, solver: str | None = None
+) -> tuple[float, np.ndarray]:
+    """``max_Λ ⟨Λ, Y⟩ − ½‖Λ‖_F²  s.t.  ‖XᵀΛ‖₂ ≤ β``; returns (value, Λ)."""
+    cp = _cvxpy()
+    X, Y = np.asarray(X, float), np.asarray(Y, float).reshape(len(X), -1)
+    Lam = cp.Variable(Y.shape)
+    prob = cp.Problem(
+        cp.Maximize(cp.sum(cp.multiply(Lam, Y)) - 0.5 * cp.sum_squares(Lam)),
+        [cp.sigma_max(X.T @ Lam) <= beta],
+    )
+    return _solve(prob, solver), np.asarray(Lam.value)
+
+
+def group_lasso(
+    X: np.ndarray, y: np.ndarray, gamma: float, *, solver: str | None = None
+) -> tuple[float, np.ndarray]:
+    """``GL(γ) = min_w ½‖Xw − y‖² + γ‖w‖₂``; returns (value, w)."""
+    cp = _cvxpy()
+    X, y = np.asarray(X, float), np.asarray(y, float).reshape(-1)
+    w = cp.Variable(X.shape[1])
+    prob = cp.Problem(cp.Minimize(0.5 * cp.sum_squares(X @ w - y) + gamma * cp.norm(w, 2)))
+    return _solve(prob, solver), np.asarray(w.value)
+
+
+def bn_linear(Y: np.ndarray, beta: float, *, solver: str | None = None) -> tuple[float, np.ndarray]:
+    """BN-linear (THEORY §6): ``min_F ½‖F − Y‖² + (β/√n)‖F‖_*``; returns (value, F)."""
+    cp = _cvxpy()
+    Y = np.asarray(Y, float)
+    Y = Y[:, None] if Y.ndim == 1 else Y
+    F = cp.Variable(Y.shape)
+    gamma = beta / np.sqrt(Y.shape[0])
+    prob = cp.Problem(cp.Minimize(0.5 * cp.sum_squares(F - Y) + gamma * cp.normNuc(F)))
+    return _solve(prob, solver), np.asarray(F.value)

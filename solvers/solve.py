@@ -1,0 +1,163 @@
+"""``solve(p)``: detect which closed form of THEORY.md covers a problem and return its optimum.
+
+Detection (tolerances are module constants):
+
+- whitened: ``‖XXᵀ − I_n‖_F ≤ WHITENED_TOL`` (1e-10); partial isometry: every singular value
+  of X within ``WHITENED_TOL`` of 0 or 1 (THEORY §0/§1);
+- rank-one data: ``σ_2(X) ≤ RANK_ONE_TOL·σ_1(X)`` (1e-10), ``X ≈ c aᵀ`` with ``a`` the top
+  right singular vector (THEORY §4);
+- one-hot-like targets: every entry ``≥ 0`` and at most one non-zero per row (non-negative
+  columns with disjoint supports, THEORY §3);
+- depth, activation, bias, batch norm: read from the :class:`~solvers.problem.Problem`.
+
+Dispatch order (first family that applies; each solver re-checks its own assumptions):
+
+=====================  =====================================================  ==========================
+problem                families tried                                         THEORY
+=====================  =====================================================  ==========================
+bias=True              none: no closed form except the 1-D spline limit        §5
+batchnorm=True         ``bn_linear`` / ``bn_relu`` / ``bn_relu_onehot``        §6
+linear                 ``linear_whitened`` (partial isometry, any L, K),       §1, §4, §2
+                       ``linear_rank_one`` (K = 1), ``linear_l2_general``
+                       (L = 2), ``linear_deep_k1`` (K = 1, L ≥ 3)
+relu                   ``relu_whitened`` (K = 1) / ``relu_whitened_onehot``,   §3, §4
+                       ``relu_rank_one`` (K = 1)
+=====================  =====================================================  ==========================
+
+When nothing applies :class:`~solvers.problem.NotCovered` names the failing assumption(s).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from solvers.linear import (
+    is_partial_isometry,
+    is_whitened,
+    solve_linear_deep_k1,
+    solve_linear_l2_general,
+    solve_linear_whitened,
+)
+from solvers.problem import NotCovered, Optimum, Problem
+
+__all__ = [
+    "RANK_ONE_TOL",
+    "WHITENED_TOL",
+    "is_onehot",
+    "is_partial_isometry",
+    "is_whitened",
+    "rank_one_factor",
+    "solve",
+]
+
+WHITENED_TOL = 1e-10
+RANK_ONE_TOL = 1e-10
+
+# sub-solvers' family names → the dispatcher's canonical names
+_FAMILY = {
+    "rank_one_linear": "linear_rank_one",
+    "rank_one_relu": "relu_rank_one",
+    "batchnorm_linear": "bn_linear",
+}
+
+
+def rank_one_factor(
+    X: np.ndarray, *, tol: float = RANK_ONE_TOL
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(c, a)`` with ``X ≈ c aᵀ``, ``‖a‖ = 1`` if ``σ_2(X) ≤ tol·σ_1(X)`` and ``X ≠ 0``, else None."""
+    X = np.asarray(X, dtype=np.float64)
+    U, s, Vt = np.linalg.svd(X, full_matrices=False)
+    if s[0] == 0 or (s.size > 1 and s[1] > tol * s[0]):
+        return None
+    return U[:, 0] * s[0], Vt[0].copy()
+
+
+def is_onehot(Y: np.ndarray) -> bool:
+    """Columns non-negative with disjoint supports (at most one non-zero entry per row)."""
+    Y = np.asarray(Y, dtype=np.float64)
+    return bool(np.all(Y >= 0) and np.all(np.count_nonzero(Y, axis=1) <= 1))
+
+
+def _named(opt: Optimum, p: Problem) -> Optimum:
+    family = _FAMILY.get(opt.family, opt.family)
+    if opt.family == "batchnorm_relu":
+        family = "bn_relu_onehot" if p.K > 1 else "bn_relu"
+    return opt if family == opt.family else dataclasses.replace(opt, family=family)
+
+
+def _targets_word(Y: np.ndarray) -> str:
+    if np.any(Y < 0):
+        return "signed"
+    return "non-negative overlapping"
+
+
+def _solve_linear(p: Problem) -> Optimum:
+    if is_partial_isometry(p.X, tol=WHITENED_TOL):
+        return solve_linear_whitened(p, tol=WHITENED_TOL)
+    if p.K == 1 and rank_one_factor(p.X) is not None:
+        from solvers.rank_one import solve_rank_one
+
+        return solve_rank_one(p)
+    if p.L == 2:
+        return solve_linear_l2_general(p)
+    if p.K == 1:
+        return solve_linear_deep_k1(p)
+    raise NotCovered(
+        f"linear depth {p.L} with K={p.K} outputs on data that is not whitened (not a partial "
+        f"isometry): a Schatten-2/{p.L} quasi-norm problem with no closed form (THEORY §2)"
+    )
+
+
+def _solve_relu(p: Problem) -> Optimum:
+    if is_whitened(p.X, tol=WHITENED_TOL):
+        if p.K > 1 and not is_onehot(p.Y):
+            raise NotCovered(
+                f"relu with K={p.K} {_targets_word(p.Y)} targets: not covered (THEORY §3 needs "
+                "K = 1 or one-hot targets)"
+            )
+        from solvers.relu import solve_relu_whitened
+
+        return solve_relu_whitened(p)
+    factor = rank_one_factor(p.X)
+    if factor is not None:
+        if p.K > 1:
+            raise NotCovered(
+                f"relu on rank-one data with K={p.K} outputs: not covered (THEORY §4 needs K = 1)"
+            )
+        from solvers.rank_one import solve_rank_one
+
+        return solve_rank_one(p)
+    n = p.n
+    err = (
+        f"‖XXᵀ − I‖_F = {np.linalg.norm(p.X @ p.X.T - np.eye(n)):.3e}"
+        if n <= p.d
+        else f"n = {n} > d = {p.d}"
+    )
+    s = np.linalg.svd(p.X, compute_uv=False)
+    ratio = s[1] / s[0] if s.size > 1 and s[0] > 0 else 0.0
+    raise NotCovered(
+        f"relu on data that is neither whitened ({err}; THEORY §3) nor rank one "
+        f"(σ_2/σ_1 = {ratio:.3e}; THEORY §4): no closed form"
+    )
+
+
+def solve(p: Problem) -> Optimum:
+    """The exact optimum of ``p`` by the closed form that covers it (see the module table).
+
+    Raises:
+        ValueError: ``p`` is not a :class:`~solvers.problem.Problem`.
+        NotCovered: no closed form applies; the message names the failing assumption.
+    """
+    if not isinstance(p, Problem):
+        raise ValueError(f"p must be a solvers.Problem, got {type(p).__name__}")
+    if p.bias:
+        raise NotCovered("bias=True: no closed form except the 1-D spline limit β → 0 (THEORY §5)")
+    if p.batchnorm:
+        from solvers.batchnorm import solve_batchnorm
+
+        return _named(solve_batchnorm(p), p)
+    if p.activation == "linear":
+        return _named(_solve_linear(p), p)
+    return _named(_solve_relu(p), p)
