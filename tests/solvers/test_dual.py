@@ -365,10 +365,9 @@ def test_inf_over_t_never_above_dense_minimum(rng: np.random.Generator) -> None:
         sig = np.sort(rng.uniform(0.1, 3, size=3))[::-1]
         c = 0.5 * beta * q
 
-        def D(ts: np.ndarray) -> np.ndarray:
-            return np.sum(huber(sig[None, :], (beta / np.asarray(ts) ** q)[:, None]), axis=1)[
-                :, None
-            ]
+        def D(ts: np.ndarray, sig: np.ndarray = sig, beta: float = beta, q: int = q) -> np.ndarray:
+            gam = (beta / np.asarray(ts) ** q)[:, None]
+            return np.sum(huber(sig[None, :], gam), axis=1)[:, None]
 
         bound, _ = _inf_over_t(D, c, beta, q, 1e-4, 50.0)
         ts = np.geomspace(1e-4, 50.0, 200001)
