@@ -68,6 +68,7 @@ class TrialSpec:
     model: ModelSpec = field(default_factory=ModelSpec)
     train: TrainSpec = field(default_factory=TrainSpec)
     seed: int = 0  # the seed axis: data and init seeds derive from it (and the key)
+    experiment: str = ""  # paper experiment id (E1..E10 of THEORY.md) or "" outside the paper grids
 
     def params(self) -> dict[str, object]:
         """Flattened resolved config: ``{"data.n": 20, "model.depth": 3, ..., "seed": 0}``."""
@@ -76,6 +77,7 @@ class TrialSpec:
             for k, v in asdict(getattr(self, group)).items():
                 out[f"{group}.{k}"] = v
         out["seed"] = self.seed
+        out["experiment"] = self.experiment
         return out
 
     @property
@@ -128,7 +130,11 @@ class TrialSpec:
                 if name in params:
                     kwargs[f.name] = _cast(params[name], type(getattr(typ(), f.name)))
             groups[group] = typ(**kwargs)
-        return cls(**groups, seed=int(params.get("seed", 0)))
+        return cls(
+            **groups,
+            seed=int(float(params.get("seed", 0))),
+            experiment=str(params.get("experiment", "")),
+        )
 
 
 def _cast(value: object, typ: type) -> object:
@@ -160,7 +166,12 @@ TAG_DEVICE = "device"
 TAG_FAMILY = "family"
 TAG_NOT_COVERED = "not_covered"
 TAG_KIND = "run_kind"  # "sweep" (parent) or "trial" (child)
+TAG_DRIVER = "driver"  # "host:pid" of the driver process that owns a parent run
+TAG_EXPERIMENT = "experiment"  # paper experiment id of a trial (also the param "experiment")
 
+CURVE_PREFIX = (
+    "curve."  # training curves: stepped metrics "curve.objective", "curve.norm_ratio.1" ...
+)
 ARTIFACT_RESULT = "trial.json"  # the full TrialResult (curves, arrays) as JSON
 ARTIFACT_TRACEBACK = "traceback.txt"
 
@@ -172,7 +183,9 @@ class LayerStats:
     norm_ratio: float  # ‖W‖_2 / ‖W‖_F (1 for rank one)
     fro_norm: float  # ‖W‖_F
     top_sv: list[float]  # leading singular values (up to 5)
-    align_next: float | None  # cosine between this layer's top right and the next layer's top left singular vectors
+    align_next: (
+        float | None
+    )  # cosine between this layer's top right and the next layer's top left singular vectors
 
 
 @dataclass
@@ -189,8 +202,12 @@ class TrialResult:
     w1_alignment: float | None = None  # cosine of W_1's active directions with the closed-form ones
     curve_steps: list[int] = field(default_factory=list)
     curves: dict[str, list[float]] = field(default_factory=dict)  # "objective", "norm_ratio.1" ...
-    extra: dict[str, float] = field(default_factory=dict)  # family-specific scalars (spline, NC, §9 ...)
-    arrays: dict[str, list] = field(default_factory=dict)  # data for figures (spline samples, kinks)
+    extra: dict[str, float] = field(
+        default_factory=dict
+    )  # family-specific scalars (spline, NC, §9 ...)
+    arrays: dict[str, list] = field(
+        default_factory=dict
+    )  # data for figures (spline samples, kinks)
     error: str | None = None  # traceback when status == "failed"
     device: str = "cpu"
     node_id: str | None = None

@@ -1,0 +1,103 @@
+"""``python -m sweep [+grid=NAME] [overrides]``: the Hydra entry point.
+
+Composes ``conf/config.yaml`` (plus ``conf/grid/NAME.yaml``), validates it into a typed
+:class:`sweep.config.Sweep`, expands the trials and hands them to
+:func:`sweep.runner.run_sweep`. Any configuration error — from Hydra (unknown grid, unknown
+field, unparsable override) or from our validation — is printed as one sentence and exits
+with status 2 before any MLflow run is created or Ray is started.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from sweep.config import ConfigError, load, register
+
+__all__ = ["main"]
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+
+
+def _options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+
+def _sentence(exc: BaseException) -> str:
+    """One sentence out of a Hydra / OmegaConf error."""
+    text = str(exc).strip()
+    missing = re.search(r"Could not find '([\w\-]+)/([\w.\-]+)'", text)
+    if missing:
+        group, name = missing.groups()
+        return (
+            f"{group} '{name}' does not exist; available {group} configs: "
+            f"{', '.join(_options(group))}."
+        )
+    override = re.search(r"Could not override '([^']+)'", text)
+    if override:
+        return f"{override.group(1)} names no config field (check the spelling of the override)."
+    key = re.search(r"full_key: (\S+)", text)
+    first = text.splitlines()[0].rstrip(".") if text else type(exc).__name__
+    cause = str(exc.__cause__ or "").strip()
+    if cause:
+        first = f"{first}: {cause.splitlines()[0].rstrip('.')}"
+    return f"{key.group(1)}: {first}." if key else f"{first}."
+
+
+def _fail(message: str) -> None:
+    print(f"config error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+@hydra.main(config_path=str(CONF_DIR), config_name="config", version_base=None)
+def _app(cfg: DictConfig) -> None:
+    from sweep.grid import expand
+
+    raw = OmegaConf.to_container(cfg, resolve=True)
+    text = OmegaConf.to_yaml(cfg)
+    try:
+        sweep = load(raw)
+        specs = expand(sweep)
+        from sweep.tracking import resolve_store
+
+        resolve_store(sweep.tracking)  # a bad $MLFLOW_TRACKING_URI fails here, not later
+    except ConfigError as exc:
+        _fail(str(exc))
+    if sweep.options.dry_run:
+        from sweep.grid import batches, varying_fields
+
+        print(
+            f"sweep '{sweep.grid}': {len(specs)} trials in "
+            f"{len(batches(specs, sweep.runner.batch_size))} batches; axes: "
+            f"{', '.join(varying_fields(specs)) or 'none'}"
+        )
+        axes = varying_fields(specs)
+        for spec in specs:
+            p = spec.params()
+            print(spec.key, " ".join(f"{a}={p[a]}" for a in axes))
+        return
+    from sweep.runner import run_sweep
+
+    run_sweep(sweep, specs, config_text=text)
+
+
+def main() -> None:
+    """Run the app; Hydra's own composition errors become exit status 2 with one sentence."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    register()
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # let composition errors reach us instead of exit(1)
+    try:
+        _app()
+    except (HydraException, OmegaConfBaseException) as exc:
+        _fail(_sentence(exc))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,202 @@
+"""Validation: every bad input gives a ConfigError with one sentence naming the field."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+from dataclasses import fields
+
+import pytest
+
+from sweep.config import (
+    ConfigError,
+    DataConfig,
+    ModelConfig,
+    TrainConfig,
+    load,
+)
+from sweep.grid import expand
+from sweep.schema import DataSpec, ModelSpec, TrainSpec
+from tests.sweep.conftest import CONF, REPO, compose, sweep_env
+
+# (config mapping, field the message must name)
+BAD = [
+    ({"model": {"width": -3}}, "model.width"),
+    ({"model": {"width": 0}}, "model.width"),
+    ({"model": {"depth": 1}}, "model.depth"),
+    ({"model": {"depth": 2.5}}, "model.depth"),
+    ({"train": {"beta": 0.0}}, "train.beta"),
+    ({"train": {"beta": [0.1, -1.0]}}, "train.beta"),
+    ({"train": {"lr": math.nan}}, "train.lr"),
+    ({"model": {"activation": "tanh"}}, "model.activation"),
+    ({"model": {"ball": "l1"}}, "model.ball"),
+    ({"model": {"bias": "yes"}}, "model.bias"),
+    ({"data": {"outputs": 30, "n": 20}}, "data.outputs"),
+    ({"data": {"kind": "whitened", "n": 20, "d": 10}}, "data.n"),
+    ({"data": {"kind": "spline_1d", "d": 3}}, "data.d"),
+    ({"data": {"kind": "digits", "d": 10}}, "data.d"),
+    ({"data": {"kind": "mnist"}}, "data.kind"),
+    ({"data": {"targets": "binary"}}, "data.targets"),
+    ({"data": {"n": "twenty"}}, "data.n"),
+    ({"model": {"dept": [2, 3]}}, "model.dept"),
+    ({"grid": {"blocks": {"E1": {"model": {"widht": 5}}}}}, "grid.blocks.E1.model.widht"),
+    ({"grid": {"blocks": {"E1": {"optimizer": {"lr": 1}}}}}, "grid.blocks.E1.optimizer"),
+    ({"grid": {"blocks": {"E1": [1, 2]}}}, "grid.blocks.E1"),
+    ({"grid": {"name": "bad name/x"}}, "grid.name"),
+    ({"train": {"beta": []}}, "train.beta"),
+    ({"seed": []}, "seed"),
+    ({"seed": -1}, "seed"),
+    ({"train": {"steps": 0}}, "train.steps"),
+    ({"train": {"momentum": 1.0}}, "train.momentum"),
+    ({"train": {"lr_decay": 1.5}}, "train.lr_decay"),
+    ({"train": {"dtype": "float16"}}, "train.dtype"),
+    ({"train": {"init": "xavier"}}, "train.init"),
+    ({"train": {"polish": 10, "dtype": "float32"}}, "train.polish"),
+    ({"train": {"batch_size": 50}, "data": {"n": 20}}, "train.batch_size"),
+    ({"train": {"log_every": 0}}, "train.log_every"),
+    ({"tracking": {"uri": "localhost:5000"}}, "tracking.uri"),
+    ({"tracking": {"uri": "sqlite:/relative.db"}}, "tracking.uri"),
+    ({"tracking": {"uri": "htp://127.0.0.1:5000"}}, "tracking.uri"),
+    ({"tracking": {"bucket": "s3://x"}}, "tracking.bucket"),
+    ({"runner": {"kind": "slurm"}}, "runner.kind"),
+    ({"runner": {"gpus_per_task": 1.5}}, "runner.gpus_per_task"),
+    ({"runner": {"gpus_per_task": -0.25}}, "runner.gpus_per_task"),
+    ({"runner": {"cpus_per_task": 0}}, "runner.cpus_per_task"),
+    ({"runner": {"num_cpus": 0}}, "runner.num_cpus"),
+    ({"runner": {"batch_size": 0}}, "runner.batch_size"),
+    ({"runner": {"max_retries": -1}}, "runner.max_retries"),
+    ({"runner": {"device": "tpu"}}, "runner.device"),
+    ({"sweep": {"rerun": "maybe"}}, "sweep.rerun"),
+    ({"sweep": {"max_trials": 3}, "seed": [0, 1, 2, 3]}, "sweep.max_trials"),
+    ({"optimizer": {"lr": 1}}, "optimizer"),
+]
+
+
+def _one_sentence(message: str) -> None:
+    assert "\n" not in message, message
+    assert message.endswith("."), message
+    assert len(message) < 300, message
+
+
+@pytest.mark.parametrize(("cfg", "field_name"), BAD, ids=[f for _, f in BAD])
+def test_bad_input_names_the_field(cfg: dict, field_name: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        expand(load(cfg))
+    message = str(info.value)
+    assert field_name in message, message
+    _one_sentence(message)
+
+
+def test_there_are_at_least_twenty_distinct_bad_inputs() -> None:
+    assert len({repr(c) for c, _ in BAD}) >= 20
+
+
+def test_defaults_are_valid_and_give_one_trial() -> None:
+    specs = expand(load({}))
+    assert len(specs) == 1
+    assert specs[0].data == DataSpec() and specs[0].model == ModelSpec()
+
+
+def test_schemas_mirror_trial_spec_field_for_field() -> None:
+    for schema, spec in (
+        (DataConfig, DataSpec),
+        (ModelConfig, ModelSpec),
+        (TrainConfig, TrainSpec),
+    ):
+        assert [f.name for f in fields(schema)] == [f.name for f in fields(spec)]
+        assert [f.default for f in fields(schema)] == [
+            getattr(spec(), f.name) for f in fields(spec)
+        ]
+
+
+@pytest.mark.parametrize("group", ["data", "model", "train", "runner", "tracking"])
+def test_every_group_option_sets_every_field_with_a_comment(group: str) -> None:
+    from sweep import config as c
+
+    schema = {
+        "data": DataSpec,
+        "model": ModelSpec,
+        "train": TrainSpec,
+        "runner": c.RunnerConfig,
+        "tracking": c.TrackingConfig,
+    }[group]
+    names = {f.name for f in fields(schema)}
+    files = sorted((CONF / group).glob("*.yaml"))
+    assert files
+    for path in files:
+        keys = set()
+        for line in path.read_text().splitlines():
+            if not line.strip() or line.lstrip().startswith("#"):
+                continue
+            assert "#" in line, f"{path.name}: field without a comment: {line!r}"
+            keys.add(line.split(":")[0].strip())
+        assert keys == names, f"{path.name} sets {sorted(keys)}, schema has {sorted(names)}"
+        load(compose([f"{group}={path.stem}"]))  # and it composes and validates
+
+
+def test_command_line_list_on_a_plain_field_is_an_axis() -> None:
+    cfg = compose(["+grid=deep_linear", "model.width=100", "train.beta=[0.01,0.1]"])
+    specs = expand(load(cfg))
+    assert {s.train.beta for s in specs} == {0.01, 0.1}
+    assert {s.model.width for s in specs} == {100}
+
+
+def _run_cli(args: list[str], tmp_path, **env: str) -> subprocess.CompletedProcess:
+    probe = (
+        "import runpy, sys\n"
+        f"sys.argv = ['sweep', *{args!r}]\n"
+        "try:\n"
+        "    runpy.run_module('sweep', run_name='__main__')\n"
+        "except SystemExit as e:\n"
+        "    code = e.code\n"
+        "else:\n"
+        "    code = 0\n"
+        "print('IMPORTED', 'ray' in sys.modules, 'mlflow' in sys.modules)\n"
+        "sys.exit(code)\n"
+    )
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=tmp_path,
+        env=sweep_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "field_name"),
+    [
+        (["+grid=no_such_grid"], {}, "grid"),
+        (["model.depth=1"], {}, "model.depth"),
+        (["model.dept=3"], {}, "model.dept"),
+        (["+grid=smoke", "model.width=[]"], {}, "model.width"),
+        (["runner=nowhere"], {}, "runner"),
+        ([], {"MLFLOW_TRACKING_URI": "not a uri"}, "tracking.uri"),
+    ],
+)
+def test_cli_config_error_exits_2_before_mlflow_or_ray(args, env, field_name, tmp_path) -> None:
+    proc = _run_cli(args, tmp_path, **env)
+    assert proc.returncode == 2, proc.stderr
+    errors = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(errors) == 1, proc.stderr
+    assert errors[0].startswith("config error: ") and field_name in errors[0], errors[0]
+    _one_sentence(errors[0])
+    assert "IMPORTED False False" in proc.stdout
+    assert not (tmp_path / "mlruns.db").exists() and not (tmp_path / "mlartifacts").exists()
+
+
+def test_unknown_grid_lists_the_grids_that_exist(tmp_path) -> None:
+    proc = _run_cli(["+grid=deep_lineer"], tmp_path)
+    assert proc.returncode == 2
+    assert "deep_linear" in proc.stderr and "smoke" in proc.stderr
+
+
+def test_conf_is_found_from_any_working_directory(tmp_path) -> None:
+    proc = _run_cli(["+grid=smoke", "sweep.dry_run=true"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "sweep 'smoke': 8 trials" in proc.stdout
+    assert "IMPORTED False False" in proc.stdout  # a dry run touches neither Ray nor MLflow
+    assert REPO.is_dir()
