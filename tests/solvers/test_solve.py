@@ -1,0 +1,128 @@
+"""The dispatcher: family detection over the hand-checked zoo and the NotCovered messages."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from solvers import NotCovered, Problem, data, objective, solve
+from solvers.solve import is_onehot, is_partial_isometry, is_whitened, rank_one_factor
+from tests.conftest import assert_close
+from tests.problems import ZOO
+
+
+@pytest.mark.parametrize("case", ZOO, ids=lambda c: c.name)
+def test_zoo_family_value_and_weights(case) -> None:  # noqa: ANN001
+    opt = solve(case.problem)
+    assert opt.family == case.family
+    assert_close(opt.objective, case.expected, rtol=1e-12)
+    assert_close(objective(case.problem, opt.network), opt.objective, rtol=1e-10)
+
+
+@pytest.mark.parametrize(
+    ("kind", "targets", "K", "activation", "depth", "family"),
+    [
+        ("whitened", "gaussian", 3, "linear", 3, "linear_whitened"),
+        ("gaussian", "gaussian", 3, "linear", 2, "linear_l2_general"),
+        ("gaussian", "signed", 1, "linear", 4, "linear_deep_k1"),
+        ("rank_one", "signed", 1, "linear", 3, "linear_rank_one"),
+        ("whitened", "signed", 1, "relu", 3, "relu_whitened"),
+        ("whitened", "onehot", 3, "relu", 2, "relu_whitened_onehot"),
+        ("rank_one", "gaussian", 1, "relu", 2, "relu_rank_one"),
+        ("digits", "signed", 1, "relu", 2, "relu_whitened"),
+    ],
+)
+def test_random_instances_dispatch(
+    kind: str, targets: str, K: int, activation: str, depth: int, family: str
+) -> None:
+    d = 64 if kind == "digits" else 12
+    X, Y = data.make_dataset(kind, targets, n=10, d=d, outputs=K, seed=4)
+    p = Problem(X, Y, depth, 0.2, activation)
+    opt = solve(p)
+    assert opt.family == family
+    # rank-one solutions are built for c aᵀ: the given X differs by O(σ_2) ≤ 1e-10 σ_1
+    assert_close(objective(p, opt.network), opt.objective, rtol=1e-10)
+
+
+def test_batchnorm_families() -> None:
+    X, Y = data.make_dataset("gaussian", "onehot", n=8, d=12, outputs=3, seed=0)
+    assert solve(Problem(X, Y, 2, 0.3, batchnorm=True)).family == "bn_linear"
+    assert solve(Problem(X, Y, 3, 0.3, "relu", batchnorm=True)).family == "bn_relu_onehot"
+    y = data.signed_y(8, seed=0)
+    assert solve(Problem(X, y, 2, 0.3, "relu", batchnorm=True)).family == "bn_relu"
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (
+            lambda: Problem(
+                *data.make_dataset("whitened", "gaussian", n=6, d=9, outputs=3, seed=0),
+                2,
+                0.1,
+                "relu",
+            ),
+            "relu with K=3 signed targets: not covered",
+        ),
+        (
+            lambda: Problem(np.eye(3), np.ones((3, 2)), 2, 0.1, "relu"),
+            "relu with K=2 non-negative overlapping targets",
+        ),
+        (
+            lambda: Problem(
+                *data.make_dataset("gaussian", "signed", n=6, d=3, outputs=1, seed=0),
+                2,
+                0.1,
+                bias=True,
+            ),
+            "bias=True: no closed form except the 1-D spline limit",
+        ),
+        (
+            lambda: Problem(
+                *data.make_dataset("gaussian", "gaussian", n=6, d=3, outputs=2, seed=0), 3, 0.1
+            ),
+            "Schatten-2/3",
+        ),
+        (
+            lambda: Problem(
+                *data.make_dataset("gaussian", "signed", n=6, d=3, outputs=1, seed=0),
+                2,
+                0.1,
+                "relu",
+            ),
+            "neither whitened .* nor rank one",
+        ),
+        (
+            lambda: Problem(
+                *data.make_dataset("rank_one", "gaussian", n=6, d=3, outputs=2, seed=0),
+                2,
+                0.1,
+                "relu",
+            ),
+            "rank-one data with K=2 outputs",
+        ),
+    ],
+)
+def test_not_covered_messages(make, message: str) -> None:  # noqa: ANN001
+    with pytest.raises(NotCovered, match=message):
+        solve(make())
+
+
+def test_bad_argument() -> None:
+    with pytest.raises(ValueError, match="p must be a solvers.Problem"):
+        solve((np.eye(2), np.ones(2)))  # type: ignore[arg-type]
+
+
+def test_detection_helpers(rng: np.random.Generator) -> None:
+    W = data.whitened_X(5, 9, seed=0)
+    assert is_whitened(W) and is_partial_isometry(W)
+    assert not is_whitened(1.001 * W) and not is_partial_isometry(1.001 * W)
+    assert not is_whitened(W.T) and is_partial_isometry(W.T)
+    X = np.outer(rng.standard_normal(6), rng.standard_normal(4))
+    c, a = rank_one_factor(X)
+    assert_close(float(np.linalg.norm(a)), 1.0, rtol=1e-14)
+    assert np.linalg.norm(np.outer(c, a) - X) <= 1e-13 * np.linalg.norm(X)
+    assert rank_one_factor(X + 1e-6 * rng.standard_normal(X.shape)) is None
+    assert rank_one_factor(np.zeros((3, 2))) is None
+    assert is_onehot(np.eye(3)[[0, 2, 1, 1]]) and is_onehot(np.array([[2.0, 0], [0, 0.5]]))
+    assert not is_onehot(np.array([[1.0, 1.0]])) and not is_onehot(np.array([[-1.0, 0.0]]))
