@@ -31,7 +31,9 @@ neuron's kink at a uniformly random point of the data range instead of all at 0.
 Batch norm starts at ``γ = 1``, ``α = 0``.
 
 Divergence: a network whose (estimated) loss turns NaN/inf or exceeds 1e30 is frozen (its
-updates are masked out) and marked diverged; the others train on.
+step size and momentum set to 0, its stacked parameters zeroed so that its masked arithmetic
+stays finite, a copy of them kept for the output) and marked diverged; the others train on.
+The check reads flags back from the device every step on CPU and every 16 steps on a GPU.
 
 Optional polish: ``polish`` iterations of L-BFGS (``torch.optim.LBFGS``, strong Wolfe line
 search) per non-diverged network in float64 on the full objective (whatever the training
@@ -56,6 +58,7 @@ from solvers.problem import Network, Problem, objective
 __all__ = ["DIVERGENCE_THRESHOLD", "TrainConfig", "TrainOutput", "train"]
 
 DIVERGENCE_THRESHOLD = 1e30
+_GPU_CHECK_EVERY = 16
 _INITS = ("he", "gaussian")
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 _MASK64 = (1 << 64) - 1
@@ -271,6 +274,76 @@ def _losses(
     return data_scale * data + 0.5 * beta * reg
 
 
+def _losses_and_grads(
+    shape: _Shape,
+    params: dict,
+    X: torch.Tensor,
+    Y: torch.Tensor,
+    beta: torch.Tensor,
+    data_scale: float,
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Per-network losses (as :func:`_losses`) and their gradients, ordered as :func:`_param_list`.
+
+    Without batch norm the backward pass is written out (three batched matmuls per layer,
+    the weight decay fused into the weight-gradient matmul): ``G_L = s·R``,
+    ``∇W_l = β W_l + H_{l−1}ᵀ G_l``, ``G_{l−1} = (G_l W_lᵀ) ⊙ 1[H_{l−1} > 0]`` (ReLU),
+    ``∇b_{l−1} = Σ_rows G_{l−1}``. With batch norm, torch autograd differentiates :func:`_losses`.
+    """
+    if shape.batchnorm:
+        with torch.enable_grad():
+            leaves = [t.detach().requires_grad_(True) for t in _param_list(params)]
+            rebuilt = _rebuild(shape, leaves)
+            losses = _losses(shape, rebuilt, X, Y, beta, data_scale)
+            grads = list(torch.autograd.grad(losses.sum(), leaves))
+        return losses.detach(), grads
+    with torch.no_grad():
+        return _manual_losses_and_grads(shape, params, X, Y, beta, data_scale)
+
+
+def _manual_losses_and_grads(
+    shape: _Shape,
+    params: dict,
+    X: torch.Tensor,
+    Y: torch.Tensor,
+    beta: torch.Tensor,
+    data_scale: float,
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    Ws = params["W"]
+    Hs = [X]
+    for l in range(shape.L - 1):
+        A = torch.baddbmm(params["b"][l], Hs[-1], Ws[l]) if shape.bias else torch.bmm(Hs[-1], Ws[l])
+        Hs.append(torch.relu(A) if shape.activation == "relu" else A)
+    R = torch.bmm(Hs[-1], Ws[-1]) - Y
+    reg = sum(torch.linalg.vector_norm(W, dim=(1, 2)) ** 2 for W in Ws)
+    losses = (0.5 * data_scale) * (R * R).sum(dim=(1, 2)) + 0.5 * beta * reg
+    beta3 = beta.reshape(-1, 1, 1)
+    G = R if data_scale == 1.0 else R * data_scale
+    gW: list[torch.Tensor] = [None] * shape.L  # type: ignore[list-item]
+    gb: list[torch.Tensor] = [None] * (shape.L - 1)  # type: ignore[list-item]
+    for l in range(shape.L - 1, -1, -1):
+        H = Hs[l]
+        gW[l] = torch.baddbmm(Ws[l] * beta3, H.transpose(1, 2), G)
+        if l > 0:
+            G = torch.bmm(G, Ws[l].transpose(1, 2))
+            if shape.activation == "relu":
+                G = torch.ops.aten.threshold_backward(G, H, 0)
+            if shape.bias:
+                gb[l - 1] = G.sum(dim=1, keepdim=True)
+    return losses, gW + (gb if shape.bias else [])
+
+
+def _rebuild(shape: _Shape, leaves: list[torch.Tensor]) -> dict:
+    """Inverse of :func:`_param_list`."""
+    L = shape.L
+    params: dict = {"W": leaves[:L]}
+    rest = leaves[L:]
+    if shape.bias:
+        params["b"], rest = rest[: L - 1], rest[L - 1 :]
+    if shape.batchnorm:
+        params["gamma"], params["alpha"] = rest[0], rest[1]
+    return params
+
+
 def _norm_ratios(Ws: list[torch.Tensor]) -> torch.Tensor:
     """``[B, L]`` of ‖W_l‖₂/‖W_l‖_F (0 for a zero matrix)."""
     cols = []
@@ -294,15 +367,25 @@ def _per_network(
     return arr
 
 
-def _to_numpy_network(shape: _Shape, params: dict, i: int) -> Network:
-    def get(t: torch.Tensor) -> np.ndarray:
-        return t[i].detach().to("cpu", torch.float64).numpy().copy()
+def _to_numpy_networks(shape: _Shape, params: dict) -> list[Network]:
+    """Float64 numpy networks from stacked parameters (one device-to-host copy per tensor)."""
 
-    Ws = tuple(get(W) for W in params["W"])
-    biases = tuple(get(b)[0] for b in params["b"]) if shape.bias else None
-    gamma = get(params["gamma"])[0] if shape.batchnorm else None
-    alpha = get(params["alpha"])[0] if shape.batchnorm else None
-    return Network(weights=Ws, biases=biases, gamma=gamma, alpha=alpha)
+    def get(t: torch.Tensor) -> np.ndarray:
+        return t.detach().to("cpu", torch.float64).numpy()
+
+    Ws = [get(W) for W in params["W"]]
+    bs = [get(b)[:, 0] for b in params["b"]] if shape.bias else None
+    gamma = get(params["gamma"])[:, 0] if shape.batchnorm else None
+    alpha = get(params["alpha"])[:, 0] if shape.batchnorm else None
+    return [
+        Network(
+            weights=tuple(W[i].copy() for W in Ws),
+            biases=tuple(b[i].copy() for b in bs) if bs is not None else None,
+            gamma=gamma[i].copy() if gamma is not None else None,
+            alpha=alpha[i].copy() if alpha is not None else None,
+        )
+        for i in range(Ws[0].shape[0])
+    ]
 
 
 def _safe_objective(p: Problem, net: Network) -> float:
@@ -345,7 +428,7 @@ def _polish(
         return loss
 
     opt.step(closure)
-    polished = _to_numpy_network(shape, params, 0)
+    polished = _to_numpy_networks(shape, params)[0]
     before, after = _safe_objective(p, net), _safe_objective(p, polished)
     return polished if np.isfinite(after) and after < before else net
 
@@ -410,8 +493,6 @@ def train(
         params["gamma"] = stack([q["gamma"] for q in inits], (B, 1, shape.m))
         params["alpha"] = stack([q["alpha"] for q in inits], (B, 1, shape.m))
     leaves = _param_list(params)
-    for t in leaves:
-        t.requires_grad_(True)
     velocity = [torch.zeros_like(t) for t in leaves]
 
     X = stack([p.X for p in problems])
@@ -420,6 +501,11 @@ def train(
     lr_t = torch.tensor(lrs, dtype=dt, device=device).reshape(B, 1, 1)
     mom_t = torch.tensor(moms, dtype=dt, device=device).reshape(B, 1, 1)
     active = torch.ones(B, dtype=torch.bool, device=device)
+    frozen: dict[int, list[torch.Tensor]] = {}  # diverged network -> its parameters when frozen
+    failing = torch.zeros(B, dtype=torch.bool, device=device)
+    # reading the flags back costs a host-device sync: every step on CPU, every 16 on a GPU
+    # (a network failing in between keeps updating only itself until the check freezes it)
+    check_every = 1 if device.type == "cpu" else _GPU_CHECK_EVERY
 
     b = config.batch_size
     full_batch = b == 0 or b == shape.n
@@ -430,40 +516,54 @@ def train(
     log_steps = list(range(0, config.steps, config.log_every)) + [config.steps]
     curve_vals: list[torch.Tensor] = []
     ratio_vals: list[torch.Tensor] = []
+    nan = torch.tensor(float("nan"), dtype=dt, device=device)
 
     def log(step: int) -> None:
-        with torch.no_grad():
-            full = _losses(shape, params, X, Y, beta, 1.0)
-            ok = active & torch.isfinite(full) & (full <= DIVERGENCE_THRESHOLD)
-            curve_vals.append(torch.where(ok, full, torch.full_like(full, float("nan"))))
-            if config.track_layers:
-                ratio_vals.append(_norm_ratios(params["W"]))
+        full = _losses(shape, params, X, Y, beta, 1.0)
+        ok = active & torch.isfinite(full) & (full <= DIVERGENCE_THRESHOLD)
+        curve_vals.append(torch.where(ok, full, nan))
+        if config.track_layers:
+            ratio_vals.append(torch.where(active[:, None], _norm_ratios(params["W"]), nan))
         if progress is not None:
             progress(step)
 
     next_log = 0
     decay = 1.0
-    for step in range(config.steps):
-        if step == log_steps[next_log]:
-            log(step)
-            next_log += 1
-        if config.lr_decay_every and step > 0 and step % config.lr_decay_every == 0:
-            decay *= config.lr_decay
-        if full_batch:
-            Xb, Yb = X, Y
-        else:
-            idx = stream.take(b)
-            Xb, Yb = X[rows, idx], Y[rows, idx]
-        losses = _losses(shape, params, Xb, Yb, beta, data_scale)
-        grads = torch.autograd.grad(losses.sum(), leaves)
-        with torch.no_grad():
-            active &= torch.isfinite(losses) & (losses <= DIVERGENCE_THRESHOLD)
-            mask = active.reshape(B, 1, 1)
+    with torch.no_grad():
+        for step in range(config.steps):
+            if step == log_steps[next_log]:
+                log(step)
+                next_log += 1
+            if config.lr_decay_every and step > 0 and step % config.lr_decay_every == 0:
+                decay *= config.lr_decay
+            if full_batch:
+                Xb, Yb = X, Y
+            else:
+                idx = stream.take(b)
+                Xb, Yb = X[rows, idx], Y[rows, idx]
+            losses, grads = _losses_and_grads(shape, params, Xb, Yb, beta, data_scale)
+            failing |= ~(torch.isfinite(losses) & (losses <= DIVERGENCE_THRESHOLD))
+            newly = active & failing
+            if (step % check_every == check_every - 1 or step == config.steps - 1) and bool(
+                newly.any()
+            ):
+                # freeze: keep a copy, then zero the network so that its (masked) arithmetic
+                # stays finite; its step size and momentum become 0
+                for i in torch.nonzero(newly).flatten().tolist():
+                    frozen[i] = [t[i].clone() for t in leaves]
+                active &= ~newly
+                keep = active.reshape(B, 1, 1).to(dt)
+                for t, v in zip(leaves, velocity, strict=True):
+                    t.mul_(keep).nan_to_num_(0.0, 0.0, 0.0)
+                    v.mul_(keep).nan_to_num_(0.0, 0.0, 0.0)
+                losses, grads = _losses_and_grads(shape, params, Xb, Yb, beta, data_scale)
+                lr_t = lr_t * keep
+                mom_t = mom_t * keep
             step_size = lr_t * decay
             for t, v, g in zip(leaves, velocity, grads, strict=True):
-                v.mul_(mom_t).add_(torch.where(mask, g, 0.0))
-                t.sub_(torch.where(mask, step_size * v, 0.0))
-    log(config.steps)
+                v.mul_(mom_t).add_(g)
+                t.addcmul_(v, step_size, value=-1.0)
+        log(config.steps)
 
     curves = torch.stack(curve_vals, dim=1).to("cpu", torch.float64).numpy()
     norm_ratios = (
@@ -473,7 +573,10 @@ def train(
     )
     diverged = ~active.to("cpu").numpy()
 
-    networks = [_to_numpy_network(shape, params, i) for i in range(B)]
+    for i, saved in frozen.items():
+        for t, value in zip(leaves, saved, strict=True):
+            t[i] = value
+    networks = _to_numpy_networks(shape, params)
     objectives = np.array(
         [_safe_objective(p, net) for p, net in zip(problems, networks, strict=True)]
     )

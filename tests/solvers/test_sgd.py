@@ -9,7 +9,7 @@ import torch
 
 from solvers.problem import Network, Problem, objective
 from solvers.scalar import huber, path_value
-from solvers.sgd import TrainConfig, _losses, _shape_of, train
+from solvers.sgd import TrainConfig, _losses, _losses_and_grads, _shape_of, train
 from tests.conftest import assert_close
 
 
@@ -171,11 +171,22 @@ def test_batched_gradient_matches_finite_differences(
     losses = _losses(_shape_of(problems), params, X, Y, beta, 1.0)
     leaves = params["W"] + params.get("b", []) + ([params["gamma"], params["alpha"]] if bn else [])
     grads = torch.autograd.grad(losses.sum(), leaves)
+    shape = _shape_of(problems)
+    # the trainer's step: hand-written backward (no BN) or autograd (BN)
+    step_losses, step_grads = _losses_and_grads(shape, params, X, Y, beta, 1.0)
     for i, (p, net) in enumerate(zip(problems, nets, strict=True)):
         assert_close(float(losses[i].detach()), objective(p, net), rtol=1e-13)
-        ours = np.concatenate([g[i].numpy().ravel() for g in grads])
+        assert_close(float(step_losses[i]), objective(p, net), rtol=1e-13)
         fd = _fd_gradient(p, net, flat_get, flat_set)
-        assert np.max(np.abs(ours - fd)) <= 1e-6 * max(1.0, np.max(np.abs(fd)))
+        for gs in (grads, step_grads):
+            ours = np.concatenate([g[i].detach().numpy().ravel() for g in gs])
+            assert np.max(np.abs(ours - fd)) <= 1e-6 * max(1.0, np.max(np.abs(fd)))
+    # mini-batch scaling: the step's gradient equals autograd of the scaled loss
+    scaled = _losses(shape, params, X[:, :4], Y[:, :4], beta, n / 4)
+    auto = torch.autograd.grad(scaled.sum(), leaves)
+    _, manual = _losses_and_grads(shape, params, X[:, :4], Y[:, :4], beta, n / 4)
+    for a, m_ in zip(auto, manual, strict=True):
+        assert rel_diff(m_.detach().numpy(), a.numpy()) <= 1e-12
 
 
 def test_minibatch_estimate_is_unbiased_scaling(rng: np.random.Generator) -> None:
