@@ -1,0 +1,101 @@
+"""sweep.trial.run_batch: one batch of grid points → results, failures isolated per trial."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+
+from sweep.schema import DataSpec, ModelSpec, TrainSpec, TrialResult, TrialSpec
+from sweep.trial import run_batch
+from tests.conftest import assert_close
+
+
+def spec(*, seed: int = 0, **groups: dict) -> TrialSpec:
+    base = TrialSpec(
+        data=DataSpec(kind="whitened", n=8, d=12, outputs=1),
+        model=ModelSpec(depth=3, width=4, activation="linear"),
+        train=TrainSpec(beta=0.2, steps=400, lr=0.05, momentum=0.9, polish=60, log_every=50),
+        seed=seed,
+    )
+    return dataclasses.replace(
+        base, **{g: dataclasses.replace(getattr(base, g), **kw) for g, kw in groups.items()}
+    )
+
+
+def test_deep_linear_batch_reaches_exact_optimum_and_certificate_is_tight() -> None:
+    specs = [spec(seed=s, train={"beta": b}) for s in (0, 1) for b in (0.1, 0.5)]
+    results = run_batch(specs)
+    assert [r.key for r in results] == [s.key for s in specs]
+    for r in results:
+        assert r.status == "finished", r.error
+        assert r.family == "linear_whitened"
+        # THEORY §8: float64 GD + polish reaches the closed form; 1e-6 relative is the issue's bar
+        assert abs(r.rel_gap) <= 1e-6, r.rel_gap
+        assert r.certificate <= r.exact_objective * (1 + 1e-12)
+        assert_close(r.certificate, r.exact_objective, rtol=1e-10)
+        assert r.extra["dual_bound"] <= r.exact_objective * (1 + 1e-9)
+        assert r.extra["predicted_rank"] == 1.0
+        assert [ls.rank for ls in r.layers] == [1, 1, 1]
+        assert all(ls.norm_ratio > 1 - 1e-6 for ls in r.layers)
+        assert r.w1_alignment > 1 - 1e-6
+        assert r.curve_steps[0] == 0 and r.curve_steps[-1] >= 400
+        assert len(r.curves["objective"]) == len(r.curve_steps)
+
+
+def test_diverging_lr_marks_only_that_trial() -> None:
+    specs = [spec(seed=0), spec(seed=1, train={"lr": 1e4})]
+    ok, bad = run_batch(specs)
+    assert ok.status == "finished" and math.isfinite(ok.sgd_objective)
+    assert bad.status == "diverged"
+    assert bad.exact_objective is None and bad.layers == []
+
+
+def test_failing_trial_is_recorded_with_traceback_and_others_run() -> None:
+    # whitened data needs n <= d: this point cannot make its data
+    specs = [spec(seed=0), spec(seed=1, data={"n": 8, "d": 12, "kind": "whitened", "outputs": 1})]
+    specs[1] = dataclasses.replace(
+        specs[1], data=dataclasses.replace(specs[1].data, kind="nonsense")
+    )
+    good, failed = run_batch(specs)
+    assert good.status == "finished"
+    assert failed.status == "failed"
+    assert "nonsense" in failed.error and "Traceback" in failed.error
+
+
+def test_not_covered_problems_report_reason_and_a_valid_certificate() -> None:
+    s = spec(data={"kind": "gaussian", "n": 10, "d": 6, "outputs": 3}, model={"activation": "relu"})
+    (r,) = run_batch([s])
+    assert r.status == "finished"
+    assert r.exact_objective is None and r.not_covered
+    assert r.certificate is not None and r.certificate <= r.sgd_objective
+    assert "rel_gap" not in r.metrics() and "certified_gap" in r.metrics()
+
+
+def test_spline_trial_reports_spline_statistics() -> None:
+    s = spec(
+        data={"kind": "spline_1d", "n": 6, "d": 1},
+        model={"depth": 2, "width": 16, "activation": "relu", "bias": True},
+        train={"beta": 0.01, "steps": 300, "lr": 0.01, "polish": 0},
+    )
+    (r,) = run_batch([s])
+    assert r.status == "finished", r.error
+    assert 0.0 <= r.extra["spline.share_near_data"] <= 1.0
+    assert len(r.arrays["x"]) == 6 and len(r.arrays["grid"]) == len(r.arrays["f"])
+
+
+def test_same_spec_same_numbers_and_json_round_trip() -> None:
+    s = spec(seed=3, train={"batch_size": 4, "polish": 0, "lr": 0.005})
+    (a,) = run_batch([s])
+    (b,) = run_batch([s])
+    assert a.status == "finished", a.status
+    assert a.sgd_objective == b.sgd_objective
+    assert a.curves == b.curves
+    back = TrialResult.from_json(a.to_json())
+    assert back.metrics() == a.metrics()
+
+
+def test_mixed_shapes_are_rejected() -> None:
+    with pytest.raises(ValueError, match="batch_shape"):
+        run_batch([spec(), spec(model={"width": 5})])
