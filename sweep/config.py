@@ -493,6 +493,17 @@ def check_spec(spec: TrialSpec) -> None:
         raise ConfigError(f"data.n must be <= data.d for whitened data (got n={d.n}, d={d.d}){at}.")
     if d.kind == "spline_1d" and d.d != 1:
         raise ConfigError(f"data.d must be 1 for spline_1d data (got d={d.d}){at}.")
+    if d.kind == "spline_1d" and d.targets == "onehot":
+        raise ConfigError(f"data.targets must be gaussian or signed for spline_1d data{at}.")
+    if (d.kind == "spline_1d" or d.targets == "signed") and d.outputs != 1:
+        raise ConfigError(
+            f"data.outputs must be 1 for {d.kind if d.kind == 'spline_1d' else 'signed'} "
+            f"targets (got outputs={d.outputs}){at}."
+        )
+    if (d.kind == "spline_1d" or d.targets == "signed") and d.n < 2:
+        raise ConfigError(f"data.n must be >= 2 for this data (got n={d.n}){at}.")
+    if d.kind == "digits" and d.targets == "onehot" and d.outputs > 10:
+        raise ConfigError(f"data.outputs must be <= 10 for one-hot digits (got {d.outputs}){at}.")
     if d.kind == "digits" and d.d != 64:
         raise ConfigError(f"data.d must be 64 for digits data (got d={d.d}){at}.")
     if d.kind == "digits" and d.n > _DIGITS_SAMPLES:

@@ -35,6 +35,8 @@ BAD = [
     ({"data": {"kind": "whitened", "n": 20, "d": 10}}, "data.n"),
     ({"data": {"kind": "spline_1d", "d": 3}}, "data.d"),
     ({"data": {"kind": "digits", "d": 10}}, "data.d"),
+    ({"data": {"targets": "signed", "outputs": 2}}, "data.outputs"),
+    ({"data": {"kind": "digits", "d": 64, "targets": "onehot", "outputs": 12}}, "data.outputs"),
     ({"data": {"kind": "mnist"}}, "data.kind"),
     ({"data": {"targets": "binary"}}, "data.targets"),
     ({"data": {"n": "twenty"}}, "data.n"),

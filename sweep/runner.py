@@ -1,0 +1,289 @@
+"""Run a sweep: resume from MLflow, run the pending trials in batches, record, summarise.
+
+Data flow (DESIGN.md): ``expand`` → drop keys with a FINISHED run (unless ``sweep.rerun``)
+→ ``batches`` of equal shape → one call of the batch function per batch (default
+``sweep.trial.run_batch``), as Ray tasks (``runner.kind=local``) or in this process
+(``runner.kind=inline``, no Ray import) → each result recorded by the driver's MLflow
+writer thread as it arrives → summary.
+
+Ray: ``ray.init(address=runner.address or $RAY_ADDRESS)``; without an address a new
+local instance with ``runner.num_cpus`` CPUs whose listeners stay on 127.0.0.1. Each task
+reserves ``cpus_per_task`` / ``gpus_per_task`` (fractions allowed) and trains on CUDA when
+it got a GPU. A task whose worker process dies is re-run up to ``runner.max_retries``
+times; if it still fails, or the batch function itself raises, its trials are recorded as
+``failed`` with the error as traceback, and the sweep goes on.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from sweep.config import RunnerConfig, Sweep
+from sweep.grid import batches, varying_fields
+from sweep.progress import Progress, summary_table
+from sweep.schema import TrialResult, TrialSpec
+
+__all__ = ["BatchFn", "RunStats", "SweepReport", "run_batches", "run_sweep"]
+
+BatchFn = Callable[..., list[TrialResult]]  # (specs, *, device) -> results, one per spec
+
+
+@dataclass
+class RunStats:
+    """What the runner measured: tasks run and seconds spent inside the batch function."""
+
+    tasks: int = 0
+    compute_seconds: float = 0.0
+    nodes: set[str] = field(default_factory=set)
+
+
+@dataclass
+class SweepReport:
+    """Outcome of :func:`run_sweep`."""
+
+    total: int  # trials in the grid
+    skipped: int  # trials with a FINISHED run already (resume)
+    results: list[tuple[TrialSpec, TrialResult]]  # this invocation's trials, in arrival order
+    killed_stale: int  # RUNNING runs of dead drivers marked KILLED
+    wall_seconds: float
+    stats: RunStats
+    mlflow_seconds: float
+    mlflow_runs: int
+    store_uri: str
+    ui: str
+
+    def count(self, status: str) -> int:
+        return sum(1 for _, r in self.results if r.status == status)
+
+
+def _failed(spec: TrialSpec, error: str, device: str = "cpu") -> TrialResult:
+    return TrialResult(key=spec.key, status="failed", error=error, device=device)
+
+
+def _call(
+    fn: BatchFn | None, specs: list[TrialSpec], device: str
+) -> tuple[list[TrialResult], float]:
+    """Run one batch; any exception of the batch function becomes failed trials."""
+    t0 = time.perf_counter()
+    try:
+        if fn is None:
+            from sweep.trial import run_batch as fn
+        results = list(fn(specs, device=device))
+        if [r.key for r in results] != [s.key for s in specs]:
+            raise RuntimeError(
+                f"the batch function returned {len(results)} results whose keys do not match the "
+                f"{len(specs)} trials it was given"
+            )
+    except Exception:
+        tb = traceback.format_exc()
+        results = [_failed(s, tb, device) for s in specs]
+    return results, time.perf_counter() - t0
+
+
+def _ray_batch(
+    specs: list[TrialSpec], fn: BatchFn | None, device: str
+) -> tuple[list[TrialResult], float, str]:
+    """Body of the Ray task: choose the device, run the batch, stamp the node id."""
+    import ray
+
+    if device == "auto":
+        device = "cuda" if ray.get_gpu_ids() else "cpu"
+    node = ray.get_runtime_context().get_node_id()
+    results, seconds = _call(fn, specs, device)
+    for r in results:
+        r.node_id = node
+    return results, seconds, node
+
+
+def _inline_device(device: str) -> str:
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _start_ray(runner: RunnerConfig) -> bool:
+    """Connect to (or start) Ray; returns whether this call started it (so we shut it down)."""
+    address = runner.address or os.environ.get("RAY_ADDRESS") or None
+    if address is None:
+        # a new single-node instance: keep every listener on 127.0.0.1 (DESIGN.md, "Ray on loopback")
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    import ray
+
+    if ray.is_initialized():
+        return False
+    if address is None:
+        from ray._private import ray_constants
+
+        ray_constants.ENABLE_RAY_CLUSTER = os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] not in (
+            "0",
+            "false",
+            "False",
+        )
+        ray.init(
+            address="local",  # a new instance, even when another Ray runs on this machine
+            num_cpus=runner.num_cpus,
+            num_gpus=runner.num_gpus,
+            include_dashboard=False,
+            _node_ip_address="127.0.0.1",
+            log_to_driver=True,
+        )
+    else:
+        ray.init(address=address, log_to_driver=True)
+    return True
+
+
+def run_batches(
+    groups: Sequence[list[TrialSpec]],
+    runner: RunnerConfig,
+    *,
+    on_result: Callable[[TrialSpec, TrialResult], None],
+    batch_fn: BatchFn | None = None,
+) -> RunStats:
+    """Run every batch (inline or as Ray tasks) and call ``on_result`` for each trial as its
+    batch completes. ``batch_fn`` defaults to ``sweep.trial.run_batch`` (imported where it
+    runs); a non-default one must be importable by Ray workers (a module-level function)."""
+    stats = RunStats()
+    if runner.kind == "inline":
+        device = _inline_device(runner.device)
+        for batch in groups:
+            results, seconds = _call(batch_fn, batch, device)
+            stats.tasks += 1
+            stats.compute_seconds += seconds
+            for spec, res in zip(batch, results, strict=True):
+                on_result(spec, res)
+        return stats
+
+    started = _start_ray(runner)
+    import ray
+
+    try:
+        task = ray.remote(
+            num_cpus=runner.cpus_per_task,
+            num_gpus=runner.gpus_per_task,
+            max_retries=runner.max_retries,
+            retry_exceptions=False,
+        )(_ray_batch)
+        device = (
+            "cuda" if runner.device == "cuda" else ("cpu" if runner.device == "cpu" else "auto")
+        )
+        refs = {task.remote(list(b), batch_fn, device): list(b) for b in groups}
+        pending = list(refs)
+        while pending:
+            ready, pending = ray.wait(pending, num_returns=1)
+            for ref in ready:
+                batch = refs.pop(ref)
+                try:
+                    results, seconds, node = ray.get(ref)
+                    stats.compute_seconds += seconds
+                    stats.nodes.add(node)
+                except Exception as exc:  # the worker died more than max_retries times
+                    err = f"Ray task failed after {runner.max_retries} retries: {type(exc).__name__}: {exc}"
+                    results = [_failed(s, err) for s in batch]
+                stats.tasks += 1
+                for spec, res in zip(batch, results, strict=True):
+                    on_result(spec, res)
+    finally:
+        if started:
+            ray.shutdown()
+    return stats
+
+
+def run_sweep(
+    sweep: Sweep,
+    specs: Sequence[TrialSpec],
+    *,
+    batch_fn: BatchFn | None = None,
+    config_text: str = "",
+    out=None,
+) -> SweepReport:
+    """Resume, run and record ``specs`` (the expansion of ``sweep``); print the summary to
+    ``out`` (default stdout). KeyboardInterrupt marks the parent run KILLED and propagates;
+    any other driver error marks it FAILED and propagates."""
+    from sweep.tracking import Tracker, resolve_store, ui_command
+
+    out = out or sys.stdout
+    t0 = time.perf_counter()
+    store = resolve_store(sweep.tracking)
+    tracker = Tracker(store, sweep.grid)  # store + experiment created once, before any trial
+    killed = tracker.close_stale()
+    done = set() if sweep.options.rerun else tracker.finished_keys()
+    todo = [s for s in specs if s.key not in done]
+    axes = varying_fields(list(specs))
+    tracker.start(
+        params={
+            "grid": sweep.grid,
+            "trials": len(specs),
+            "pending": len(todo),
+            "skipped": len(specs) - len(todo),
+            "axes": ",".join(axes),
+            "runner.kind": sweep.runner.kind,
+            "runner.batch_size": sweep.runner.batch_size,
+            "runner.address": sweep.runner.address or os.environ.get("RAY_ADDRESS") or "local",
+            "rerun": sweep.options.rerun,
+            "command": " ".join(sys.argv),
+        },
+        config_text=config_text,
+    )
+    print(
+        f"sweep '{sweep.grid}': {len(specs)} trials, {len(specs) - len(todo)} already recorded, "
+        f"{len(todo)} to run ({sweep.runner.kind}); store {store.uri}"
+        + (f"; {killed} stale RUNNING run(s) marked KILLED" if killed else ""),
+        file=out,
+        flush=True,
+    )
+    progress = Progress(len(todo), enabled=sweep.options.progress, desc=sweep.grid)
+    pairs: list[tuple[TrialSpec, TrialResult]] = []
+
+    def on_result(spec: TrialSpec, res: TrialResult) -> None:
+        pairs.append((spec, res))
+        tracker.record(spec, res)
+        progress.update(res)
+
+    status = "FAILED"
+    stats = RunStats()
+    try:
+        if todo:
+            stats = run_batches(
+                batches(todo, sweep.runner.batch_size),
+                sweep.runner,
+                on_result=on_result,
+                batch_fn=batch_fn,
+            )
+        status = "FINISHED"
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    finally:
+        progress.close()
+        tracker.finish(status)
+    wall = time.perf_counter() - t0
+    report = SweepReport(
+        total=len(specs),
+        skipped=len(specs) - len(todo),
+        results=pairs,
+        killed_stale=killed,
+        wall_seconds=wall,
+        stats=stats,
+        mlflow_seconds=tracker.stats.seconds,
+        mlflow_runs=tracker.stats.runs,
+        store_uri=store.uri,
+        ui=ui_command(store),
+    )
+    table = summary_table(pairs)
+    if table:
+        print(table, file=out)
+    print(
+        f"done in {wall:.1f} s: {report.count('finished')} finished, {report.count('diverged')} "
+        f"diverged, {report.count('failed')} failed, {report.skipped} skipped (already recorded).",
+        file=out,
+    )
+    print(f"results: MLflow experiment '{sweep.grid}' in {store.uri}", file=out)
+    print(f"open the UI: {report.ui}", file=out, flush=True)
+    return report
