@@ -91,6 +91,43 @@ def timed_train(
     return best
 
 
+def check(device: torch.device) -> None:
+    """Correctness on the benchmark device: batched == alone, device == CPU, divergence."""
+    rng = np.random.default_rng(0)
+    probs = [
+        Problem(
+            rng.standard_normal((30, 6)) / 3,
+            rng.standard_normal((30, 2)),
+            3,
+            0.05,
+            activation="relu",
+            width=8,
+        )
+        for _ in range(4)
+    ]
+    cfg = TrainConfig(
+        steps=300, lr=0.01, batch_size=5, lr_decay=0.5, lr_decay_every=100, log_every=50
+    )
+    lrs = [0.005, 0.01, 1e4, 0.002]
+    out = train(probs, cfg, seeds=[0, 1, 2, 3], lr=lrs, device=device)
+    cpu = train(probs, cfg, seeds=[0, 1, 2, 3], lr=lrs, device="cpu")
+    worst_alone = worst_cpu = 0.0
+    for i in (0, 1, 3):
+        alone = train([probs[i]], cfg, seeds=[i], lr=[lrs[i]], device=device)
+        for a, b, c in zip(
+            out.networks[i].weights, alone.networks[0].weights, cpu.networks[i].weights, strict=True
+        ):
+            worst_alone = max(
+                worst_alone, float(np.max(np.abs(a - b)) / max(1.0, np.max(np.abs(b))))
+            )
+            worst_cpu = max(worst_cpu, float(np.max(np.abs(a - c)) / max(1.0, np.max(np.abs(c)))))
+    print(f"check on {device}: diverged flags {out.diverged.tolist()} (expected only index 2)")
+    print(
+        f"check on {device}: batched vs alone max rel diff {worst_alone:.2e}; vs CPU {worst_cpu:.2e} (float64)"
+    )
+    print(f"check on {device}: objectives {np.array2string(out.objectives, precision=6)}")
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cpu")
@@ -113,6 +150,9 @@ def main(argv: list[str] | None = None) -> None:
         type=int,
         default=1,
         help="torch CPU threads (default 1: on a shared 2-core machine a second thread waits on a busy core)",
+    )
+    ap.add_argument(
+        "--check", action="store_true", help="also run the correctness check on the device"
     )
     ap.add_argument("--quick", action="store_true", help="short run: 200 steps, fewer networks")
     args = ap.parse_args(argv)
@@ -140,6 +180,8 @@ def main(argv: list[str] | None = None) -> None:
         f"shape: n={args.n} d={args.d} m={args.m} K={args.K} L={args.depth} ReLU, full-batch GD, "
         f"{args.steps} steps, curves logged at start and end only, best of {repeat} timings"
     )
+    if args.check:
+        check(device)
     fps = flops_per_network_step(args.n, args.d, args.m, args.K, args.depth)
     print(f"matmul FLOPs per network per step (fwd + bwd): {fps:.3e}")
 
