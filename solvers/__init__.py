@@ -2,7 +2,24 @@
 certificates, batched SGD training and layer structure. numpy/scipy/torch only."""
 
 from solvers import data
+from solvers.dual import certificate, certified_gap, dual_bound
 from solvers.problem import Network, NotCovered, Optimum, Problem, forward, objective
+from solvers.rescaled import rescaled_dual, rescaled_gap, rescaled_primal
 from solvers.solve import solve
 
-__all__ = ["Network", "NotCovered", "Optimum", "Problem", "data", "forward", "objective", "solve"]
+__all__ = [
+    "Network",
+    "NotCovered",
+    "Optimum",
+    "Problem",
+    "certificate",
+    "certified_gap",
+    "data",
+    "dual_bound",
+    "forward",
+    "objective",
+    "rescaled_dual",
+    "rescaled_gap",
+    "rescaled_primal",
+    "solve",
+]
