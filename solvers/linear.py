@@ -83,11 +83,28 @@ def is_whitened(X: np.ndarray, *, tol: float = ISOMETRY_TOL) -> bool:
     return bool(np.linalg.norm(X @ X.T - np.eye(n)) <= tol)
 
 
+def _isometry_defect(X: np.ndarray, tol: float) -> float | None:
+    """None if X is a partial isometry within ``tol``, else a singular value that is neither 0 nor 1.
+
+    Fast path: orthonormal rows (``‖XXᵀ − I‖_F ≤ tol``) or columns (``‖XᵀX − I‖_F ≤ tol``) cost
+    one Gram matrix; otherwise the singular values are computed.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    n, d = X.shape
+    G = X @ X.T if n <= d else X.T @ X
+    if np.linalg.norm(G - np.eye(min(n, d))) <= tol:
+        return None
+    s = np.linalg.svd(X, compute_uv=False)
+    one = np.abs(s - 1.0) <= tol
+    good = one | (s <= tol)
+    if one.any() and np.all(good):
+        return None
+    return float(s[~good][0]) if not np.all(good) else float(s[0])
+
+
 def is_partial_isometry(X: np.ndarray, *, tol: float = ISOMETRY_TOL) -> bool:
     """Every singular value of X is within ``tol`` of 0 or of 1 (and at least one is 1)."""
-    s = np.linalg.svd(np.asarray(X, dtype=np.float64), compute_uv=False)
-    one = np.abs(s - 1.0) <= tol
-    return bool(one.any() and np.all(one | (s <= tol)))
+    return _isometry_defect(X, tol) is None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -150,12 +167,10 @@ def solve_linear_whitened(p: Problem, *, tol: float = ISOMETRY_TOL) -> Optimum:
     """
     _check_linear(p)
     X, Y, L = p.X, p.Y, p.L
-    sx = np.linalg.svd(X, compute_uv=False)
-    one = np.abs(sx - 1.0) <= tol
-    if not (one.any() and np.all(one | (sx <= tol))):
-        bad = sx[~(one | (sx <= tol))]
+    bad = _isometry_defect(X, tol)
+    if bad is not None:
         raise NotCovered(
-            f"X is not a partial isometry: a singular value {bad[0]:.6g} is neither 0 nor 1 "
+            f"X is not a partial isometry: a singular value {bad:.6g} is neither 0 nor 1 "
             f"(tolerance {tol:g})"
         )
     XtY = X.T @ Y

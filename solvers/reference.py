@@ -3,7 +3,8 @@
 cvxpy is the optional extra ``reference`` and is imported inside each function. Every function
 returns ``(value, argument)`` as solved by ``solver`` (default :data:`PREFERRED_SOLVER`,
 Clarabel, an interior-point method: ~1e-8 relative; ``solver=None`` lets cvxpy pick its
-default, which for the dual's ``sigma_max`` constraint is SCS at only ~1e-5).
+default, which for the dual's ``sigma_max`` constraint is SCS at only ~1e-5). Pass a dict as
+``stats`` to receive the solver's name and status.
 
 - :func:`nuclear_primal`: ``min_W ½‖XW − Y‖² + β‖W‖_*`` (THEORY §2, L = 2).
 - :func:`nuclear_dual`: ``max_Λ ⟨Λ, Y⟩ − ½‖Λ‖²  s.t.  ‖XᵀΛ‖₂ ≤ β`` (its dual).
@@ -30,29 +31,42 @@ def _cvxpy():  # noqa: ANN202 - the module
     return cp
 
 
-def _solve(problem: object, solver: str | None) -> float:
+def _solve(problem: object, solver: str | None, stats: dict | None) -> float:
     if solver is None:
         problem.solve()
     else:
         problem.solve(solver=solver)
+    if stats is not None:
+        stats["solver"] = problem.solver_stats.solver_name
+        stats["status"] = problem.status
     if problem.status not in ("optimal", "optimal_inaccurate"):
         raise RuntimeError(f"cvxpy did not solve the problem: status {problem.status}")
     return float(problem.value)
 
 
 def nuclear_primal(
-    X: np.ndarray, Y: np.ndarray, beta: float, *, solver: str | None = PREFERRED_SOLVER
+    X: np.ndarray,
+    Y: np.ndarray,
+    beta: float,
+    *,
+    solver: str | None = PREFERRED_SOLVER,
+    stats: dict | None = None,
 ) -> tuple[float, np.ndarray]:
     """``min_W ½‖XW − Y‖_F² + β‖W‖_*``; returns (value, W)."""
     cp = _cvxpy()
     X, Y = np.asarray(X, float), np.asarray(Y, float).reshape(len(X), -1)
     W = cp.Variable((X.shape[1], Y.shape[1]))
     prob = cp.Problem(cp.Minimize(0.5 * cp.sum_squares(X @ W - Y) + beta * cp.normNuc(W)))
-    return _solve(prob, solver), np.asarray(W.value)
+    return _solve(prob, solver, stats), np.asarray(W.value)
 
 
 def nuclear_dual(
-    X: np.ndarray, Y: np.ndarray, beta: float, *, solver: str | None = PREFERRED_SOLVER
+    X: np.ndarray,
+    Y: np.ndarray,
+    beta: float,
+    *,
+    solver: str | None = PREFERRED_SOLVER,
+    stats: dict | None = None,
 ) -> tuple[float, np.ndarray]:
     """``max_Λ ⟨Λ, Y⟩ − ½‖Λ‖_F²  s.t.  ‖XᵀΛ‖₂ ≤ β``; returns (value, Λ)."""
     cp = _cvxpy()
@@ -62,22 +76,27 @@ def nuclear_dual(
         cp.Maximize(cp.sum(cp.multiply(Lam, Y)) - 0.5 * cp.sum_squares(Lam)),
         [cp.sigma_max(X.T @ Lam) <= beta],
     )
-    return _solve(prob, solver), np.asarray(Lam.value)
+    return _solve(prob, solver, stats), np.asarray(Lam.value)
 
 
 def group_lasso(
-    X: np.ndarray, y: np.ndarray, gamma: float, *, solver: str | None = PREFERRED_SOLVER
+    X: np.ndarray,
+    y: np.ndarray,
+    gamma: float,
+    *,
+    solver: str | None = PREFERRED_SOLVER,
+    stats: dict | None = None,
 ) -> tuple[float, np.ndarray]:
     """``GL(γ) = min_w ½‖Xw − y‖² + γ‖w‖₂``; returns (value, w)."""
     cp = _cvxpy()
     X, y = np.asarray(X, float), np.asarray(y, float).reshape(-1)
     w = cp.Variable(X.shape[1])
     prob = cp.Problem(cp.Minimize(0.5 * cp.sum_squares(X @ w - y) + gamma * cp.norm(w, 2)))
-    return _solve(prob, solver), np.asarray(w.value)
+    return _solve(prob, solver, stats), np.asarray(w.value)
 
 
 def bn_linear(
-    Y: np.ndarray, beta: float, *, solver: str | None = PREFERRED_SOLVER
+    Y: np.ndarray, beta: float, *, solver: str | None = PREFERRED_SOLVER, stats: dict | None = None
 ) -> tuple[float, np.ndarray]:
     """BN-linear (THEORY §6): ``min_F ½‖F − Y‖² + (β/√n)‖F‖_*``; returns (value, F)."""
     cp = _cvxpy()
@@ -86,4 +105,4 @@ def bn_linear(
     F = cp.Variable(Y.shape)
     gamma = beta / np.sqrt(Y.shape[0])
     prob = cp.Problem(cp.Minimize(0.5 * cp.sum_squares(F - Y) + gamma * cp.normNuc(F)))
-    return _solve(prob, solver), np.asarray(F.value)
+    return _solve(prob, solver, stats), np.asarray(F.value)
