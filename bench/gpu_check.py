@@ -28,7 +28,6 @@ from solvers import Problem  # noqa: E402
 from solvers.data import make_dataset  # noqa: E402
 from solvers.sgd import TrainConfig, train  # noqa: E402
 
-
 DRY = "--dry-run" in sys.argv  # CPU rehearsal of the same script (no GPU needed), tiny sizes
 DEV = "cpu" if DRY else "cuda"
 
@@ -88,7 +87,9 @@ def fractional_ray() -> None:
             TrialSpec(
                 data=DataSpec(kind="whitened", n=20, d=50, outputs=1),
                 model=ModelSpec(depth=3, width=50, activation="relu"),
-                train=TrainSpec(beta=0.2, steps=300 if DRY else 3000, lr=5e-3, batch_size=5, dtype="float32"),
+                train=TrainSpec(
+                    beta=0.2, steps=300 if DRY else 3000, lr=5e-3, batch_size=5, dtype="float32"
+                ),
                 seed=10 * b + s,
             )
             for s in range(16)
@@ -122,16 +123,39 @@ def speed() -> None:
         for device in (DEV, "cpu") if not DRY else ("cpu",):
             for B in (64, 1024, 4096) if device == "cuda" else (64,) if DRY else (64, 256):
                 ps = problems(B)
-                cfg = TrainConfig(steps=50 if DRY else 1000, lr=1e-3, dtype=dtype, log_every=1000, track_layers=False)
-                train(ps[:2], TrainConfig(steps=5, dtype=dtype), seeds=[0, 1], device=device)  # warm-up
+                cfg = TrainConfig(
+                    steps=50 if DRY else 1000,
+                    lr=1e-3,
+                    dtype=dtype,
+                    log_every=1000,
+                    track_layers=False,
+                )
+                train(
+                    ps[:2], TrainConfig(steps=5, dtype=dtype), seeds=[0, 1], device=device
+                )  # warm-up
                 t0 = time.perf_counter()
                 train(ps, cfg, seeds=list(range(B)), device=device)
                 dt = time.perf_counter() - t0
-                emit("speed", device=device, dtype=dtype, B=B, steps=1000, seconds=dt, networks_per_s=B / dt)
+                emit(
+                    "speed",
+                    device=device,
+                    dtype=dtype,
+                    B=B,
+                    steps=1000,
+                    seconds=dt,
+                    networks_per_s=B / dt,
+                )
 
 
 if __name__ == "__main__":
-    print("torch", torch.__version__, "cuda", torch.cuda.is_available(), "dry" if DRY else "", flush=True)
+    print(
+        "torch",
+        torch.__version__,
+        "cuda",
+        torch.cuda.is_available(),
+        "dry" if DRY else "",
+        flush=True,
+    )
     placement()
     fractional_ray()
     speed()
