@@ -81,6 +81,20 @@ def test_linear_matches_lbfgs(rng: np.random.Generator, L: int) -> None:
         _check_against_lbfgs(p, opt.objective)
 
 
+@pytest.mark.parametrize("L", [2, 3])
+def test_relu_one_sided_c(rng: np.random.Generator, L: int) -> None:
+    """c ≥ 0 (or ≤ 0): a single channel, one path."""
+    c = np.abs(rng.standard_normal(6))
+    a = rng.standard_normal(4)
+    a /= np.linalg.norm(a)
+    y = rng.standard_normal(6) + 1.0
+    for sgn in (1.0, -1.0):
+        p = Problem(np.outer(sgn * c, a), y, L, BETA, "relu")
+        opt = solve_rank_one(p)
+        assert opt.weights[0].shape[1] == 1
+        _check_against_lbfgs(p, opt.objective)
+
+
 def _theory_separable(X: np.ndarray, y: np.ndarray, c: np.ndarray, L: int) -> float:
     value = 0.5 * float(y @ y)
     for sgn in (1.0, -1.0):
