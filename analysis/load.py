@@ -1,0 +1,397 @@
+"""Read a sweep back from MLflow into pandas (the reading side of :mod:`sweep.schema`).
+
+A sweep is one MLflow experiment (named after its grid): a parent run per invocation
+(tag ``run_kind=sweep``) and a child run per trial (tag ``run_kind=trial``,
+``mlflow.parentRunId``). :func:`load` returns one row per child run:
+
+- params (``data.n``, ``model.depth``, ``train.beta``, ``seed``, ``experiment`` …) cast from
+  MLflow's strings to the types of :func:`sweep.schema.param_types` (nullable ``Int64`` /
+  ``boolean`` when a param is missing from some runs);
+- metrics (``sgd_objective``, ``exact_objective``, ``rel_gap``, ``certificate``,
+  ``layer1.rank`` …, ``spline.*``, ``nc.*``, ``rescaled.*``) as float64, NaN where a run did not
+  log one; the stepped training curves ``curve.*`` are left out (see :func:`load_curves`);
+- ``status`` (the trial's own: finished | diverged | failed, from the ``trial_status`` tag,
+  else derived from MLflow's run status), ``run_status`` (MLflow's), ``run_id``,
+  ``parent_run_id``, ``run_name``, ``start_time``/``end_time`` (UTC timestamps) and the tags
+  ``trial_key``, ``family``, ``not_covered``, ``grid``, ``sweep_id``, ``device``, ``ray_node_id``,
+  ``git_commit``.
+
+Results are paged (``search_runs`` with ``page_token``), so thousands of runs come back
+whole, from a SQLite store or a tracking server alike. Nothing is ever re-solved here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from sweep.schema import (
+    ARTIFACT_RESULT,
+    CURVE_PREFIX,
+    TAG_DEVICE,
+    TAG_EXPERIMENT,
+    TAG_FAMILY,
+    TAG_GIT_COMMIT,
+    TAG_GRID,
+    TAG_KIND,
+    TAG_NODE_ID,
+    TAG_NOT_COVERED,
+    TAG_STATUS,
+    TAG_SWEEP_ID,
+    TAG_TRIAL_KEY,
+    TrialResult,
+    TrialSpec,
+    param_types,
+)
+
+__all__ = [
+    "curves_from_results",
+    "default_tracking_uri",
+    "frame_from_results",
+    "load",
+    "load_curves",
+    "load_parents",
+    "load_results",
+]
+
+PAGE_SIZE = 1000  # runs per search_runs page
+_PARENT_TAG = "mlflow.parentRunId"
+_TAGS = (
+    TAG_TRIAL_KEY,
+    TAG_FAMILY,
+    TAG_NOT_COVERED,
+    TAG_GRID,
+    TAG_SWEEP_ID,
+    TAG_DEVICE,
+    TAG_NODE_ID,
+    TAG_GIT_COMMIT,
+)
+_MLFLOW_STATUS = {
+    "FINISHED": "finished",
+    "FAILED": "failed",
+    "KILLED": "killed",
+    "RUNNING": "running",
+}
+_FIXED = ["run_id", "parent_run_id", "run_name", "status", "run_status", "start_time", "end_time"]
+
+
+def default_tracking_uri() -> str:
+    """``$MLFLOW_TRACKING_URI``, else ``sqlite:///<cwd>/mlruns.db`` (the sweep's default store)."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI", "")
+    return uri or f"sqlite:///{Path.cwd().absolute() / 'mlruns.db'}"
+
+
+def _client(tracking_uri: str | None):
+    for name in ("alembic", "mlflow.store.db.utils", "mlflow.store.sqlalchemy_store"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=tracking_uri or default_tracking_uri())
+
+
+def _experiment_id(client, experiment: str) -> str | None:
+    if not isinstance(experiment, str) or not experiment:
+        raise ValueError(f"experiment must be a non-empty experiment name, got {experiment!r}")
+    exp = client.get_experiment_by_name(experiment)
+    return None if exp is None else exp.experiment_id
+
+
+def _search(client, experiment_id: str, filter_string: str, page_size: int) -> list:
+    from mlflow.entities import ViewType
+
+    runs, token = [], None
+    while True:
+        page = client.search_runs(
+            [experiment_id],
+            filter_string=filter_string,
+            run_view_type=ViewType.ACTIVE_ONLY,
+            max_results=page_size,
+            page_token=token,
+        )
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs
+
+
+def _trial_runs(client, experiment_id: str, page_size: int) -> list:
+    runs = _search(client, experiment_id, f"tags.{TAG_KIND} = 'trial'", page_size)
+    if runs:
+        return runs
+    # stores written without run_kind tags: every child run is a trial
+    return [
+        r
+        for r in _search(client, experiment_id, "", page_size)
+        if _PARENT_TAG in r.data.tags and r.data.tags.get(TAG_KIND) != "sweep"
+    ]
+
+
+def _cast_column(values: list, typ: type) -> pd.Series:
+    s = pd.Series(values, dtype=object)
+    missing = s.isna()
+    if typ is bool:
+        out = s.map(lambda v: None if v is None else str(v).strip().lower() in ("true", "1", "yes"))
+        return out.astype("boolean") if missing.any() else out.astype(bool)
+    if typ is int:
+        num = pd.to_numeric(s, errors="coerce")
+        if num.isna().any():
+            return num.round().astype("Int64")
+        return num.round().astype(np.int64)
+    if typ is float:
+        return pd.to_numeric(s, errors="coerce").astype(np.float64)
+    return s.where(~missing, None).astype(object)
+
+
+def _run_row(r) -> dict:
+    tags = r.data.tags
+    mstatus = r.info.status
+    row = {
+        "run_id": r.info.run_id,
+        "parent_run_id": tags.get(_PARENT_TAG),
+        "run_name": r.info.run_name,
+        "status": tags.get(TAG_STATUS) or _MLFLOW_STATUS.get(mstatus, mstatus.lower()),
+        "run_status": mstatus,
+        "start_time": r.info.start_time,
+        "end_time": r.info.end_time,
+    }
+    for t in _TAGS:
+        row[t] = tags.get(t)
+    params = dict(r.data.params)
+    params.setdefault("experiment", tags.get(TAG_EXPERIMENT, ""))
+    metrics = {k: v for k, v in r.data.metrics.items() if not k.startswith(CURVE_PREFIX)}
+    return {"fixed": row, "params": params, "metrics": metrics}
+
+
+def _frame(runs: Sequence) -> pd.DataFrame:
+    return _build([_run_row(r) for r in runs])
+
+
+def frame_from_results(specs: Sequence[TrialSpec], results: Sequence[TrialResult]) -> pd.DataFrame:
+    """The frame :func:`load` would give for these trials, built in memory (no MLflow): the
+    same columns and types; ``run_id`` is the trial key, ``run_status`` mirrors ``status``."""
+    if len(specs) != len(results):
+        raise ValueError(
+            f"specs and results must have the same length, got {len(specs)} and {len(results)}"
+        )
+    rows = []
+    for spec, res in zip(specs, results, strict=True):
+        fixed = {
+            "run_id": spec.key,
+            "parent_run_id": None,
+            "run_name": f"{spec.experiment or 'trial'}-{spec.key[:8]}",
+            "status": res.status,
+            "run_status": "FAILED" if res.status == "failed" else "FINISHED",
+            "start_time": None,
+            "end_time": None,
+            TAG_TRIAL_KEY: spec.key,
+            TAG_FAMILY: res.family,
+            TAG_NOT_COVERED: res.not_covered,
+            TAG_DEVICE: res.device,
+        }
+        rows.append({"fixed": fixed, "params": spec.params(), "metrics": res.metrics()})
+    return _build(rows)
+
+
+def curves_from_results(specs: Sequence[TrialSpec], results: Sequence[TrialResult]) -> pd.DataFrame:
+    """The long-form curves :func:`load_curves` would give for these trials (``run_id`` = key)."""
+    if len(specs) != len(results):
+        raise ValueError(
+            f"specs and results must have the same length, got {len(specs)} and {len(results)}"
+        )
+    rows = [
+        (spec.key, name, int(step), float(v))
+        for spec, res in zip(specs, results, strict=True)
+        for name, values in res.curves.items()
+        for step, v in zip(res.curve_steps, values, strict=False)
+        if v is not None and np.isfinite(float(v))
+    ]
+    out = pd.DataFrame(rows, columns=["run_id", "curve", "step", "value"])
+    out = out.astype({"run_id": object, "curve": object, "step": np.int64, "value": np.float64})
+    return out.sort_values(["run_id", "curve", "step"], kind="stable").reset_index(drop=True)
+
+
+def _build(parts: list[dict]) -> pd.DataFrame:
+    types = param_types()
+    rows, param_names, metric_names = [], set(), set()
+    for part in parts:
+        row = dict(part["fixed"])
+        for k, v in part["params"].items():
+            row[k] = v
+            param_names.add(k)
+        for k, v in part["metrics"].items():
+            row[k] = v
+            metric_names.add(k)
+        rows.append(row)
+    cols = _FIXED + list(_TAGS)
+    ordered_params = list(types) + sorted(param_names - set(types))
+    ordered_metrics = sorted(metric_names - set(ordered_params) - set(cols))
+    columns = cols + ordered_params + ordered_metrics
+    data: dict[str, pd.Series] = {}
+    for c in columns:
+        values = [row.get(c) for row in rows]
+        if c in ("start_time", "end_time"):
+            data[c] = pd.to_datetime(pd.Series(values, dtype="float64"), unit="ms", utc=True)
+        elif c in ordered_params:
+            data[c] = _cast_column(values, types.get(c, str))
+        elif c in ordered_metrics:
+            data[c] = pd.Series([np.nan if v is None else v for v in values], dtype=np.float64)
+        else:
+            data[c] = pd.Series(values, dtype=object)
+    frame = pd.DataFrame(data, columns=columns)
+    if "experiment" in frame:
+        frame["experiment"] = frame["experiment"].fillna("").astype(str)
+    return frame.sort_values(["experiment", "start_time", "run_id"], kind="stable").reset_index(
+        drop=True
+    )
+
+
+def load(
+    experiment: str,
+    tracking_uri: str | None = None,
+    *,
+    curves: bool = False,
+    page_size: int = PAGE_SIZE,
+) -> pd.DataFrame:
+    """One row per trial (child run) of MLflow experiment ``experiment`` (a grid name).
+
+    ``tracking_uri``: a ``sqlite:///…`` store or an ``http://`` server (default:
+    :func:`default_tracking_uri`). With ``curves=True`` the long-form training curves of
+    :func:`load_curves` come back as ``frame.attrs["curves"]``. An experiment that does not
+    exist gives an empty frame (with the fixed columns), not an error.
+    """
+    if not isinstance(page_size, int) or page_size < 1:
+        raise ValueError(f"page_size must be a positive int, got {page_size!r}")
+    client = _client(tracking_uri)
+    exp_id = _experiment_id(client, experiment)
+    runs = [] if exp_id is None else _trial_runs(client, exp_id, page_size)
+    frame = _frame(runs)
+    frame.attrs["experiment"] = experiment
+    frame.attrs["tracking_uri"] = tracking_uri or default_tracking_uri()
+    if curves:
+        frame.attrs["curves"] = load_curves(
+            experiment, tracking_uri, run_ids=list(frame["run_id"]), page_size=page_size
+        )
+    return frame
+
+
+def load_parents(
+    experiment: str, tracking_uri: str | None = None, *, page_size: int = PAGE_SIZE
+) -> pd.DataFrame:
+    """The parent (sweep) runs of ``experiment``: run_id, run_name, status, times, params."""
+    client = _client(tracking_uri)
+    exp_id = _experiment_id(client, experiment)
+    runs = (
+        [] if exp_id is None else _search(client, exp_id, f"tags.{TAG_KIND} = 'sweep'", page_size)
+    )
+    rows = []
+    for r in runs:
+        rows.append(
+            {
+                "run_id": r.info.run_id,
+                "run_name": r.info.run_name,
+                "run_status": r.info.status,
+                "start_time": pd.to_datetime(r.info.start_time, unit="ms", utc=True),
+                "end_time": pd.to_datetime(r.info.end_time, unit="ms", utc=True)
+                if r.info.end_time
+                else pd.NaT,
+                **{f"metric.{k}": v for k, v in r.data.metrics.items()},
+                **{f"param.{k}": v for k, v in r.data.params.items()},
+            }
+        )
+    return pd.DataFrame(rows, columns=None if rows else ["run_id", "run_name", "run_status"])
+
+
+def _curve_keys(client, exp_id: str, run_ids: set[str] | None, page_size: int) -> dict[str, list]:
+    keys = {}
+    for r in _trial_runs(client, exp_id, page_size):
+        if run_ids is None or r.info.run_id in run_ids:
+            keys[r.info.run_id] = sorted(k for k in r.data.metrics if k.startswith(CURVE_PREFIX))
+    return keys
+
+
+def load_curves(
+    experiment: str,
+    tracking_uri: str | None = None,
+    *,
+    run_ids: Iterable[str] | None = None,
+    names: Iterable[str] | None = None,
+    page_size: int = PAGE_SIZE,
+    threads: int = 8,
+) -> pd.DataFrame:
+    """Training curves in long form: columns ``run_id``, ``curve`` (``objective``,
+    ``norm_ratio.1`` …, without the ``curve.`` prefix), ``step`` (int64), ``value`` (float64).
+
+    ``run_ids`` restricts to some trials, ``names`` to some curves (without the prefix).
+    One metric-history call per run and curve (threaded: a server answers them in parallel).
+    """
+    client = _client(tracking_uri)
+    exp_id = _experiment_id(client, experiment)
+    empty = pd.DataFrame(
+        {
+            "run_id": pd.Series(dtype=object),
+            "curve": pd.Series(dtype=object),
+            "step": pd.Series(dtype=np.int64),
+            "value": pd.Series(dtype=np.float64),
+        }
+    )
+    if exp_id is None:
+        return empty
+    wanted = None if run_ids is None else set(run_ids)
+    keys = _curve_keys(client, exp_id, wanted, page_size)
+    name_set = None if names is None else {CURVE_PREFIX + n for n in names}
+    jobs = [(rid, k) for rid, ks in keys.items() for k in ks if name_set is None or k in name_set]
+    if not jobs:
+        return empty
+
+    def fetch(job: tuple[str, str]) -> list[tuple]:
+        rid, key = job
+        return [
+            (rid, key[len(CURVE_PREFIX) :], int(m.step), float(m.value))
+            for m in client.get_metric_history(rid, key)
+        ]
+
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        parts = list(pool.map(fetch, jobs))
+    rows = [row for part in parts for row in part]
+    out = pd.DataFrame(rows, columns=["run_id", "curve", "step", "value"])
+    out = out.astype({"step": np.int64, "value": np.float64})
+    return out.sort_values(["run_id", "curve", "step"], kind="stable").reset_index(drop=True)
+
+
+def load_results(
+    run_ids: Iterable[str], tracking_uri: str | None = None, *, threads: int = 8
+) -> dict[str, TrialResult]:
+    """The full :class:`~sweep.schema.TrialResult` of each run (its ``trial.json`` artifact:
+    curves and figure arrays such as the spline's ``x, y, grid, f, kinks``). Runs without the
+    artifact are left out of the returned mapping."""
+    import mlflow.artifacts
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    uri = tracking_uri or default_tracking_uri()
+
+    def fetch(rid: str) -> tuple[str, TrialResult | None]:
+        with tempfile.TemporaryDirectory(prefix="analysis-") as tmp:
+            try:
+                path = mlflow.artifacts.download_artifacts(
+                    run_id=rid, artifact_path=ARTIFACT_RESULT, dst_path=tmp, tracking_uri=uri
+                )
+                text = Path(path).read_text()
+            except Exception:  # no artifact for this run (e.g. written by an older sweep)
+                return rid, None
+        try:
+            return rid, TrialResult.from_json(text)
+        except (ValueError, TypeError, KeyError, json.JSONDecodeError):
+            return rid, None
+
+    ids = list(dict.fromkeys(run_ids))
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        got = list(pool.map(fetch, ids))
+    return {rid: res for rid, res in got if res is not None}

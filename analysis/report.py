@@ -1,0 +1,248 @@
+"""The report: every experiment of THEORY.md §Experiments as a figure, a table and a verdict.
+
+:func:`run_experiments` applies each function of :mod:`analysis.experiments` to a trial frame;
+:func:`write_report` writes ``index.html`` and ``README.md`` (the grid, counts of trials,
+failures and diverged runs, one verdict per experiment, every figure and table) next to the
+PNG/CSV/Markdown files; :func:`report` does it all from an MLflow experiment.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import pandas as pd
+
+from analysis import experiments as ex
+from analysis.load import default_tracking_uri, load, load_curves, load_parents, load_results
+from analysis.tables import column, fmt, split_status, to_markdown, write_table
+
+__all__ = ["failures", "grid_summary", "report", "run_experiments", "write_report"]
+
+_GRID_SKIP = {"experiment"}
+
+
+def run_experiments(
+    trials: pd.DataFrame,
+    *,
+    curves: pd.DataFrame | None = None,
+    results: Mapping[str, object] | None = None,
+    out_dir: str | Path | None = None,
+) -> list[ex.Outcome]:
+    """Every experiment function, in THEORY order (E1 … E5, rank-one, E6 … E10)."""
+    outcomes = []
+    for eid, name in ex.EXPERIMENTS.items():
+        fn = getattr(ex, name)
+        if eid == "E2":
+            outcomes.append(fn(trials, curves, out_dir=out_dir))
+        elif eid == "E6":
+            outcomes.append(fn(trials, results, out_dir=out_dir))
+        else:
+            outcomes.append(fn(trials, out_dir=out_dir))
+    return outcomes
+
+
+def _param_columns(trials: pd.DataFrame) -> list[str]:
+    return [
+        c
+        for c in trials.columns
+        if (c.startswith(("data.", "model.", "train.")) or c == "seed") and c not in _GRID_SKIP
+    ]
+
+
+def grid_summary(trials: pd.DataFrame) -> pd.DataFrame:
+    """One row per experiment id (``""`` → ``all``): trial counts by status, the axes that vary
+    (with their values) and the fixed settings."""
+    rows = []
+    if trials.empty:
+        return pd.DataFrame(
+            columns=["experiment", "trials", "finished", "diverged", "failed", "axes", "fixed"]
+        )
+    ids = column(trials, "experiment", "").fillna("").astype(str)
+    for eid in sorted(ids.unique(), key=lambda s: (len(s), s)):
+        block = trials[ids == eid]
+        done, diverged, failed = split_status(block)
+        axes, fixed = [], []
+        for c in _param_columns(block):
+            values = block[c].dropna().unique()
+            if len(values) > 1:
+                axes.append(f"{c} ∈ {{{', '.join(fmt(v) for v in sorted(values, key=str))}}}")
+            elif len(values) == 1:
+                fixed.append(f"{c}={fmt(values[0])}")
+        rows.append(
+            {
+                "experiment": eid or "all",
+                "trials": len(block),
+                "finished": len(done),
+                "diverged": diverged,
+                "failed": failed,
+                "axes": "; ".join(axes) or "–",
+                "fixed": ", ".join(fixed),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def failures(trials: pd.DataFrame) -> pd.DataFrame:
+    """The diverged and failed trials: run, experiment, status and the varying settings."""
+    if trials.empty:
+        return pd.DataFrame(columns=["run_name", "experiment", "status"])
+    status = column(trials, "status", "finished").fillna("finished")
+    bad = trials[status != "finished"]
+    cols = ["run_name", "run_id", "experiment", "status", "run_status"]
+    varying = [c for c in _param_columns(trials) if trials[c].nunique(dropna=True) > 1]
+    return bad[[c for c in cols + varying if c in bad.columns]].reset_index(drop=True)
+
+
+def _sweep_times(parents: pd.DataFrame | None) -> list[str]:
+    if parents is None or parents.empty:
+        return []
+    out = []
+    for _, p in parents.iterrows():
+        start, end = p.get("start_time"), p.get("end_time")
+        secs = (end - start).total_seconds() if pd.notna(start) and pd.notna(end) else float("nan")
+        out.append(f"{p['run_name']} ({p['run_status']}): {fmt(secs, 4)} s wall time")
+    return out
+
+
+def _html_table(table: pd.DataFrame) -> str:
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in table.columns)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(fmt(v))}</td>" for v in row) + "</tr>"
+        for row in table.itertuples(index=False)
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+_CSS = """
+body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;font-size:13px;margin:.5em 0 1.5em}
+th,td{border:1px solid #ccc;padding:3px 7px;text-align:right}th{background:#f0f0f0}
+td:first-child,th:first-child{text-align:left}img{max-width:100%;border:1px solid #ddd}
+.verdict{background:#f6f8fa;border-left:4px solid #2a7;padding:.4em .8em}
+.none{border-left-color:#aaa;color:#666}
+"""
+
+
+def write_report(
+    trials: pd.DataFrame,
+    out_dir: str | Path,
+    *,
+    curves: pd.DataFrame | None = None,
+    results: Mapping[str, object] | None = None,
+    parents: pd.DataFrame | None = None,
+    name: str = "",
+    tracking_uri: str = "",
+) -> Path:
+    """Write every figure and table plus ``index.html`` and ``README.md`` under ``out_dir``;
+    returns the path of ``index.html``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    outcomes = run_experiments(trials, curves=curves, results=results, out_dir=out)
+    grid = grid_summary(trials)
+    bad = failures(trials)
+    write_table(grid, out, "grid")
+    write_table(bad, out, "failures")
+    verdicts = pd.DataFrame(
+        [
+            {"id": o.id, "experiment": o.title, "trials": o.n_trials, "verdict": o.verdict}
+            for o in outcomes
+        ]
+    )
+    write_table(verdicts, out, "verdicts")
+    done, diverged, failed = split_status(trials)
+    times = _sweep_times(parents)
+    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    counts = f"{len(trials)} trials: {len(done)} finished, {diverged} diverged, {failed} failed"
+
+    md = [
+        f"# dualsweep report: `{name}`",
+        "",
+        f"Generated {stamp} from MLflow `{tracking_uri}`.",
+        "",
+    ]
+    md += [f"**{counts}.**", ""]
+    if times:
+        md += ["Sweep invocations (parent runs):", ""] + [f"- {t}" for t in times] + [""]
+    md += ["## Verdicts", ""] + [f"- **{o.id}** — {o.verdict}" for o in outcomes] + [""]
+    md += ["## Grid", "", to_markdown(grid), ""]
+    md += ["## Diverged and failed trials", "", to_markdown(bad) if not bad.empty else "none", ""]
+    for o in outcomes:
+        md += [f"## {o.title}", "", f"Verdict: {o.verdict}", ""]
+        if o.figure is not None:
+            md += [f"![{o.id}]({o.figure.name})", ""]
+        if not o.table.empty:
+            md += [
+                to_markdown(o.table),
+                f"CSV: [{o.id}.csv]({o.id}.csv), per trial: [{o.id}_trials.csv]({o.id}_trials.csv)",
+                "",
+            ]
+    (out / "README.md").write_text("\n".join(md))
+
+    h = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        f"<title>dualsweep report: {html.escape(name)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>dualsweep report: {html.escape(name)}</h1>",
+        f"<p>Generated {stamp} from MLflow <code>{html.escape(tracking_uri)}</code>.</p>",
+        f"<p><b>{html.escape(counts)}.</b></p>",
+    ]
+    if times:
+        h.append("<ul>" + "".join(f"<li>{html.escape(t)}</li>" for t in times) + "</ul>")
+    h.append("<h2>Verdicts</h2><ul>")
+    h += [
+        f"<li><a href='#{o.id}'><b>{o.id}</b></a> — {html.escape(o.verdict)}</li>" for o in outcomes
+    ]
+    h.append("</ul><h2>Grid</h2>" + _html_table(grid))
+    h.append(
+        "<h2>Diverged and failed trials</h2>"
+        + (_html_table(bad) if not bad.empty else "<p>none</p>")
+    )
+    for o in outcomes:
+        cls = "verdict none" if o.figure is None else "verdict"
+        h.append(
+            f"<h2 id='{o.id}'>{html.escape(o.title)}</h2><p class='{cls}'>{html.escape(o.verdict)}</p>"
+        )
+        if o.figure is not None:
+            h.append(f"<img src='{html.escape(o.figure.name)}' alt='{o.id} figure'>")
+        if not o.table.empty:
+            h.append(_html_table(o.table))
+            h.append(
+                f"<p><a href='{o.id}.csv'>{o.id}.csv</a> · <a href='{o.id}.md'>{o.id}.md</a> · "
+                f"<a href='{o.id}_trials.csv'>per trial</a></p>"
+            )
+    h.append("</body></html>")
+    index = out / "index.html"
+    index.write_text("\n".join(h))
+    return index
+
+
+def report(
+    experiment: str,
+    out_dir: str | Path,
+    tracking_uri: str | None = None,
+    *,
+    curves: bool = True,
+) -> Path:
+    """Load MLflow experiment ``experiment`` and write its report under ``out_dir``; returns
+    the path of ``index.html``. Curves are fetched for E2's trials only, ``trial.json`` for
+    E6's only (the figures that need them)."""
+    uri = tracking_uri or default_tracking_uri()
+    trials = load(experiment, uri)
+    cur = None
+    if curves and not trials.empty:
+        ids = list(ex.e2_rows(trials)["run_id"])
+        cur = load_curves(experiment, uri, run_ids=ids) if ids else None
+    spline_ids = list(ex.e6_rows(trials)["run_id"]) if not trials.empty else []
+    results = load_results(spline_ids, uri) if spline_ids else {}
+    parents = load_parents(experiment, uri)
+    return write_report(
+        trials,
+        out_dir,
+        curves=cur,
+        results=results,
+        parents=parents,
+        name=experiment,
+        tracking_uri=uri,
+    )
