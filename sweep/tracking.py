@@ -34,6 +34,8 @@ import uuid
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 from sweep.config import TrackingConfig, check_uri
 from sweep.schema import (
@@ -154,6 +156,31 @@ class _Stats:
     errors: list[str] = field(default_factory=list)
 
 
+def _sqlite_fast_commits() -> None:
+    """Put SQLite stores opened by this process in WAL mode with ``synchronous=NORMAL``.
+
+    Each MLflow call is its own transaction; with the default rollback journal every commit
+    waits for an fsync (about 3x slower per run on these machines). WAL keeps commits durable
+    against a killed process (only a power cut can lose the last commits) and lets readers
+    (``analysis``, the MLflow UI) read while the driver writes."""
+    if getattr(_sqlite_fast_commits, "done", False):
+        return
+    import sqlite3
+
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    @event.listens_for(Engine, "connect")
+    def _pragmas(dbapi_connection: object, _record: object) -> None:
+        if isinstance(dbapi_connection, sqlite3.Connection):
+            cur = dbapi_connection.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+    _sqlite_fast_commits.done = True  # type: ignore[attr-defined]
+
+
 class Tracker:
     """The driver's MLflow writer for one sweep invocation.
 
@@ -167,6 +194,8 @@ class Tracker:
             logging.getLogger(name).setLevel(logging.WARNING)
         from mlflow.tracking import MlflowClient
 
+        if store.uri.startswith("sqlite:"):
+            _sqlite_fast_commits()
         self.store = store
         self.client = MlflowClient(tracking_uri=store.uri)
         exp = self.client.get_experiment_by_name(experiment)
@@ -319,6 +348,15 @@ class Tracker:
                 self.stats.errors.append(f"{item[0].key}: {type(exc).__name__}: {exc}")
             self.stats.seconds += time.perf_counter() - t0
 
+    def _artifact(self, run_id: str, artifact_uri: str, name: str, text: str) -> None:
+        """A text artifact; written straight to disk for a local (file://) artifact store."""
+        if artifact_uri.startswith("file://"):
+            folder = Path(url2pathname(urlparse(artifact_uri).path))
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / name).write_text(text)
+        else:
+            self.client.log_text(run_id, text, name)
+
     def _write(self, spec: TrialSpec, result: TrialResult) -> None:
         from mlflow.entities import Metric, Param
 
@@ -340,7 +378,8 @@ class Tracker:
         if self.parent_id:
             tags["mlflow.parentRunId"] = self.parent_id
         name = f"{spec.experiment or self.experiment}-{spec.key[:8]}"
-        run_id = self.client.create_run(self.experiment_id, tags=tags, run_name=name).info.run_id
+        run = self.client.create_run(self.experiment_id, tags=tags, run_name=name)
+        run_id = run.info.run_id
         now = int(time.time() * 1000)
         metrics = [Metric(k, v, now, 0) for k, v in result.metrics().items()]
         for cname, values in result.curves.items():
@@ -351,7 +390,9 @@ class Tracker:
         self.client.log_batch(run_id, metrics=metrics[:900], params=params)
         for i in range(900, len(metrics), 1000):
             self.client.log_batch(run_id, metrics=metrics[i : i + 1000])
-        self.client.log_text(run_id, result.to_json(), ARTIFACT_RESULT)
+        self._artifact(run_id, run.info.artifact_uri, ARTIFACT_RESULT, result.to_json())
         if result.status == "failed":
-            self.client.log_text(run_id, result.error or "(no traceback)", ARTIFACT_TRACEBACK)
+            self._artifact(
+                run_id, run.info.artifact_uri, ARTIFACT_TRACEBACK, result.error or "(no traceback)"
+            )
         self.client.set_terminated(run_id, "FAILED" if result.status == "failed" else "FINISHED")
