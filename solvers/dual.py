@@ -56,7 +56,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from scipy.optimize import brentq
 
-from solvers.problem import Network, NotCovered, Problem, forward, objective
+from solvers.problem import Network, NotCovered, Optimum, Problem, forward, objective
 
 __all__ = ["certificate", "certified_gap", "dual_bound"]
 
@@ -477,23 +477,28 @@ def dual_bound(p: Problem, weights: Sequence[np.ndarray] | Network) -> float:
     return max(best, 0.0)
 
 
-def certificate(p: Problem, weights: Sequence[np.ndarray] | Network) -> float:
-    """The best lower bound available: ``max(dual_bound, solve(p).objective)`` (THEORY §7).
+def certificate(
+    p: Problem, weights: Sequence[np.ndarray] | Network, *, optimum: Optimum | None = None
+) -> float:
+    """The best lower bound available: ``max(dual_bound, P*)`` (THEORY §7).
 
-    ``solve(p).objective`` is trusted as the exact P* of a closed form; if ``solve`` returns an
-    optimal dual variable for an L = 2 problem its scaled dual value is added as a certified bound.
-    Families ``solve`` does not cover (``NotCovered``) get the duality bound alone.
+    ``P*`` is ``solve(p).objective`` for the closed forms; for an iterative solve (whose
+    ``Optimum.info`` carries a certified ``lower_bound``, e.g. FISTA for L = 2 linear on general
+    data) that lower bound is used instead of the primal value, which sits above P*. If
+    ``solve`` returns an optimal dual variable for an L = 2 problem its scaled dual value is
+    added as a certified bound. Families ``solve`` does not cover (``NotCovered``) get the
+    duality bound alone. ``optimum``: a ``solve(p)`` result the caller already has.
     """
     best = dual_bound(p, weights)
-    try:
-        from solvers.solve import solve  # lazy: written concurrently, heavy
-    except ImportError:  # pragma: no cover - only while solvers.solve does not exist yet
-        return best
-    try:
-        opt = solve(p)
-    except NotCovered:
-        return best
-    best = max(best, float(opt.objective))
+    opt = optimum
+    if opt is None:
+        from solvers.solve import solve  # lazy: solve imports every family
+
+        try:
+            opt = solve(p)
+        except NotCovered:
+            return best
+    best = max(best, float(opt.info.get("lower_bound", opt.objective)))
     if opt.dual is not None and p.L == 2 and not p.batchnorm:
         dual = np.asarray(opt.dual, dtype=np.float64).reshape(p.n, -1)
         if dual.shape == p.Y.shape:

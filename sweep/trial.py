@@ -133,7 +133,7 @@ def _analyse(
     except NotCovered as exc:
         opt = None
         result.not_covered = str(exc)
-    result.certificate = float(certificate(problem, net))
+    result.certificate = float(certificate(problem, net, optimum=opt))
     result.extra["dual_bound"] = float(dual_bound(problem, net))
     result.layers = _layers(net)
     if (
