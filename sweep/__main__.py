@@ -97,6 +97,12 @@ def main() -> None:
         _app()
     except (HydraException, OmegaConfBaseException) as exc:
         _fail(_sentence(exc))
+    except KeyboardInterrupt:
+        print(
+            "interrupted: the trials that finished are recorded; run the same command to resume.",
+            file=sys.stderr,
+        )
+        sys.exit(130)
 
 
 if __name__ == "__main__":

@@ -57,7 +57,7 @@ class Progress:
 
 
 def summary_table(pairs: Sequence[tuple[TrialSpec, TrialResult]]) -> str:
-    """Per grid axis and value: trials, finished/diverged/failed, median and worst relative
+    """Per grid axis and value (per experiment for a grid of several experiments): trials, finished/diverged/failed, median and worst relative
     gap, median relative certified gap. Empty string when there is nothing to summarise."""
     import pandas as pd
 
@@ -74,7 +74,11 @@ def summary_table(pairs: Sequence[tuple[TrialSpec, TrialResult]]) -> str:
         )
         rows.append(row)
     df = pd.DataFrame(rows)
-    axes = varying_fields([s for s, _ in pairs]) or ["experiment"]
+    specs = [s for s, _ in pairs]
+    if len({s.experiment for s in specs}) > 1:
+        axes = ["experiment"]  # a grid of blocks (paper): one row per experiment
+    else:
+        axes = varying_fields(specs) or ["experiment"]
     blocks = []
     for axis in axes:
         g = df.groupby(axis, sort=True, dropna=False)

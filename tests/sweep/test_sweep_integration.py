@@ -288,3 +288,33 @@ def test_huge_learning_rate_is_recorded_as_diverged_with_exit_0(tmp_path: Path) 
     assert {r.data.tags[TAG_STATUS] for r in runs} == {"diverged"}
     assert {r.info.status for r in runs} == {"FINISHED"}
     assert "4 diverged" in proc.stdout
+
+
+def test_ctrl_c_marks_the_sweep_killed_and_keeps_what_finished(tmp_path: Path) -> None:
+    args = ["+grid=smoke", "runner=inline", "runner.batch_size=1", "seed=[0,1,2,3,4]"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sweep", *args, "sweep.progress=false"],
+        cwd=tmp_path,
+        env=sweep_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None and _finished_count(tmp_path) < 2:
+            time.sleep(0.2)
+        assert proc.poll() is None, "the sweep ended before it could be interrupted"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err[-3000:]
+    assert "run the same command to resume" in err
+    (parent,) = _runs(tmp_path, "smoke", kind="sweep")
+    assert parent.info.status == "KILLED"
+    runs = _runs(tmp_path, "smoke")
+    assert {r.info.status for r in runs} == {"FINISHED"}  # every result that arrived was written
+    keys = [r.data.tags[TAG_TRIAL_KEY] for r in runs]
+    assert len(keys) == len(set(keys)) >= 2
