@@ -138,6 +138,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--depth", type=int, default=3)
     ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--batch-size", type=int, default=0, help="SGD mini-batch (0 = full batch)")
     ap.add_argument("--batches", default=None, help="comma-separated B values")
     ap.add_argument("--dtypes", default="float32,float64")
     ap.add_argument("--single", type=int, default=None, help="networks timed one per call")
@@ -177,12 +178,13 @@ def main(argv: list[str] | None = None) -> None:
         name = f"{platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs, torch threads {torch.get_num_threads()}"
     print(f"device: {device} ({name}); torch {torch.__version__}")
     print(
-        f"shape: n={args.n} d={args.d} m={args.m} K={args.K} L={args.depth} ReLU, full-batch GD, "
+        f"shape: n={args.n} d={args.d} m={args.m} K={args.K} L={args.depth} ReLU, "
+        f"{'full-batch GD' if args.batch_size in (0, args.n) else f'mini-batch {args.batch_size}'}, "
         f"{args.steps} steps, curves logged at start and end only, best of {repeat} timings"
     )
     if args.check:
         check(device)
-    fps = flops_per_network_step(args.n, args.d, args.m, args.K, args.depth)
+    fps = flops_per_network_step(args.batch_size or args.n, args.d, args.m, args.K, args.depth)
     print(f"matmul FLOPs per network per step (fwd + bwd): {fps:.3e}")
 
     for dtype in dtypes:
@@ -191,6 +193,7 @@ def main(argv: list[str] | None = None) -> None:
             steps=args.steps,
             lr=args.lr,
             momentum=0.9,
+            batch_size=args.batch_size,
             dtype=dtype,
             log_every=args.steps,
             track_layers=False,
