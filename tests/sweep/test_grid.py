@@ -145,7 +145,7 @@ def test_every_grid_composes_validates_and_opens_with_its_command(name: str) -> 
 
 
 def test_paper_grids_cover_every_experiment() -> None:
-    for name in ("paper", "paper_full"):
+    for name in ("paper_smoke", "paper", "paper_full"):
         specs = expand(load(compose([f"+grid={name}"])))
         assert {s.experiment for s in specs} == {f"E{i}" for i in range(1, 11)}
 
