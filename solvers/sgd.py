@@ -68,7 +68,8 @@ _MASK64 = (1 << 64) - 1
 class TrainConfig:
     """Options shared by every network of a batch.
 
-    steps: SGD steps; lr: step size η; momentum: heavy-ball μ; batch_size: b (0 = full batch);
+    steps: SGD steps; lr: step size η; momentum: heavy-ball μ; batch_size: b (0 or n = full batch,
+    no sampling);
     lr_decay, lr_decay_every: η ← η·lr_decay every lr_decay_every steps (0 = never);
     init: "he" | "gaussian"; init_scale: multiplies the init standard deviation;
     polish: L-BFGS iterations after SGD (run in float64); dtype: "float32" | "float64" for SGD;
@@ -121,7 +122,9 @@ class TrainOutput:
     diverged: np.ndarray  # [B] bool
     curve_steps: np.ndarray  # [T] steps at which the curves were recorded (0 … steps)
     curves: np.ndarray  # [B, T] THEORY §0 objective (training dtype), NaN once diverged
-    norm_ratios: np.ndarray | None  # [B, L, T] ‖W_l‖₂/‖W_l‖_F, None unless track_layers
+    norm_ratios: (
+        np.ndarray | None
+    )  # [B, L, T] ‖W_l‖₂/‖W_l‖_F (NaN once diverged), None unless track_layers
     wall_time: float  # seconds, whole call
     device: str
 
