@@ -4,10 +4,10 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 GRID ?= smoke
 
-.PHONY: help install run test test-fast lint bench clean
+.PHONY: help install system-deps run test test-fast lint bench clean
 
 help:  ## list targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -23,10 +23,14 @@ install: $(BIN)/python  ## create .venv; CPU torch unless a GPU is present (a CU
 	fi
 	$(BIN)/pip install -q -e '.[test]'
 
+system-deps:  ## Debian packages the browser and PostgreSQL tests use (chromium, postgresql); as root, idempotent, never fatal
+	-@bash .ci/install-chromium.sh || echo "system-deps: chromium unavailable; the browser tests will skip and say why"
+	-@bash .ci/install-postgres.sh || echo "system-deps: postgresql unavailable; the PostgreSQL test will skip and say why"
+
 run: install  ## install, then run the default sweep on the embedded default (local Ray, MLflow on ./mlruns.db)
 	$(BIN)/python -m sweep +grid=$(GRID)
 
-test: install  ## install, then run every test (slow integration tests included)
+test: install system-deps  ## install, then run every test (slow integration tests included)
 	$(BIN)/python -m pytest -q
 
 test-fast: install  ## the fast tier only
