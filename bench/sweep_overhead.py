@@ -1,8 +1,8 @@
 """Sweep overhead: the smoke grid scaled to ~200 trials, run in-process and on Ray.
 
-    python bench/sweep_overhead.py [--seeds 50] [--steps 300] [--big-steps 3000] [--cpus 2]
+    python bench/sweep_overhead.py [--seeds 50] [--steps 300] [--big-steps 3000] [--big-width 32] [--cpus 2]
 
-For each trial size (``--steps`` = smoke-sized, ``--big-steps`` = trials big enough to matter)
+For each trial size (``--steps``: smoke-sized; ``--big-steps``/``--big-width``: big enough to matter)
 it runs the same trials twice, each on a fresh temporary MLflow SQLite store:
 ``runner=inline`` (one process) and Ray local with ``--cpus`` CPUs (Ray started beforehand,
 its start-up time reported separately). It reports
@@ -39,12 +39,14 @@ from sweep.runner import _start_ray, run_sweep  # noqa: E402
 __all__ = ["main"]
 
 
-def _config(store: Path, *, seeds: int, steps: int, kind: str, cpus: int, batch: int) -> dict:
+def _config(
+    store: Path, *, seeds: int, steps: int, kind: str, cpus: int, batch: int, width: int = 8
+) -> dict:
     """The smoke grid (conf/grid/smoke.yaml) with ``seeds`` seeds: 4 * seeds trials."""
     return {
         "grid": {"name": "bench"},
         "data": {"kind": "whitened", "n": 8, "d": 12},
-        "model": {"activation": ["linear", "relu"], "depth": [2, 3], "width": 8},
+        "model": {"activation": ["linear", "relu"], "depth": [2, 3], "width": width},
         "train": {"beta": 0.1, "steps": steps, "lr": 0.01, "log_every": 50},
         "seed": list(range(seeds)),
         "runner": {"kind": kind, "num_cpus": cpus, "batch_size": batch, "device": "cpu"},
@@ -53,7 +55,7 @@ def _config(store: Path, *, seeds: int, steps: int, kind: str, cpus: int, batch:
     }
 
 
-def _run(kind: str, args: argparse.Namespace, steps: int) -> dict[str, float]:
+def _run(kind: str, args: argparse.Namespace, steps: int, width: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp, open(os.devnull, "w") as null:
         cfg = _config(
             Path(tmp),
@@ -87,6 +89,7 @@ def main() -> None:
     parser.add_argument(
         "--big-steps", type=int, default=3000, help="steps of bigger trials (0: skip)"
     )
+    parser.add_argument("--big-width", type=int, default=32, help="hidden width of bigger trials")
     parser.add_argument("--cpus", type=int, default=2, help="CPUs of the local Ray instance")
     parser.add_argument("--batch-size", type=int, default=16, help="runner.batch_size")
     args = parser.parse_args()
@@ -109,18 +112,18 @@ def main() -> None:
 
     print(f"Ray start-up (ray.init, {args.cpus} CPUs): {ray_start:.1f} s (not counted below)")
     header = (
-        f"{'steps':>6} {'runner':>7} {'trials':>6} {'tasks':>5} {'wall s':>7} {'compute s':>9} "
+        f"{'steps':>6} {'width':>5} {'runner':>7} {'trials':>6} {'tasks':>5} {'wall s':>7} {'compute s':>9} "
         f"{'non-compute':>11} {'MLflow runs/s':>13} {'speed-up':>8}"
     )
     print(header)
-    sizes = [args.steps] + ([args.big_steps] if args.big_steps else [])
-    for steps in sizes:
-        inline = _run("inline", args, steps)
-        local = _run("local", args, steps)
+    sizes = [(args.steps, 8)] + ([(args.big_steps, args.big_width)] if args.big_steps else [])
+    for steps, width in sizes:
+        inline = _run("inline", args, steps, width)
+        local = _run("local", args, steps, width)
         for name, r in (("inline", inline), ("ray", local)):
             speed = inline["wall"] / r["wall"]
             print(
-                f"{steps:>6} {name:>7} {r['trials']:>6} {r['tasks']:>5} {r['wall']:>7.1f} "
+                f"{steps:>6} {width:>5} {name:>7} {r['trials']:>6} {r['tasks']:>5} {r['wall']:>7.1f} "
                 f"{r['compute']:>9.1f} {r['overhead']:>10.1%} {r['runs_per_s']:>13.1f} {speed:>7.2f}x"
             )
             if r["failed"]:
