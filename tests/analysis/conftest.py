@@ -11,8 +11,13 @@
 from __future__ import annotations
 
 import os
+import signal
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -227,3 +232,98 @@ def smoke(tmp_path_factory: pytest.TempPathFactory) -> Store:
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return Store(uri=uri, experiment="smoke", root=root, specs=[], results=[])
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(smoke: Store) -> Iterator[str]:
+    """``mlflow server`` on 127.0.0.1 over the smoke store; stopped (by its process group) at
+    the end of the session."""
+    port = _free_port()
+    log = open(smoke.root / "mlflow_server.log", "w")  # noqa: SIM115 - closed in the finally
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--backend-store-uri",
+            smoke.uri,
+            "--default-artifact-root",
+            (smoke.root / "mlartifacts").as_uri(),
+            "--workers",
+            "1",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        cwd=smoke.root,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 150
+        while True:
+            if proc.poll() is not None:
+                log.flush()
+                pytest.fail(
+                    f"mlflow server exited with {proc.returncode}: {(smoke.root / 'mlflow_server.log').read_text()[-2000:]}"
+                )
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail("mlflow server did not answer /health within 150 s")
+            time.sleep(0.5)
+        yield url
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=20)
+        except ProcessLookupError:
+            pass
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def mini_report(mini: Store, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``python -m analysis`` on the mini store (a real subprocess); returns the report dir."""
+    out = tmp_path_factory.mktemp("report")
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    env["OMP_NUM_THREADS"] = "1"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "analysis",
+            "--experiment",
+            mini.experiment,
+            "--out",
+            str(out),
+            "--tracking-uri",
+            mini.uri,
+        ],
+        cwd=out,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (out / "stdout.txt").write_text(proc.stdout)
+    return out

@@ -1,0 +1,105 @@
+"""``python -m analysis`` on REAL stores: the report's files, counts and verdict lines."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from analysis import EXPERIMENTS, load
+from tests.analysis.conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+
+def test_report_files_and_counts(mini_report, mini) -> None:
+    index, readme = mini_report / "index.html", mini_report / "README.md"
+    assert index.exists() and readme.exists()
+    html, md = index.read_text(), readme.read_text()
+    n = len(mini.results)
+    diverged = sum(r.status == "diverged" for r in mini.results)
+    failed = sum(r.status == "failed" for r in mini.results)
+    counts = f"{n} trials: {n - diverged - failed} finished, {diverged} diverged, {failed} failed"
+    assert counts in md and counts in html
+    # one verdict line per experiment, each a real sentence (no experiment of the mini store lacks trials)
+    verdicts = pd.read_csv(mini_report / "verdicts.csv")
+    assert verdicts["id"].tolist() == list(EXPERIMENTS)
+    for eid, verdict in zip(verdicts["id"], verdicts["verdict"], strict=True):
+        assert f"- **{eid}** — {verdict}" in md
+        assert verdict != "no trials", eid
+    # every image referenced exists, every experiment has its figure and tables
+    images = re.findall(r"<img src='([^']+)'", html)
+    assert sorted(images) == sorted(f"{eid}.png" for eid in EXPERIMENTS)
+    for name in images:
+        assert (mini_report / name).stat().st_size > 10_000
+    for eid in EXPERIMENTS:
+        assert f"![{eid}]({eid}.png)" in md
+        assert (mini_report / f"{eid}.csv").exists() and (mini_report / f"{eid}.md").exists()
+    # the grid table lists every experiment block with its trial count
+    grid = pd.read_csv(mini_report / "grid.csv")
+    frame = load(mini.experiment, mini.uri)
+    assert (
+        dict(zip(grid["experiment"], grid["trials"], strict=True))
+        == frame["experiment"].value_counts().to_dict()
+    )
+    # the diverged trial is listed
+    fails = pd.read_csv(mini_report / "failures.csv")
+    assert fails["status"].tolist() == ["diverged"] * diverged
+    stdout = (mini_report / "stdout.txt").read_text()
+    assert all(f"| {eid} |" in stdout for eid in EXPERIMENTS)  # the verdict table is printed
+
+
+def test_table_numbers_match_the_runs(mini_report, mini) -> None:
+    """E1's CSV (written from MLflow) against the TrialResults that were recorded."""
+    e1 = pd.read_csv(mini_report / "E1_trials.csv")
+    frame = load(mini.experiment, mini.uri).set_index("run_id")
+    by_key = mini.by_key()
+    assert len(e1) == sum(s.experiment == "E1" for s in mini.specs)
+    for _, row in e1.iterrows():
+        spec, res = by_key[frame.loc[row["run_id"], "trial_key"]]
+        assert row["beta"] == spec.train.beta
+        assert row["trained_rank"] == res.layers[0].rank
+        assert row["predicted_rank"] == res.extra["predicted_rank"]
+        assert row["rel_gap"] == pytest.approx(res.rel_gap, rel=1e-15, abs=1e-300)
+
+
+def _run(args: list[str], cwd) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
+    env.pop("MLFLOW_TRACKING_URI", None)
+    return subprocess.run(
+        [sys.executable, "-m", "analysis", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_smoke_report_and_missing_experiment(smoke, tmp_path) -> None:
+    proc = _run(
+        [
+            "--experiment",
+            smoke.experiment,
+            "--out",
+            str(tmp_path / "r"),
+            "--tracking-uri",
+            smoke.uri,
+        ],
+        tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    md = (tmp_path / "r" / "README.md").read_text()
+    assert "8 trials: 8 finished, 0 diverged, 0 failed" in md
+    assert "- **E6** — no trials" in md  # the smoke grid has no 1-D data
+    assert (tmp_path / "r" / "E1.png").exists()  # 2-layer linear trials matched structurally
+    missing = _run(
+        ["--experiment", "no-such-grid", "--out", str(tmp_path / "x"), "--tracking-uri", smoke.uri],
+        tmp_path,
+    )
+    assert missing.returncode == 2 and "no trials" in missing.stderr
+    assert not (tmp_path / "x").exists()
