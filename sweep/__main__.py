@@ -39,6 +39,11 @@ def _sentence(exc: BaseException) -> str:
             f"{', '.join(_options(group))}."
         )
     override = re.search(r"Could not override '([^']+)'", text)
+    if override and "No match in the defaults list" in text:
+        name = override.group(1)
+        return (
+            f"{name} is not in the defaults list; append it with +{name}=NAME (e.g. +grid=smoke)."
+        )
     if override:
         return f"{override.group(1)} names no config field (check the spelling of the override)."
     key = re.search(r"full_key: (\S+)", text)

@@ -57,8 +57,9 @@ class Progress:
 
 
 def summary_table(pairs: Sequence[tuple[TrialSpec, TrialResult]]) -> str:
-    """Per grid axis and value (per experiment for a grid of several experiments): trials, finished/diverged/failed, median and worst relative
-    gap, median relative certified gap. Empty string when there is nothing to summarise."""
+    """Per grid axis and value (per experiment for a grid of several experiments; one row
+    for a single point): trials, finished/diverged/failed, median and worst relative gap,
+    median relative certified gap. Empty string when there is nothing to summarise."""
     import pandas as pd
 
     if not pairs:
@@ -78,7 +79,8 @@ def summary_table(pairs: Sequence[tuple[TrialSpec, TrialResult]]) -> str:
     if len({s.experiment for s in specs}) > 1:
         axes = ["experiment"]  # a grid of blocks (paper): one row per experiment
     else:
-        axes = varying_fields(specs) or ["experiment"]
+        axes = varying_fields(specs) or ["all"]  # a single point: one row
+    df["all"] = "all"
     blocks = []
     for axis in axes:
         g = df.groupby(axis, sort=True, dropna=False)
@@ -93,7 +95,7 @@ def summary_table(pairs: Sequence[tuple[TrialSpec, TrialResult]]) -> str:
                 "median_rel_cert_gap": g["rel_cert_gap"].median(),
             }
         )
-        t.index = [f"{axis}={v}" for v in t.index]
+        t.index = ["all"] if axis == "all" else [f"{axis}={v}" for v in t.index]
         blocks.append(t)
     table = pd.concat(blocks)
     with pd.option_context("display.float_format", "{:.3g}".format, "display.width", 160):

@@ -172,6 +172,7 @@ def _run_cli(args: list[str], tmp_path, **env: str) -> subprocess.CompletedProce
     ("args", "env", "field_name"),
     [
         (["+grid=no_such_grid"], {}, "grid"),
+        (["grid=smoke"], {}, "+grid=NAME"),
         (["model.depth=1"], {}, "model.depth"),
         (["model.dept=3"], {}, "model.dept"),
         (["+grid=smoke", "model.width=[]"], {}, "model.width"),

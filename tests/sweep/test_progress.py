@@ -44,3 +44,9 @@ def test_summary_of_a_grid_of_experiments_has_one_row_per_experiment() -> None:
     pairs = [(s, _result(s, "finished", 1.0)) for s in expand(load(cfg))]
     rows = [line.split()[0] for line in summary_table(pairs).splitlines()[1:]]
     assert rows == ["experiment=E1", "experiment=E2"]
+
+
+def test_summary_of_a_single_point_is_one_row() -> None:
+    (spec,) = expand(load({}))
+    lines = summary_table([(spec, _result(spec, "finished", 1.0))]).splitlines()
+    assert len(lines) == 2 and lines[1].split()[:2] == ["all", "1"]
