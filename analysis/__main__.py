@@ -40,10 +40,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     uri = args.tracking_uri or default_tracking_uri()
     t0 = time.perf_counter()
-    if load(args.experiment, uri).empty:
+    trials = load(args.experiment, uri)
+    if trials.empty:
         print(f"analysis: experiment '{args.experiment}' has no trials in {uri}", file=sys.stderr)
         return 2
-    index = report(args.experiment, args.out, uri, curves=not args.no_curves)
+    index = report(args.experiment, args.out, uri, curves=not args.no_curves, trials=trials)
     verdicts = (index.parent / "verdicts.md").read_text()
     print(verdicts)
     print(f"report: {index} (and README.md) in {time.perf_counter() - t0:.1f} s")

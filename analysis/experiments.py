@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 from analysis.tables import column, fmt, select, split_status, write_table
@@ -53,6 +54,7 @@ FLOOR = 1e-17  # gaps and 1 − cosines below this are drawn at this value on lo
 RATIO_OK = 0.999  # ‖W‖₂/‖W‖_F counted as "rank one" above this
 COS_OK = 0.999  # a cosine counted as "aligned" above this
 SHARE_OK = 0.95  # share of TV(f′) near the data counted as "spline-like" above this
+SPLINE_SEEDS = 4  # E6's figure draws the first this many seeds (the table has them all)
 
 
 @dataclass
@@ -189,10 +191,24 @@ def _finish(outcome: Outcome, fig: Figure | None, out_dir: str | Path | None) ->
     return outcome
 
 
-def _fig(ncols: int, title: str, *, width: float = 5.0, height: float = 4.0, nrows: int = 1):
+def _fig(
+    ncols: int,
+    title: str,
+    *,
+    width: float = 5.0,
+    height: float = 4.0,
+    nrows: int = 1,
+    floor_note: bool = True,
+) -> tuple[Figure, np.ndarray]:
     fig = Figure(figsize=(width * ncols, height * nrows), layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False)
     fig.suptitle(title, fontsize=12)
+    if floor_note:
+        fig.supxlabel(
+            f"log axes: values ≤ {FLOOR:g} in magnitude (exact zeros included) are drawn at {FLOOR:g}",
+            fontsize=7,
+            color="0.4",
+        )
     return fig, axes
 
 
@@ -201,17 +217,18 @@ def _strip(
     groups: list[str],
     values: list[np.ndarray],
     *,
-    color=None,
-    label=None,
-    marker="o",
-    shift=0.0,
-):
-    """Jittered points per category (deterministic jitter)."""
+    color: str | None = None,
+    label: str | None = None,
+    marker: str = "o",
+    shift: float = 0.0,
+) -> None:
+    """Jittered points per category (deterministic jitter); the label goes on the first drawn."""
+    labelled = False
     for i, v in enumerate(values):
         v = np.asarray(v, dtype=float)
         if v.size == 0:
             continue
-        jitter = np.linspace(-0.12, 0.12, v.size) if v.size > 1 else np.zeros(1)
+        jitter = np.linspace(-0.08, 0.08, v.size) if v.size > 1 else np.zeros(1)
         ax.scatter(
             i + shift + jitter,
             v,
@@ -219,14 +236,16 @@ def _strip(
             alpha=0.8,
             color=color,
             marker=marker,
-            label=label if i == 0 or label is None else None,
+            label=None if labelled else label,
         )
+        labelled = True
     ax.set_xticks(
         range(len(groups)),
         groups,
         rotation=30 if len(groups) > 4 else 0,
         ha="right" if len(groups) > 4 else "center",
     )
+    ax.set_xlim(-0.6, len(groups) - 0.4)
 
 
 def _legend(ax) -> None:
@@ -291,21 +310,29 @@ def rank_vs_beta(trials: pd.DataFrame, *, out_dir: str | Path | None = None) -> 
     ax = axes[0, 0]
     for i, (K, grp) in enumerate(data.groupby("K")):
         pred = grp.groupby("beta")["predicted_rank"].median()
-        ax.step(
+        ax.plot(
             pred.index,
             pred.values,
-            where="mid",
             color=f"C{i}",
-            lw=1.5,
-            label=f"predicted #{{σ_k>β}}, K={int(K)}",
+            lw=1.2,
+            ls="--",
+            label=f"predicted #{{σ_k>β}} (median over seeds), K={int(K)}",
+        )
+        ax.scatter(
+            grp["beta"],
+            grp["predicted_rank"],
+            facecolors="none",
+            edgecolors=f"C{i}",
+            marker="s",
+            s=70,
+            label=f"predicted, per trial, K={int(K)}",
         )
         ax.scatter(
             grp["beta"],
             grp["trained_rank"],
             color=f"C{i}",
             marker="o",
-            s=30,
-            alpha=0.7,
+            s=22,
             label=f"trained rank(W₁), K={int(K)}",
         )
     ax.set_xlabel("β (weight decay, dimensionless)")
@@ -398,7 +425,7 @@ def norm_ratio_curves(
     verdict = (
         f"final ‖W_l‖₂/‖W_l‖_F ≥ {RATIO_OK} in {ok}/{len(data)} layers of {len(done)} trials "
         f"(min {fmt(_min(data['final_ratio']), 6)}; median start {fmt(_median(data['initial_ratio']), 2)}); "
-        f"median |relative gap| {fmt(_abs_median(done['rel_gap'] if 'rel_gap' in done else pd.Series(dtype=float)), 2)}"
+        f"median |relative gap| {fmt(_abs_median(data['rel_gap']), 2)}"
         f"{_tail(diverged, failed)}"
     )
     if cur.empty:
@@ -423,7 +450,11 @@ def norm_ratio_curves(
                     label=f"layer {layer}",
                 )
     ax.axhline(1.0, color="k", lw=0.8, ls=":")
-    ax.set_xlabel("training step (count)")
+    if len(cur):
+        positive = cur.loc[cur["step"] > 0, "step"]
+        ax.set_xscale("symlog", linthresh=max(1.0, float(positive.min())) if len(positive) else 1.0)
+        ax.set_xlim(left=0.0)
+    ax.set_xlabel("training step (count, symlog)")
     ax.set_ylabel("‖W_l‖₂ / ‖W_l‖_F (dimensionless; 1 = rank one)")
     ax.set_title("per layer; line style = seed")
     _legend(ax)
@@ -847,16 +878,20 @@ def spline(
         f"{fmt(_median(data['max_deviation']), 2)}; worst/best objective up to "
         f"{fmt(_max(data['objective_vs_best']), 3)}×{_tail(diverged, failed)}"
     )
+    # one panel per (β, seed): a seed fixes the data set, so the depths are compared on the
+    # same points; at most SPLINE_SEEDS seeds are drawn (every seed is in the table)
     depths = sorted(data["depth"].unique())
     betas = sorted(data["beta"].unique())
-    fig, axes = _fig(len(depths), title, width=4.2, height=3.4, nrows=len(betas))
+    seeds = sorted(data["seed"].unique())[:SPLINE_SEEDS]
+    fig, axes = _fig(len(seeds), title, width=3.8, height=3.2, nrows=len(betas), floor_note=False)
     results = results or {}
     for bi, b in enumerate(betas):
-        for di, d in enumerate(depths):
-            ax = axes[bi, di]
-            grp = data[(data["depth"] == d) & (data["beta"] == b)]
+        for si, seed in enumerate(seeds):
+            ax = axes[bi, si]
+            grp = data[(data["beta"] == b) & (data["seed"] == seed)]
             drawn_data = False
-            for k, (_, r) in enumerate(grp.iterrows()):
+            objectives = []
+            for _, r in grp.sort_values("depth").iterrows():
                 arr = _arrays(results.get(r["run_id"]))
                 if not {"x", "y", "grid", "f"} <= set(arr):
                     continue
@@ -866,31 +901,46 @@ def spline(
                     ax.plot(x[order], y[order], "k--", lw=1, label="linear spline through data")
                     ax.scatter(x, y, color="k", s=22, zorder=3, label="data")
                     drawn_data = True
+                color = f"C{depths.index(r['depth'])}"
                 ax.plot(
                     arr["grid"],
                     arr["f"],
-                    color=f"C{k}",
+                    color=color,
                     lw=1.2,
                     alpha=0.85,
-                    label=f"seed {int(r['seed'])} (obj {fmt(r['sgd_objective'], 2)})",
+                    label=f"depth L={int(r['depth'])}",
                 )
+                objectives.append(f"L={int(r['depth'])}: {fmt(r['sgd_objective'], 2)}")
                 kinks = np.asarray(arr.get("kinks", []), float)
                 if kinks.size:
                     ax.plot(
                         kinks,
-                        np.full(kinks.size, 0.0),
+                        np.full(kinks.size, 0.02),
                         "|",
-                        color=f"C{k}",
-                        ms=10,
+                        color=color,
+                        ms=12,
+                        mew=1.5,
                         transform=ax.get_xaxis_transform(),
                     )
-            ax.set_title(f"L={int(d)}, β={fmt(b)}; kinks as ticks", fontsize=10)
+            ax.set_title(
+                f"β={fmt(b)}, seed {int(seed)}\nobjective {', '.join(objectives)}", fontsize=9
+            )
             ax.set_xlabel("input x (data units)")
             ax.set_ylabel("f(x) (target units)")
             if not drawn_data:
                 ax.text(0.5, 0.5, "no trial.json arrays", ha="center", transform=ax.transAxes)
-            else:
-                ax.legend(fontsize=6)
+    handles, labels = [], []
+    for ax in axes.ravel():
+        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    if handles:
+        handles.append(Line2D([], [], color="0.3", marker="|", ls="none", ms=10, mew=1.5))
+        labels.append("kinks of f (ticks on the x axis, colour = depth)")
+        fig.legend(
+            handles, labels, loc="outside lower center", ncols=min(6, len(labels)), fontsize=8
+        )
     return _finish(
         Outcome(eid, title, data, table, verdict, None, {}, len(rows), diverged, failed),
         fig,
@@ -1043,7 +1093,7 @@ def rescaled_duality(trials: pd.DataFrame, *, out_dir: str | Path | None = None)
     verdict = "; ".join(parts) + _tail(diverged, failed)
     if data["relative_gap"].isna().all():
         verdict = f"{len(data)} trials but no rescaled.* metrics logged" + _tail(diverged, failed)
-    fig, axes = _fig(2, title, width=5.2)
+    fig, axes = _fig(2, title, width=5.2, floor_note=False)
     ax = axes[0, 0]
     markers = ["o", "s", "^", "D"]
     betas = sorted(data["beta"].dropna().unique())

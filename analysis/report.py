@@ -224,12 +224,15 @@ def report(
     tracking_uri: str | None = None,
     *,
     curves: bool = True,
+    trials: pd.DataFrame | None = None,
 ) -> Path:
     """Load MLflow experiment ``experiment`` and write its report under ``out_dir``; returns
     the path of ``index.html``. Curves are fetched for E2's trials only, ``trial.json`` for
-    E6's only (the figures that need them)."""
+    E6's only (the figures that need them). ``trials``: the frame of ``load`` when the caller
+    already has it."""
     uri = tracking_uri or default_tracking_uri()
-    trials = load(experiment, uri)
+    if trials is None:
+        trials = load(experiment, uri)
     cur = None
     if curves and not trials.empty:
         ids = list(ex.e2_rows(trials)["run_id"])
