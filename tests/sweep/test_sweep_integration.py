@@ -179,7 +179,9 @@ def test_smoke_grid_on_local_ray_then_rerun_creates_nothing(tmp_path: Path) -> N
         assert tags[TAG_NODE_ID] not in ("", "driver")  # a Ray node ran it
         for name in SCALAR_METRICS:
             assert name in metrics, name
-        assert 0 <= metrics["rel_gap"] < 1.0 and metrics["certificate"] <= metrics["sgd_objective"]
+        exact = metrics["exact_objective"]  # SGD cannot beat P*, no lower bound exceeds it
+        assert metrics["sgd_objective"] >= exact * (1 - 1e-9)
+        assert metrics["certificate"] <= exact * (1 + 1e-9)
         spec = TrialSpec.from_params(params)
         assert spec.key == tags[TAG_TRIAL_KEY]
         curve = client.get_metric_history(run.info.run_id, CURVE_PREFIX + "objective")
