@@ -29,6 +29,7 @@ from analysis.load import (
     load_curves,
     load_parents,
     load_results,
+    load_tracebacks,
 )
 from analysis.report import report, run_experiments, write_report
 
@@ -47,6 +48,7 @@ __all__ = [
     "load_curves",
     "load_parents",
     "load_results",
+    "load_tracebacks",
     "norm_ratio_curves",
     "rank_one",
     "rank_vs_beta",

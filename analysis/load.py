@@ -35,6 +35,7 @@ import pandas as pd
 
 from sweep.schema import (
     ARTIFACT_RESULT,
+    ARTIFACT_TRACEBACK,
     CURVE_PREFIX,
     TAG_DEVICE,
     TAG_EXPERIMENT,
@@ -60,6 +61,7 @@ __all__ = [
     "load_curves",
     "load_parents",
     "load_results",
+    "load_tracebacks",
 ]
 
 PAGE_SIZE = 1000  # runs per search_runs page
@@ -364,6 +366,31 @@ def load_curves(
     out = pd.DataFrame(rows, columns=["run_id", "curve", "step", "value"])
     out = out.astype({"step": np.int64, "value": np.float64})
     return out.sort_values(["run_id", "curve", "step"], kind="stable").reset_index(drop=True)
+
+
+def load_tracebacks(
+    run_ids: Iterable[str], tracking_uri: str | None = None, *, threads: int = 8
+) -> dict[str, str]:
+    """The ``traceback.txt`` of each failed run (run_id → text); runs without one are left out."""
+    import mlflow.artifacts
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    uri = tracking_uri or default_tracking_uri()
+
+    def fetch(rid: str) -> tuple[str, str | None]:
+        with tempfile.TemporaryDirectory(prefix="analysis-") as tmp:
+            try:
+                path = mlflow.artifacts.download_artifacts(
+                    run_id=rid, artifact_path=ARTIFACT_TRACEBACK, dst_path=tmp, tracking_uri=uri
+                )
+                return rid, Path(path).read_text()
+            except Exception:  # no traceback artifact for this run
+                return rid, None
+
+    ids = list(dict.fromkeys(run_ids))
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        got = list(pool.map(fetch, ids))
+    return {rid: text for rid, text in got if text is not None}
 
 
 def load_results(

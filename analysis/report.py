@@ -13,15 +13,24 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from analysis import experiments as ex
-from analysis.load import default_tracking_uri, load, load_curves, load_parents, load_results
+from analysis.load import (
+    default_tracking_uri,
+    load,
+    load_curves,
+    load_parents,
+    load_results,
+    load_tracebacks,
+)
 from analysis.tables import column, fmt, split_status, to_markdown, write_table
 
 __all__ = ["failures", "grid_summary", "report", "run_experiments", "write_report"]
 
 _GRID_SKIP = {"experiment"}
+MAX_TRACEBACKS = 500  # failed trials whose traceback.txt the report fetches
 
 
 def run_experiments(
@@ -85,15 +94,32 @@ def grid_summary(trials: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def failures(trials: pd.DataFrame) -> pd.DataFrame:
-    """The diverged and failed trials: run, experiment, status and the varying settings."""
+_FAILURE_SETTINGS = (
+    "data.kind",
+    "model.activation",
+    "model.depth",
+    "model.width",
+    "train.beta",
+    "seed",
+)
+
+
+def failures(trials: pd.DataFrame, errors: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """The diverged and failed trials: run, experiment, status, main settings and, from
+    ``errors`` (run_id → traceback text), the last line of each failed trial's traceback."""
+    cols = ["run_name", "experiment", "status", *_FAILURE_SETTINGS, "error"]
     if trials.empty:
-        return pd.DataFrame(columns=["run_name", "experiment", "status"])
+        return pd.DataFrame(columns=cols)
     status = column(trials, "status", "finished").fillna("finished")
-    bad = trials[status != "finished"]
-    cols = ["run_name", "run_id", "experiment", "status", "run_status"]
-    varying = [c for c in _param_columns(trials) if trials[c].nunique(dropna=True) > 1]
-    return bad[[c for c in cols + varying if c in bad.columns]].reset_index(drop=True)
+    bad = trials[status != "finished"].copy()
+    errors = errors or {}
+    bad["error"] = [_last_line(errors.get(rid, "")) for rid in bad["run_id"]]
+    return bad[[c for c in cols if c in bad.columns]].reset_index(drop=True)
+
+
+def _last_line(text: str) -> str:
+    lines = [ln.strip() for ln in (text or "").strip().splitlines() if ln.strip()]
+    return lines[-1][:200] if lines else ""
 
 
 def _sweep_times(parents: pd.DataFrame | None) -> list[str]:
@@ -102,16 +128,24 @@ def _sweep_times(parents: pd.DataFrame | None) -> list[str]:
     out = []
     for _, p in parents.iterrows():
         start, end = p.get("start_time"), p.get("end_time")
-        secs = (end - start).total_seconds() if pd.notna(start) and pd.notna(end) else float("nan")
-        out.append(f"{p['run_name']} ({p['run_status']}): {fmt(secs, 4)} s wall time")
+        if pd.notna(start) and pd.notna(end):
+            secs = (end - start).total_seconds()
+            out.append(f"{p['run_name']} ({p['run_status']}): {fmt(secs, 4)} s wall time")
+        else:
+            out.append(f"{p['run_name']} ({p['run_status']}): not finished")
     return out
+
+
+def _cell(v: object) -> str:
+    numeric = isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+    cls = "" if numeric else " class='t'"
+    return f"<td{cls}>{html.escape(fmt(v))}</td>"
 
 
 def _html_table(table: pd.DataFrame) -> str:
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in table.columns)
     body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(fmt(v))}</td>" for v in row) + "</tr>"
-        for row in table.itertuples(index=False)
+        "<tr>" + "".join(_cell(v) for v in row) + "</tr>" for row in table.itertuples(index=False)
     )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
@@ -119,8 +153,8 @@ def _html_table(table: pd.DataFrame) -> str:
 _CSS = """
 body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;font-size:13px;margin:.5em 0 1.5em}
-th,td{border:1px solid #ccc;padding:3px 7px;text-align:right}th{background:#f0f0f0}
-td:first-child,th:first-child{text-align:left}img{max-width:100%;border:1px solid #ddd}
+th,td{border:1px solid #ccc;padding:3px 7px;text-align:right}th{background:#f0f0f0;text-align:center}
+td:first-child,th:first-child,td.t{text-align:left}img{max-width:100%;border:1px solid #ddd}
 .verdict{background:#f6f8fa;border-left:4px solid #2a7;padding:.4em .8em}
 .none{border-left-color:#aaa;color:#666}
 """
@@ -133,6 +167,7 @@ def write_report(
     curves: pd.DataFrame | None = None,
     results: Mapping[str, object] | None = None,
     parents: pd.DataFrame | None = None,
+    errors: Mapping[str, str] | None = None,
     name: str = "",
     tracking_uri: str = "",
 ) -> Path:
@@ -142,7 +177,7 @@ def write_report(
     out.mkdir(parents=True, exist_ok=True)
     outcomes = run_experiments(trials, curves=curves, results=results, out_dir=out)
     grid = grid_summary(trials)
-    bad = failures(trials)
+    bad = failures(trials, errors)
     write_table(grid, out, "grid")
     write_table(bad, out, "failures")
     verdicts = pd.DataFrame(
@@ -240,12 +275,15 @@ def report(
     spline_ids = list(ex.e6_rows(trials)["run_id"]) if not trials.empty else []
     results = load_results(spline_ids, uri) if spline_ids else {}
     parents = load_parents(experiment, uri)
+    failed = trials.loc[column(trials, "status", "finished") == "failed", "run_id"]
+    errors = load_tracebacks(list(failed)[:MAX_TRACEBACKS], uri)
     return write_report(
         trials,
         out_dir,
         curves=cur,
         results=results,
         parents=parents,
+        errors=errors,
         name=experiment,
         tracking_uri=uri,
     )

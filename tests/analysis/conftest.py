@@ -110,6 +110,15 @@ def mini_specs() -> list:
             dict(beta=0.1, steps=300, lr=0.01, polish=100),
         )
     )
+    # E5, made to fail: whitened data needs n <= d (make_dataset raises; the trial records it)
+    specs.append(
+        _spec(
+            "E5",
+            dict(kind="whitened", n=12, d=5),
+            dict(depth=2, width=6, activation="relu"),
+            dict(beta=0.1, steps=300, lr=0.01),
+        )
+    )
     specs.append(
         _spec(
             "R1",

@@ -65,9 +65,10 @@ def _figure_ok(outcome: ex.Outcome) -> None:
 
 
 def test_mini_trials_finished(runs) -> None:
-    """The fixture itself: every trial ran (one diverged on purpose), none failed."""
+    """The fixture itself: every trial ran, one diverged and one failed on purpose."""
     status = [r.status for _, r in runs.values()]
-    assert status.count("failed") == 0, [r.error for _, r in runs.values() if r.status == "failed"]
+    failed = [r for _, r in runs.values() if r.status == "failed"]
+    assert len(failed) == 1 and "ValueError" in failed[0].error, [r.error for r in failed]
     assert status.count("diverged") == 1
 
 
@@ -166,6 +167,7 @@ def test_e5_and_rank_one(outs, runs) -> None:
     trials = _of(runs, "E5")
     ok = sum(r.w1_alignment >= ex.COS_OK for _, r in trials)
     assert f"in {ok}/{len(trials)} trials" in out.verdict
+    assert out.failed == 1 and out.verdict.endswith("(1 failed)")
     assert out.data["w1_alignment"].tolist() == [r.w1_alignment for _, r in trials]
 
     r1 = outs["R1"]

@@ -48,7 +48,15 @@ def test_report_files_and_counts(mini_report, mini) -> None:
     )
     # the diverged trial is listed
     fails = pd.read_csv(mini_report / "failures.csv")
-    assert fails["status"].tolist() == ["diverged"] * diverged
+    assert sorted(fails["status"]) == sorted(
+        r.status for r in mini.results if r.status != "finished"
+    )
+    # the failed trial's reason comes from its traceback.txt artifact
+    (reason,) = fails.loc[fails["status"] == "failed", "error"]
+    (failed,) = [r for r in mini.results if r.status == "failed"]
+    assert reason == failed.error.strip().splitlines()[-1].strip() and reason.startswith(
+        "ValueError"
+    )
     stdout = (mini_report / "stdout.txt").read_text()
     assert all(f"| {eid} |" in stdout for eid in EXPERIMENTS)  # the verdict table is printed
 
