@@ -82,9 +82,12 @@ def _app(cfg: DictConfig) -> None:
             f"{', '.join(varying_fields(specs)) or 'none'}"
         )
         axes = varying_fields(specs)
-        for spec in specs:
-            p = spec.params()
-            print(spec.key, " ".join(f"{a}={p[a]}" for a in axes))
+        try:
+            for spec in specs:
+                p = spec.params()
+                print(spec.key, " ".join(f"{a}={p[a]}" for a in axes))
+        except BrokenPipeError:  # `python -m sweep ... sweep.dry_run=true | head`
+            sys.stdout = open(os.devnull, "w")
         return
     from sweep.runner import run_sweep
 

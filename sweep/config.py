@@ -42,6 +42,7 @@ __all__ = [
     "TrackingConfig",
     "TrainConfig",
     "check_spec",
+    "check_uri",
     "load",
     "register",
     "GROUP_SPECS",

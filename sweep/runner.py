@@ -22,6 +22,7 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TextIO
 
 from sweep.config import RunnerConfig, Sweep
 from sweep.grid import batches, varying_fields
@@ -201,7 +202,7 @@ def run_sweep(
     *,
     batch_fn: BatchFn | None = None,
     config_text: str = "",
-    out=None,
+    out: TextIO | None = None,
 ) -> SweepReport:
     """Resume, run and record ``specs`` (the expansion of ``sweep``); print the summary to
     ``out`` (default stdout). KeyboardInterrupt marks the parent run KILLED and propagates;
