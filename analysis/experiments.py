@@ -388,13 +388,17 @@ def norm_ratio_curves(
         curves if curves is not None else pd.DataFrame(columns=["run_id", "curve", "step", "value"])
     )
     cur = cur[cur["run_id"].isin(set(done["run_id"]))].astype({"step": float, "value": float})
+    by_curve = {key: g.sort_values("step") for key, g in cur.groupby(["run_id", "curve"])}
+    none = cur.iloc[0:0]
+
+    def curve_of(run_id: str, name: str) -> pd.DataFrame:
+        return by_curve.get((run_id, name), none)
+
     records = []
     for _, r in done.iterrows():
         depth = int(r["model.depth"])
         for layer in range(1, depth + 1):
-            c = cur[
-                (cur["run_id"] == r["run_id"]) & (cur["curve"] == f"norm_ratio.{layer}")
-            ].sort_values("step")
+            c = curve_of(r["run_id"], f"norm_ratio.{layer}")
             c = c[np.isfinite(c["value"].to_numpy(dtype=float))]
             reached = c[c["value"] >= 0.99]
             records.append(
@@ -437,9 +441,7 @@ def norm_ratio_curves(
     styles = ["-", "--", ":", "-."]
     for _, r in done.iterrows():
         for layer in range(1, int(r["model.depth"]) + 1):
-            c = cur[
-                (cur["run_id"] == r["run_id"]) & (cur["curve"] == f"norm_ratio.{layer}")
-            ].sort_values("step")
+            c = curve_of(r["run_id"], f"norm_ratio.{layer}")
             if len(c):
                 ax.plot(
                     c["step"],
@@ -462,7 +464,7 @@ def norm_ratio_curves(
     exact = _num(done, "exact_objective")
     drawn = False
     for (_, r), p in zip(done.iterrows(), exact, strict=True):
-        c = cur[(cur["run_id"] == r["run_id"]) & (cur["curve"] == "objective")].sort_values("step")
+        c = curve_of(r["run_id"], "objective")
         if len(c) and np.isfinite(p):
             ax.plot(
                 c["step"], _pos((c["value"] - p) / abs(p)), lw=1.2, label=f"seed {int(r['seed'])}"
@@ -1087,7 +1089,8 @@ def rescaled_duality(trials: pd.DataFrame, *, out_dir: str | Path | None = None)
     parts = []
     for ball, g in data.groupby("ball"):
         parts.append(
-            f"{ball} ball: (P_R − D)/P_R {100 * _min(g['relative_gap']):.3g}–{100 * _max(g['relative_gap']):.3g}% "
+            f"{ball} ball: (P_R − D)/P_R {fmt(100 * _min(g['relative_gap']), 3)}–"
+            f"{fmt(100 * _max(g['relative_gap']), 3)}% "
             f"over {len(g)} trials"
         )
     verdict = "; ".join(parts) + _tail(diverged, failed)
