@@ -400,13 +400,13 @@ class RayCluster:
         self._setenv("PATH", base_env()["PATH"])
         self._setenv("OMP_NUM_THREADS", "1")
         from ray._private import ray_constants
-        from ray._raylet import Config
+        from ray._raylet import AuthenticationTokenLoader, Config
 
         self._saved_enable = ray_constants.ENABLE_RAY_CLUSTER
-        ray_constants.ENABLE_RAY_CLUSTER = (
-            False  # read at call time by services.get_node_ip_address
-        )
+        # read at call time by services.get_node_ip_address: keep derived addresses on loopback
+        ray_constants.ENABLE_RAY_CLUSTER = False
         Config.initialize("")  # this process's RayConfig picks up RAY_AUTH_MODE=token
+        AuthenticationTokenLoader.instance().reset_cache()  # and reads our token file
 
         current = Path("/tmp/ray/ray_current_cluster")
         before = current.read_text() if current.exists() else None
@@ -497,6 +497,10 @@ class RayCluster:
                     os.environ.pop(name, None)
                 else:
                     os.environ[name] = value
+            from ray._raylet import AuthenticationTokenLoader, Config
+
+            Config.initialize("")  # later Ray users in this process see their own settings
+            AuthenticationTokenLoader.instance().reset_cache()
 
 
 # ---------------------------------------------------------------------------- helpers
