@@ -31,8 +31,8 @@ class Store:
     uri: str
     experiment: str
     root: Path
-    specs: list  # TrialSpec, in recording order
-    results: list  # TrialResult, same order
+    specs: list  # TrialSpec, in recording order (for the smoke store: the grid's expansion)
+    results: list  # TrialResult, same order (empty for the smoke store)
 
     def by_key(self) -> dict:
         return {s.key: (s, r) for s, r in zip(self.specs, self.results, strict=True)}
@@ -240,7 +240,12 @@ def smoke(tmp_path_factory: pytest.TempPathFactory) -> Store:
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return Store(uri=uri, experiment="smoke", root=root, specs=[], results=[])
+    from sweep.config import load
+    from sweep.grid import expand
+    from tests.sweep.conftest import compose
+
+    specs = expand(load(compose(["+grid=smoke"])))  # what the sweep was asked to run
+    return Store(uri=uri, experiment="smoke", root=root, specs=specs, results=[])
 
 
 def _free_port() -> int:

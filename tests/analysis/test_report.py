@@ -102,7 +102,13 @@ def test_smoke_report_and_missing_experiment(smoke, tmp_path) -> None:
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     md = (tmp_path / "r" / "README.md").read_text()
-    assert "8 trials: 8 finished, 0 diverged, 0 failed" in md
+    status = load(smoke.experiment, smoke.uri)["status"]
+    n, div, fail = (
+        len(smoke.specs),
+        int((status == "diverged").sum()),
+        int((status == "failed").sum()),
+    )
+    assert f"{n} trials: {n - div - fail} finished, {div} diverged, {fail} failed" in md
     assert "- **E6** — no trials" in md  # the smoke grid has no 1-D data
     assert (tmp_path / "r" / "E1.png").exists()  # 2-layer linear trials matched structurally
     missing = _run(
