@@ -1,7 +1,8 @@
 """Fast checks of the submission scripts that need no cluster.
 
 - every script opens with a usage comment; the shell scripts pass ``bash -n`` and shellcheck
-  (``sbatch`` and ``kubectl`` are not available here, so this is all the SLURM script gets);
+  (``sbatch`` and ``kubectl`` are not available here; test_cluster.py also runs the SLURM
+  script on one node with stand-ins for srun and scontrol);
 - ``cluster/rayjob.yaml`` parses and has the fields KubeRay's RayJob (``ray.io/v1``) requires,
   under KubeRay's own field names, with resources and the MLflow URI set;
 - ``cluster/submit.sh`` refuses bad input before contacting anything, with one sentence naming
