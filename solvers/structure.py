@@ -67,12 +67,13 @@ def layer_stats(weights: Sequence[np.ndarray], *, rank_tol: float = 1e-6) -> lis
     svds = [np.linalg.svd(W, full_matrices=False) for W in mats]
     out = []
     for i, (_U, s, Vt) in enumerate(svds):
-        fro = float(np.sqrt(np.sum(s * s)))
-        spec = float(s[0])
+        spec = float(s[0]) if s.size else 0.0
+        # scaled so that tiny weights (trained towards W = 0) do not underflow in s²
+        fro = spec * float(np.linalg.norm(s / spec)) if spec > 0 else 0.0
         rank = _rank(s, rank_tol)
         stats = {
             "rank": rank,
-            "stable_rank": fro**2 / spec**2 if spec > 0 else 0.0,
+            "stable_rank": (fro / spec) ** 2 if spec > 0 else 0.0,
             "norm_ratio": spec / fro if fro > 0 else 0.0,
             "fro_norm": fro,
             "top_sv": [float(v) for v in s[:5]],

@@ -150,3 +150,11 @@ def test_fitted_function_uses_forward(rng: np.random.Generator) -> None:
         fitted_function(
             Problem(rng.standard_normal((4, 2)), np.zeros(4), 2, 0.1, width=3), net, grid
         )
+
+
+def test_layer_stats_survive_weights_that_underflow() -> None:
+    # weights trained towards W = 0 (β above every σ_k) end near 1e-160: σ_1² underflows to 0
+    W = np.diag([3e-160, 1e-160])
+    (stats,) = layer_stats([W])
+    assert stats["stable_rank"] == pytest.approx((np.sqrt(10) / 3) ** 2, rel=1e-12)
+    assert stats["norm_ratio"] == pytest.approx(3 / np.sqrt(10), rel=1e-12)

@@ -15,15 +15,7 @@ from tests.sweep.conftest import CONF, compose
 
 pytestmark = pytest.mark.slow
 
-KNOWN = {
-    # E3 (beta = 2: the optimum is W = 0) trains weights down to ~1e-160, and
-    # solvers.structure.layer_stats computes fro**2 / spec**2 with spec**2 underflowing to 0.
-    "paper_smoke": "solvers.structure.layer_stats: ZeroDivisionError when the weights underflow",
-}
-SMOKE = [
-    pytest.param(name, marks=pytest.mark.xfail(reason=KNOWN[name])) if name in KNOWN else name
-    for name in sorted(p.stem for p in (CONF / "grid").glob("*.yaml") if p.stem.endswith("smoke"))
-]
+SMOKE = sorted(p.stem for p in (CONF / "grid").glob("*.yaml") if p.stem.endswith("smoke"))
 
 
 @pytest.mark.parametrize("name", SMOKE)
