@@ -35,8 +35,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from solvers.problem import Network, NotCovered, Optimum, Problem, forward
-from solvers.relu import _check_problem, _pick_width
+from solvers.problem import Network, NotCovered, Optimum, Problem, forward, optimal_width
+from solvers.relu import _check_problem
 
 __all__ = ["BN_RANK_TOL", "neural_collapse", "solve_batchnorm"]
 
@@ -110,7 +110,7 @@ def solve_batchnorm(p: Problem) -> Optimum:
     active = np.flatnonzero(s > 0)
     P = active.size
     relu_deep = p.activation == "relu" and L >= 3
-    width = _pick_width(p, 2 * P if relu_deep else P)
+    width = optimal_width(p, 2 * P if relu_deep else P)
     e = np.full(n, 1.0 / np.sqrt(n))
     gamma, alpha = np.zeros(width), np.zeros(width)
     WL = np.zeros((width, p.K))

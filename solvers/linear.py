@@ -53,7 +53,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import brentq, minimize_scalar
 
-from solvers.problem import NotCovered, Optimum, Problem, forward, objective
+from solvers.problem import NotCovered, Optimum, Problem, forward, objective, optimal_width
 from solvers.scalar import path_minimiser, path_value
 
 __all__ = [
@@ -122,15 +122,6 @@ def _check_linear(p: Problem) -> None:
         raise NotCovered("batchnorm=True: see THEORY §6 (solvers.batchnorm)")
 
 
-def _width(p: Problem, rank: int) -> int:
-    need = max(rank, 1)
-    if p.width is None:
-        return need
-    if p.width < rank:
-        raise NotCovered(f"width {p.width} is below the rank {rank} the optimum needs")
-    return int(p.width)
-
-
 def _layers(U: np.ndarray, s: np.ndarray, Vt: np.ndarray, L: int, m: int) -> list[np.ndarray]:
     """Balanced aligned factors of ``U diag(s) Vt`` (s > 0, length R ≤ m), zero-padded to width m."""
     R = len(s)
@@ -181,7 +172,7 @@ def solve_linear_whitened(p: Problem, *, tol: float = ISOMETRY_TOL) -> Optimum:
     closed_form = 0.5 * float(np.sum(outside * outside)) + float(np.sum(values))
     active = s > 0
     rank = int(active.sum())
-    m = _width(p, rank)
+    m = optimal_width(p, rank)
     Ws = _layers(U[:, active], s[active], Vt[active], L, m)
     dual = Y - forward(p, Ws) if L == 2 else None
     info = {"sigma": sigma, "s": s, "rank": rank, "closed_form": closed_form}
@@ -309,7 +300,7 @@ def solve_linear_l2_general(
     U, s, Vt = np.linalg.svd(W, full_matrices=False)
     keep = s > rank_tol * s[0] if s.size and s[0] > 0 else np.zeros(s.shape, bool)
     rank = int(keep.sum())
-    m = _width(p, rank)
+    m = optimal_width(p, rank)
     Ws = _layers(U[:, keep], s[keep], Vt[keep], 2, m)
     info = {**info, "singular_values": s, "rank": rank}
     return _optimum(p, Ws, "linear_l2_general", dual=Lam, info=info)
@@ -446,7 +437,7 @@ def solve_linear_deep_k1(p: Problem, *, grid: int = 200) -> Optimum:
     w = ridge.w(q_best)
     norm_w = float(np.linalg.norm(w))
     rank = int(norm_w > 0)
-    m = _width(p, rank)
+    m = optimal_width(p, rank)
     if rank:
         Ws = _layers((w / norm_w)[:, None], np.array([norm_w]), np.ones((1, 1)), L, m)
     else:

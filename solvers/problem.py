@@ -32,6 +32,7 @@ __all__ = [
     "forward",
     "last_hidden",
     "objective",
+    "optimal_width",
     "regulariser",
 ]
 
@@ -164,6 +165,17 @@ class Optimum:
             object.__setattr__(self, "network", Network(weights=tuple(self.weights)))
 
 
+def optimal_width(p: Problem, needed: int) -> int:
+    """Width of a closed-form network: the smallest that works (``needed``, at least 1) unless
+    ``p.width`` is set; ``NotCovered`` when ``p.width`` is too small for the optimum."""
+    needed = max(int(needed), 1)
+    if p.width is None:
+        return needed
+    if p.width < needed:
+        raise NotCovered(f"width {p.width} is below the rank {needed} the optimum needs")
+    return int(p.width)
+
+
 def _activate(problem: Problem, A: np.ndarray) -> np.ndarray:
     return np.maximum(A, 0.0) if problem.activation == "relu" else A
 
@@ -181,9 +193,13 @@ def _check_shapes(problem: Problem, net: Network) -> None:
     if rows != problem.K:
         raise ValueError(f"weights[-1] has {rows} columns, expected K={problem.K}")
     if problem.bias and (net.biases is None or len(net.biases) != problem.depth - 1):
-        raise ValueError("biases: the problem has bias=True, give depth-1 hidden-layer bias vectors")
+        raise ValueError(
+            "biases: the problem has bias=True, give depth-1 hidden-layer bias vectors"
+        )
     if problem.batchnorm and (net.gamma is None or net.alpha is None):
-        raise ValueError("gamma/alpha: the problem has batchnorm=True, give both BN parameter vectors")
+        raise ValueError(
+            "gamma/alpha: the problem has batchnorm=True, give both BN parameter vectors"
+        )
 
 
 def last_hidden(problem: Problem, weights: Sequence[np.ndarray] | Network) -> np.ndarray:

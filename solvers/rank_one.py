@@ -51,8 +51,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import brentq
 
-from solvers.problem import Network, NotCovered, Optimum, Problem, forward
-from solvers.relu import _check_problem, _pick_width
+from solvers.problem import Network, NotCovered, Optimum, Problem, forward, optimal_width
+from solvers.relu import _check_problem
 from solvers.scalar import path_minimiser, path_value
 
 __all__ = ["RANK_ONE_TOL", "solve_rank_one"]
@@ -120,7 +120,7 @@ def _linear(p: Problem, c: np.ndarray, a: np.ndarray) -> tuple[float, list[np.nd
     value = 0.5 * float(y @ y) - 0.5 * r * r + float(path_value(abs(r), beta_eff, L))
     s = float(path_minimiser(abs(r), beta_eff, L))
     P = 1 if s > 0 else 0
-    width = _pick_width(p, P)
+    width = optimal_width(p, P)
     Ws = [np.zeros((p.d, width))] + [np.zeros((width, width)) for _ in range(L - 2)]
     Ws.append(np.zeros((width, 1)))
     dirs = np.zeros((p.d, 0))
@@ -161,7 +161,7 @@ def _relu(p: Problem, c: np.ndarray, a: np.ndarray) -> tuple[float, list[np.ndar
             q[i] = np.sign(r) * float(path_minimiser(abs(r), beta_eff, L))
     active = [i for i in range(len(chans)) if q[i] != 0.0]
     mags = {i: abs(q[i]) / chans[i][1] for i in active}  # |f(±1)| on the two points
-    width = _pick_width(p, len(active))
+    width = optimal_width(p, len(active))
     Ws = [np.zeros((p.d, width))] + [np.zeros((width, width)) for _ in range(L - 2)]
     Ws.append(np.zeros((width, 1)))
     shared = shared_case and len(active) == 2

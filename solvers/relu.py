@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from solvers.problem import Network, NotCovered, Optimum, Problem, forward
+from solvers.problem import Network, NotCovered, Optimum, Problem, forward, optimal_width
 from solvers.scalar import path_minimiser, path_value
 
 __all__ = ["WHITENED_TOL", "solve_relu_whitened"]
@@ -78,15 +78,6 @@ def _chain_network(
     WL[:P] = out_rows
     Ws.append(WL)
     return Ws
-
-
-def _pick_width(p: Problem, needed: int) -> int:
-    needed = max(needed, 1)
-    if p.width is None:
-        return needed
-    if p.width < needed:
-        raise NotCovered(f"width {p.width} is below the {needed} neurons the optimum needs")
-    return int(p.width)
 
 
 def _targets(p: Problem) -> tuple[list[np.ndarray], list[np.ndarray], str]:
@@ -150,7 +141,7 @@ def solve_relu_whitened(p: Problem) -> Optimum:
         norms.append(r)
         svals.append(s)
     P = len(cols)
-    width = _pick_width(p, P)
+    width = optimal_width(p, P)
     first = np.stack(cols, axis=1) if P else np.zeros((p.d, 0))
     out_rows = np.stack(outs, axis=0) if P else np.zeros((0, p.K))
     Ws = _chain_network(first, out_rows, np.asarray(scales), depth=L, width=width)
