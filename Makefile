@@ -40,7 +40,7 @@ lint:  ## ruff lint + format check
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
 bench: install  ## run every benchmark (figures go in BENCHMARKS.md)
-	$(BIN)/python bench/solvers.py && $(BIN)/python bench/training.py && $(BIN)/python bench/sweep_overhead.py
+	$(BIN)/python -m bench.solvers && $(BIN)/python -m bench.training && $(BIN)/python -m bench.sweep_overhead
 
 clean:  ## remove local stores and caches (keeps .venv)
 	rm -rf mlruns.db mlartifacts outputs multirun report .pytest_cache
