@@ -96,7 +96,13 @@ def lbfgs_multistart(
             theta0,
             jac=True,
             method="L-BFGS-B",
-            options={"maxiter": maxiter, "maxfun": 2 * maxiter, "ftol": 0.0, "gtol": 1e-13, "maxcor": 50},
+            options={
+                "maxiter": maxiter,
+                "maxfun": 2 * maxiter,
+                "ftol": 0.0,
+                "gtol": 1e-13,
+                "maxcor": 50,
+            },
         )
         parts = [a.numpy().copy() for a in _unpack(torch.from_numpy(res.x), shapes)]
         net = _to_network(p, parts)
