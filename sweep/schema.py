@@ -21,6 +21,7 @@ __all__ = [
     "TrainSpec",
     "TrialResult",
     "TrialSpec",
+    "PER_NETWORK",
     "STATUSES",
 ]
 
@@ -62,6 +63,24 @@ class TrainSpec:
     log_every: int = 100  # record the objective (and layer ratios) every this many steps
 
 
+# The trial fields that may differ between the networks of one batch, and how each reaches
+# ``solvers.sgd.train`` per network: "problem" (each network's own ``Problem``: its X, Y and
+# β), "seed" (``train(seeds=...)``: init and sample order derive from the trial's key), a
+# keyword of ``train`` taking one value per network, or "analysis" (not used by training at
+# all, only by the per-trial analysis). Every other data/model/train field is shared by a
+# batch (:meth:`TrialSpec.batch_shape`), so a new field is batch-safe by default.
+PER_NETWORK: dict[str, str] = {
+    "data.kind": "problem",
+    "data.targets": "problem",
+    "train.beta": "problem",
+    "train.lr": "lr",
+    "train.momentum": "momentum",
+    "train.init_scale": "init_scale",
+    "model.ball": "analysis",
+}
+_GROUPS = ("data", "model", "train")
+
+
 @dataclass(frozen=True)
 class TrialSpec:
     data: DataSpec = field(default_factory=DataSpec)
@@ -99,24 +118,17 @@ class TrialSpec:
         return int(self.key[:8], 16)
 
     def batch_shape(self) -> tuple:
-        """Trials with equal batch_shape train together in one batched call."""
-        t = self.train
-        return (
-            self.data.n,
-            self.data.d,
-            self.data.outputs,
-            self.model.depth,
-            self.model.width,
-            self.model.activation,
-            self.model.bias,
-            self.model.batchnorm,
-            t.steps,
-            t.batch_size,
-            t.lr_decay,
-            t.lr_decay_every,
-            t.polish,
-            t.dtype,
-            t.log_every,
+        """Trials with equal batch_shape train together in one batched call.
+
+        Derived, not listed: every data/model/train param that is NOT in :data:`PER_NETWORK`
+        (``(name, value)`` pairs in :meth:`params` order). A field added later is therefore
+        shared by a batch — batches split on it — unless it is put in ``PER_NETWORK``, the one
+        place that says what the batched trainer takes per network.
+        """
+        return tuple(
+            (name, value)
+            for name, value in self.params().items()
+            if name.split(".", 1)[0] in _GROUPS and name not in PER_NETWORK
         )
 
     @classmethod

@@ -9,6 +9,7 @@ as a Ray task; it never raises for one trial's own trouble: a network whose loss
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 import traceback
@@ -22,7 +23,7 @@ from solvers.dual import certificate, dual_bound
 from solvers.sgd import TrainConfig, TrainOutput, train
 from solvers.solve import solve
 from solvers.structure import direction_alignment, fitted_function, layer_stats, spline_stats
-from sweep.schema import LayerStats, TrialResult, TrialSpec
+from sweep.schema import PER_NETWORK, LayerStats, TrialResult, TrialSpec
 
 __all__ = ["make_problem", "run_batch"]
 
@@ -48,20 +49,26 @@ def make_problem(spec: TrialSpec) -> Problem:
 
 
 def _train_config(spec: TrialSpec) -> TrainConfig:
-    t = spec.train
+    """The options ``train`` shares across a batch: every field of ``solvers.sgd.TrainConfig``
+    taken from ``spec.train`` (a batch agrees on all of them but the per-network ones of
+    :data:`~sweep.schema.PER_NETWORK`, which :func:`_per_network` passes one per network)."""
+    own = {f.name for f in dataclasses.fields(spec.train)}
     return TrainConfig(
-        steps=t.steps,
-        lr=t.lr,
-        momentum=t.momentum,
-        batch_size=t.batch_size,
-        lr_decay=t.lr_decay,
-        lr_decay_every=t.lr_decay_every,
-        init=t.init,
-        init_scale=t.init_scale,
-        polish=t.polish,
-        dtype=t.dtype,
-        log_every=t.log_every,
+        **{
+            f.name: getattr(spec.train, f.name)
+            for f in dataclasses.fields(TrainConfig)
+            if f.name in own
+        }
     )
+
+
+def _per_network(batch: Sequence[TrialSpec]) -> dict[str, list]:
+    """Keyword arguments of ``train`` holding one value per network (from ``PER_NETWORK``)."""
+    out: dict[str, list] = {"seeds": [s.init_seed for s in batch]}
+    for name, channel in PER_NETWORK.items():
+        if channel not in ("problem", "seed", "analysis"):
+            out[channel] = [s.params()[name] for s in batch]
+    return out
 
 
 def _failed(spec: TrialSpec, device: str, started: float) -> TrialResult:
@@ -226,10 +233,7 @@ def run_batch(
             out = train(
                 problems,
                 _train_config(batch[0]),
-                seeds=[s.init_seed for s in batch],
-                lr=[s.train.lr for s in batch],
-                momentum=[s.train.momentum for s in batch],
-                init_scale=[s.train.init_scale for s in batch],
+                **_per_network(batch),
                 device=device,
                 progress=progress,
             )

@@ -99,3 +99,123 @@ def test_same_spec_same_numbers_and_json_round_trip() -> None:
 def test_mixed_shapes_are_rejected() -> None:
     with pytest.raises(ValueError, match="batch_shape"):
         run_batch([spec(), spec(model={"width": 5})])
+
+
+# ---------------------------------------------------------------- alone == batched, per field
+
+# a second valid value of every training field; a new TrainSpec field fails
+# test_every_training_field_has_an_alternative until it is added here (and so gets tested)
+ALTERNATIVE: dict[str, object] = {
+    "beta": 0.5,
+    "steps": 25,
+    "lr": 0.02,
+    "momentum": 0.5,
+    "batch_size": 4,
+    "lr_decay": 0.9,
+    "lr_decay_every": 5,
+    "init": "gaussian",
+    "init_scale": 0.5,
+    "polish": 5,
+    "dtype": "float32",
+    "log_every": 7,
+}
+BASE_TRAIN = dict(
+    beta=0.2,
+    steps=20,
+    lr=0.01,
+    momentum=0.9,
+    polish=0,
+    log_every=5,
+    lr_decay=0.5,
+    lr_decay_every=10,
+)
+
+
+def _same(a: object, b: object, where: str) -> None:
+    """Equal structure; floats bit for bit or within 1e-12 relative (float64 round-off)."""
+    if isinstance(a, dict):
+        assert isinstance(b, dict) and a.keys() == b.keys(), where
+        for k in a:
+            _same(a[k], b[k], f"{where}.{k}")
+    elif isinstance(a, list):
+        assert isinstance(b, list) and len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            _same(x, y, f"{where}[{i}]")
+    elif isinstance(a, float) and isinstance(b, float):
+        if not (a == b or (math.isnan(a) and math.isnan(b))):
+            assert abs(a - b) <= 1e-12 * max(abs(a), abs(b)), f"{where}: {a!r} != {b!r}"
+    else:
+        assert a == b, f"{where}: {a!r} != {b!r}"
+
+
+def _comparable(r: TrialResult) -> dict:
+    d = dataclasses.asdict(r)
+    d.pop("wall_time")
+    return d
+
+
+def test_every_training_field_has_an_alternative() -> None:
+    assert set(ALTERNATIVE) == {f.name for f in dataclasses.fields(TrainSpec)}
+
+
+def test_per_network_fields_reach_train_per_network_and_the_rest_is_shared() -> None:
+    import inspect
+
+    from solvers.sgd import TrainConfig, train
+    from sweep.schema import PER_NETWORK
+
+    keywords = set(inspect.signature(train).parameters)
+    params = TrialSpec().params()
+    for name, channel in PER_NETWORK.items():
+        assert name in params, name
+        assert channel in ("problem", "seed", "analysis") or channel in keywords, (name, channel)
+    # every option of the trainer is a TrainSpec field (so _train_config copies it) ...
+    shared = {f.name for f in dataclasses.fields(TrainConfig)} - {"track_layers"}
+    assert shared <= {f.name for f in dataclasses.fields(TrainSpec)}
+    # ... and is either passed per network or part of the batch shape
+    shape = dict(TrialSpec().batch_shape())
+    for name in shared:
+        assert f"train.{name}" in PER_NETWORK or f"train.{name}" in shape, name
+
+
+@pytest.mark.parametrize("name", sorted(ALTERNATIVE))
+def test_training_field_as_grid_axis_alone_equals_batched(name: str) -> None:
+    from sweep.config import load
+    from sweep.grid import batches, expand
+
+    base = dict(BASE_TRAIN)
+    cfg = {
+        "data": {"kind": "whitened", "n": 8, "d": 12, "outputs": 2},
+        "model": {"depth": 3, "width": 4, "activation": "linear"},
+        "train": {**base, name: [base.get(name, getattr(TrainSpec(), name)), ALTERNATIVE[name]]},
+        "seed": [0, 1],
+    }
+    specs = expand(load(cfg))
+    assert len(specs) == 4
+    groups = batches(specs, 16)
+    # the axis and the seeds share one batch when the field is per network, else two batches
+    assert len(groups) in (1, 2)
+    batched = {}
+    for group in groups:
+        for s, r in zip(group, run_batch(group), strict=True):
+            batched[s.key] = r
+    for s in specs:
+        (alone,) = run_batch([s])
+        assert alone.status == "finished", alone.error
+        _same(_comparable(alone), _comparable(batched[s.key]), f"{name}={getattr(s.train, name)}")
+    # the field has an effect (else equality would prove nothing about it)
+    by_value = {getattr(s.train, name): batched[s.key] for s in specs if s.seed == 0}
+    a, b = by_value.values()
+    assert _comparable(a) != _comparable(b)
+
+
+def test_a_gaussian_init_trial_behind_a_he_init_trial_trains_with_gaussian() -> None:
+    he, gauss = (
+        spec(seed=0, train={"polish": 0}),
+        spec(seed=0, train={"polish": 0, "init": "gaussian"}),
+    )
+    from sweep.grid import batches
+
+    assert len(batches([he, gauss], 16)) == 2  # init is shared by a batch: never mixed
+    with pytest.raises(ValueError, match="batch_shape"):
+        run_batch([he, gauss])
