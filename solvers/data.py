@@ -17,6 +17,29 @@ Inputs ``X`` (shape ``(n, d)``):
   package): raw pixels scaled to ``[0, 1]`` or ZCA-whitened; two-class signed targets or
   one-hot over chosen classes.
 
+Whitening is a **transform** of the inputs, not a data kind: :func:`whiten` (the ``data.whiten``
+axis of a sweep, :data:`WHITEN_KINDS`) maps the raw ``X`` of any kind to
+
+- ``none`` — ``X`` unchanged;
+- ``zca`` — :func:`zca` (symmetric whitening ``U Vᵀ``, no centring);
+- ``pca`` — the principal-component coordinates ``X V S⁺ = [U_r, 0]``: ``zca(X)·V`` with ``V``
+  orthogonal, so every problem of THEORY §0 (Frobenius weight decay on ``W_1``) has the same P*
+  under ``pca`` and ``zca``; only the coordinates differ (signs fixed: the largest entry of each
+  column of ``U_r`` is positive);
+- ``exact`` — rows exactly orthonormal, ``X Xᵀ = I_n`` (needs ``n ≤ d``): ``zca`` when
+  ``rank X = n``; a rank-deficient ``X`` has its missing row directions completed by unused
+  right singular vectors, so THEORY §3 applies to every such ``X``;
+- ``auto`` — the kind's own convention (the default; it keeps the data of every existing trial):
+  ``digits`` are ZCA-whitened, every other kind is left as generated (``whitened`` has
+  ``X Xᵀ = I`` by construction).
+
+:func:`make_dataset` draws the raw ``X`` from the seed first and whitens it afterwards, so for
+one seed every ``whiten`` value transforms the SAME raw data (a sweep over whitening compares
+like with like). The ``whitened`` kind is a separate generator (a Haar-random orthonormal
+frame): it has the distribution of ``gaussian`` + ``zca`` when ``n ≤ d`` (the polar factor of a
+Gaussian matrix is Haar distributed) but not the same samples; use ``gaussian`` with
+``whiten ∈ {none, zca}`` to compare raw and whitened data point for point.
+
 Targets ``Y``: :func:`gaussian_Y` ``(n, K)`` standard normal, :func:`onehot_Y` (every class
 present), :func:`signed_y` (``±1``, both signs present).
 
@@ -39,6 +62,8 @@ __all__ = [
     "onehot_Y",
     "rank_one_X",
     "signed_y",
+    "WHITEN_KINDS",
+    "whiten",
     "whitened_X",
     "zca",
     "zigzag_1d",
@@ -46,6 +71,7 @@ __all__ = [
 
 DATA_KINDS = ("gaussian", "whitened", "rank_one", "spline_1d", "digits")
 TARGET_KINDS = ("gaussian", "onehot", "signed")
+WHITEN_KINDS = ("auto", "none", "zca", "pca", "exact")  # see whiten(); "auto" = the kind's own
 DIGITS_SAMPLES = 1797
 DIGITS_DIM = 64
 
@@ -100,6 +126,62 @@ def zca(X: np.ndarray, *, tol: float = 1e-10) -> np.ndarray:
     keep = s > tol * s[0]
     W = U[:, keep] @ Vt[keep]
     return 1.5 * W - 0.5 * (W @ W.T) @ W  # one Newton–Schulz step: singular values to rounding
+
+
+def whiten(X: np.ndarray, method: str, *, tol: float = 1e-10) -> np.ndarray:
+    """Whiten the inputs ``X`` (n, d); the result has the same shape.
+
+    With the thin SVD ``X = U S Vᵀ`` and ``r`` = the number of singular values ``> tol·σ_1``:
+
+    - ``"none"``: a float64 copy of ``X``.
+    - ``"zca"``: ``U_r V_rᵀ`` (:func:`zca`): every non-zero singular value 1, the row and column
+      spaces of ``X`` kept; ``X Xᵀ = I_n`` when ``rank X = n ≤ d``, ``XᵀX = I_d`` when
+      ``rank X = d ≤ n``. No centring (THEORY §0: centring would drop the rank to ``n − 1``).
+    - ``"pca"``: ``[U_r, 0] = zca(X)·[V_r, V_⊥]`` — the data in principal coordinates, scaled to
+      unit variance (sum-normalised); a rotation of ``zca``, hence the same P* for every
+      problem of THEORY §0. Column ``k`` of ``U_r`` is signed so its largest-|·| entry is > 0.
+    - ``"exact"``: rows exactly orthonormal (``X Xᵀ = I_n``, THEORY §0 "whitened"), needs
+      ``n ≤ d``: ``U_r V_rᵀ + U_⊥ V_⊥ᵀ`` with ``U_⊥`` (n × (n−r)) completing ``U_r`` and ``V_⊥`` the
+      next ``n − r`` right singular vectors; equals ``zca`` when ``rank X = n``.
+
+    ``"auto"`` is resolved by :func:`make_dataset` (it depends on the data kind), not here.
+
+    Raises:
+        ValueError: unknown ``method``; ``X`` not a finite non-empty 2-D array; ``X = 0``
+            (nothing to whiten; ``"none"`` accepts it); ``"exact"`` with ``n > d``.
+    """
+    allowed = tuple(k for k in WHITEN_KINDS if k != "auto")
+    if method not in allowed:
+        raise ValueError(f"whiten must be one of {allowed}, got {method!r}")
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2 or X.size == 0:
+        raise ValueError(f"X must be a non-empty 2-D array, got shape {X.shape}")
+    if not np.all(np.isfinite(X)):
+        raise ValueError("X contains NaN or inf")
+    if method == "none":
+        return X.copy()
+    n, d = X.shape
+    if method == "exact" and n > d:
+        raise ValueError(
+            f"whiten='exact' needs n <= d (X Xᵀ = I_n means n orthonormal rows in R^d), "
+            f"got n={n}, d={d}"
+        )
+    if method == "zca":
+        return zca(X, tol=tol)
+    U, s, Vt = np.linalg.svd(X, full_matrices=True)
+    if s[0] == 0:
+        raise ValueError("X is zero: it has no row space to whiten")
+    r = int(np.count_nonzero(s > tol * s[0]))
+    if method == "pca":
+        Ur = U[:, :r] * np.sign(U[np.argmax(np.abs(U[:, :r]), axis=0), np.arange(r)])
+        out = np.zeros_like(X)
+        out[:, :r] = Ur
+        return 1.5 * out - 0.5 * (out @ out.T) @ out  # Newton–Schulz: singular values to rounding
+    W = U[:, :n] @ Vt[:n]  # exact: U_r V_rᵀ + U_⊥ V_⊥ᵀ, rows orthonormal
+    return 1.5 * W - 0.5 * (W @ W.T) @ W
+
+
+_whiten = whiten  # make_dataset's argument ``whiten`` shadows the function's name
 
 
 def rank_one_X(n: int, d: int, *, seed: int) -> np.ndarray:  # noqa: N802
@@ -224,7 +306,14 @@ def digits(
 
 
 def make_dataset(
-    kind: str, targets: str, *, n: int, d: int, outputs: int, seed: int
+    kind: str,
+    targets: str,
+    *,
+    n: int,
+    d: int,
+    outputs: int,
+    seed: int,
+    whiten: str = "auto",
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(X, Y)`` for a trial: ``X`` (n, d) float64, ``Y`` (n, outputs) float64.
 
@@ -236,9 +325,23 @@ def make_dataset(
         targets: ``gaussian`` | ``onehot`` (needs outputs ≤ n) | ``signed`` (needs outputs = 1).
         n, d, outputs: samples, input dimension, number of outputs K.
         seed: the one seed; X and Y use independent streams derived from it.
+        whiten: :func:`whiten` applied to the raw ``X`` drawn from ``seed`` (the same raw ``X``
+            for every value); ``auto`` (default) = ``zca`` for digits, ``none`` otherwise —
+            exactly the data this function made before the option existed.
     """
     if kind not in DATA_KINDS:
         raise ValueError(f"kind must be one of {DATA_KINDS}, got {kind!r}")
+    if whiten not in WHITEN_KINDS:
+        raise ValueError(f"whiten must be one of {WHITEN_KINDS}, got {whiten!r}")
+    method = ("zca" if kind == "digits" else "none") if whiten == "auto" else whiten
+    X, Y = _raw_dataset(kind, targets, n=n, d=d, outputs=outputs, seed=seed)
+    return _whiten(X, method), Y
+
+
+def _raw_dataset(
+    kind: str, targets: str, *, n: int, d: int, outputs: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`make_dataset` before whitening (digits as raw pixels in ``[0, 1]``)."""
     if targets not in TARGET_KINDS:
         raise ValueError(f"targets must be one of {TARGET_KINDS}, got {targets!r}")
     n, d, K = _positive_int("n", n), _positive_int("d", d), _positive_int("outputs", outputs)
@@ -258,16 +361,16 @@ def make_dataset(
             if n > DIGITS_SAMPLES:
                 raise ValueError(f"n must be <= {DIGITS_SAMPLES} for digits data, got n={n}")
             pixels = _load_digits()[0]
-            X = zca(pixels[_rng(x_seed).choice(DIGITS_SAMPLES, size=n, replace=False)])
+            X = pixels[_rng(x_seed).choice(DIGITS_SAMPLES, size=n, replace=False)]
             return X, gaussian_Y(n, K, seed=y_seed)
         if targets == "signed":
-            X, y = digits(n, classes=(0, 1), targets="signed", seed=x_seed)
+            X, y = digits(n, classes=(0, 1), targets="signed", whiten=False, seed=x_seed)
             return X, y[:, None]
         if K > 10:
             raise ValueError(
                 f"outputs must be <= 10 for one-hot digits (ten classes), got outputs={K}"
             )
-        return digits(n, classes=tuple(range(K)), targets="onehot", seed=x_seed)
+        return digits(n, classes=tuple(range(K)), targets="onehot", whiten=False, seed=x_seed)
 
     if kind == "spline_1d":
         if d != 1:
