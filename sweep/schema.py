@@ -21,6 +21,7 @@ __all__ = [
     "TrainSpec",
     "TrialResult",
     "TrialSpec",
+    "KEY_V1",
     "PER_NETWORK",
     "STATUSES",
 ]
@@ -99,17 +100,40 @@ class TrialSpec:
         out["experiment"] = self.experiment
         return out
 
+    def key_params(self) -> dict[str, object]:
+        """The params that identify the trial: every param of key version 1 (:data:`KEY_V1`,
+        the schema when keys were introduced), plus every field added since whose value
+        differs from its schema default.
+
+        So a field added with a default changes no key: a store written before the field
+        existed resumes after it with nothing re-run (its trials were, implicitly, at the
+        default), and today's stores keep their keys. A field added later must keep, as its
+        default, the behaviour of the code before it existed.
+        """
+        return {
+            name: value
+            for name, value in self.params().items()
+            if name in KEY_V1 or value != _default_of(self, name)
+        }
+
     @property
     def key(self) -> str:
-        """Stable hash of the canonical resolved config (same point → same key, any process)."""
-        canon = json.dumps(self.params(), sort_keys=True, separators=(",", ":"), default=str)
+        """Stable hash of :meth:`key_params` (same point → same key, any process, any later
+        version of the schema that only added fields with defaults)."""
+        canon = json.dumps(self.key_params(), sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(canon.encode()).hexdigest()[:20]
 
     @property
     def data_seed(self) -> int:
         """Seed of the data: depends on the data spec and the seed axis only, so every model
-        and optimiser of a grid sees the same dataset for the same seed."""
-        canon = json.dumps([asdict(self.data), self.seed], sort_keys=True)
+        and optimiser of a grid sees the same dataset for the same seed. Like :attr:`key`,
+        a data field added after key version 1 enters only when it differs from its default."""
+        data = {
+            k: v
+            for k, v in asdict(self.data).items()
+            if f"data.{k}" in KEY_V1 or v != _default_of(self, f"data.{k}")
+        }
+        canon = json.dumps([data, self.seed], sort_keys=True)
         return int(hashlib.sha256(canon.encode()).hexdigest()[:8], 16)
 
     @property
@@ -147,6 +171,44 @@ class TrialSpec:
             seed=int(float(params.get("seed", 0))),
             experiment=str(params.get("experiment", "")),
         )
+
+
+# Key version 1: the param names of the schema when keys were introduced. These are always
+# hashed (so keys of stores written since then never change); a field added after them is
+# hashed only when it differs from its default (TrialSpec.key_params). Never edit this set.
+KEY_V1 = frozenset(
+    {
+        *(f"data.{k}" for k in ("kind", "targets", "n", "d", "outputs")),
+        *(f"model.{k}" for k in ("depth", "width", "activation", "bias", "batchnorm", "ball")),
+        *(
+            f"train.{k}"
+            for k in (
+                "beta",
+                "steps",
+                "lr",
+                "momentum",
+                "batch_size",
+                "lr_decay",
+                "lr_decay_every",
+                "init",
+                "init_scale",
+                "polish",
+                "dtype",
+                "log_every",
+            )
+        ),
+        "seed",
+        "experiment",
+    }
+)
+
+
+def _default_of(spec: TrialSpec, name: str) -> object:
+    """Schema default of param ``name`` (of the group class ``spec`` actually holds)."""
+    group, _, field_name = name.partition(".")
+    if not field_name:
+        return getattr(TrialSpec, group, None)
+    return getattr(type(getattr(spec, group))(), field_name)
 
 
 def _cast(value: object, typ: type) -> object:
@@ -212,6 +274,13 @@ class TrialResult:
     wall_time: float = 0.0  # seconds for this trial (its share of the batch + its own solve)
     layers: list[LayerStats] = field(default_factory=list)
     w1_alignment: float | None = None  # cosine of W_1's active directions with the closed-form ones
+    # THEORY §10 / brackets (sweep.trial): active neurons of the optimal network (exact/certified
+    # optima); [lower_bound, upper_bound] ∋ P* where P* itself is not known (bracket_rel_width =
+    # (upper − lower)/|upper|; not_covered then says why there is no exact value)
+    m_star: int | None = None
+    upper_bound: float | None = None
+    lower_bound: float | None = None
+    bracket_rel_width: float | None = None
     curve_steps: list[int] = field(default_factory=list)
     curves: dict[str, list[float]] = field(default_factory=dict)  # "objective", "norm_ratio.1" ...
     extra: dict[str, float] = field(
@@ -260,6 +329,10 @@ class TrialResult:
             "rel_certified_gap": self.rel_certified_gap,
             "wall_time": self.wall_time,
             "w1_alignment": self.w1_alignment,
+            "m_star": self.m_star,
+            "upper_bound": self.upper_bound,
+            "lower_bound": self.lower_bound,
+            "bracket_rel_width": self.bracket_rel_width,
         }
         for i, ls in enumerate(self.layers, start=1):
             m[f"layer{i}.rank"] = ls.rank

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import subprocess
 import sys
 
@@ -168,3 +169,99 @@ def test_axis_list_is_overridable_from_the_command_line() -> None:
         s.key for s in expand(load(compose(["+grid=smoke", "model.depth=[2,3,4]", "seed=[7]"])))
     }
     assert before < grown  # growing an axis only adds points: old keys are unchanged
+
+
+# ---------------------------------------------------------------- keys survive a new field
+
+
+def _with_new_fields(monkeypatch) -> None:
+    """Simulate a later schema: DataSpec and TrainSpec each gain a field with a default."""
+    import dataclasses
+
+    from sweep.config import GROUP_SPECS
+    from sweep.schema import DataSpec, TrainSpec
+
+    def grown(cls: type, name: str, default: object) -> type:
+        extra = [(name, type(default), dataclasses.field(default=default))]
+        return dataclasses.make_dataclass(cls.__name__, extra, bases=(cls,), frozen=True)
+
+    monkeypatch.setitem(GROUP_SPECS, "data", grown(DataSpec, "whiten", "none"))
+    monkeypatch.setitem(GROUP_SPECS, "train", grown(TrainSpec, "newopt", 0))
+
+
+def test_a_new_field_at_its_default_changes_no_key_and_no_data_seed(monkeypatch) -> None:
+    cfg = compose(["+grid=smoke"])
+    before = expand(load(cfg))
+    _with_new_fields(monkeypatch)
+    after = expand(load(cfg))
+    assert all(hasattr(s.data, "whiten") and s.train.newopt == 0 for s in after)
+    assert "data.whiten" in after[0].params() and "data.whiten" not in before[0].params()
+    assert [s.key for s in after] == [s.key for s in before]
+    assert [s.data_seed for s in after] == [s.data_seed for s in before]
+    assert [s.init_seed for s in after] == [s.init_seed for s in before]
+    # ... and away from its default the field does change them (the rule is not "ignore it")
+    import dataclasses
+
+    s = after[0]
+    w = dataclasses.replace(s, data=dataclasses.replace(s.data, whiten="zca"))
+    o = dataclasses.replace(s, train=dataclasses.replace(s.train, newopt=3))
+    assert w.key != s.key and w.data_seed != s.data_seed
+    assert o.key != s.key and o.data_seed == s.data_seed
+    assert TrialSpec.from_params(s.params()).key == s.key
+
+
+def test_keys_of_stores_written_before_the_rule_are_unchanged() -> None:
+    import hashlib
+
+    from sweep.schema import KEY_V1
+
+    # key version 1 hashed every param; all of today's params but the ones added since are V1
+    for s in expand(load(compose(["+grid=smoke"]))):
+        v1 = {k: v for k, v in s.params().items() if k in KEY_V1}
+        canon = json.dumps(v1, sort_keys=True, separators=(",", ":"), default=str)
+        assert s.key == hashlib.sha256(canon.encode()).hexdigest()[:20]
+    # the default point's key and data seed as computed by the code of commit f0e8078
+    assert TrialSpec().key == "877e2453f223d8a6bb4e"
+    assert TrialSpec(seed=3).data_seed == _v1_data_seed()
+
+
+def _v1_data_seed() -> int:
+    import hashlib
+
+    canon = json.dumps(
+        [{"kind": "gaussian", "targets": "gaussian", "n": 20, "d": 10, "outputs": 1}, 3],
+        sort_keys=True,
+    )
+    return int(hashlib.sha256(canon.encode()).hexdigest()[:8], 16)
+
+
+def quick(specs: list[TrialSpec], *, device: str = "cpu") -> list:
+    """Results made from the spec alone (the recording path, without training)."""
+    from sweep.schema import TrialResult
+
+    return [TrialResult(key=s.key, status="finished", sgd_objective=1.0 + s.seed) for s in specs]
+
+
+@pytest.mark.slow
+def test_a_store_written_before_a_new_field_resumes_after_it_with_nothing_rerun(
+    tmp_path, monkeypatch
+) -> None:
+    from sweep.runner import run_sweep
+
+    cfg = {
+        "grid": {"name": "keys"},
+        "model": {"depth": [2, 3]},
+        "seed": [0, 1],
+        "runner": {"kind": "inline", "device": "cpu"},
+        "tracking": {"uri": f"sqlite:///{tmp_path / 'mlruns.db'}", "artifacts": str(tmp_path)},
+        "sweep": {"progress": False},
+    }
+    sweep = load(cfg)
+    first = run_sweep(sweep, expand(sweep), batch_fn=quick, out=open(os.devnull, "w"))
+    assert first.count("finished") == 4
+    _with_new_fields(monkeypatch)
+    sweep = load(cfg)
+    specs = expand(sweep)
+    assert all(hasattr(s.data, "whiten") for s in specs)
+    again = run_sweep(sweep, specs, batch_fn=quick, out=open(os.devnull, "w"))
+    assert (again.total, again.skipped, len(again.results)) == (4, 4, 0)
