@@ -281,6 +281,13 @@ class TrialResult:
     upper_bound: float | None = None
     lower_bound: float | None = None
     bracket_rel_width: float | None = None
+    # THEORY §10 / brackets (sweep.trial): active neurons of the optimal network (exact/certified
+    # optima); [lower_bound, upper_bound] ∋ P* where P* itself is not known (bracket_rel_width =
+    # (upper − lower)/|upper|; not_covered then says why there is no exact value)
+    m_star: int | None = None
+    upper_bound: float | None = None
+    lower_bound: float | None = None
+    bracket_rel_width: float | None = None
     curve_steps: list[int] = field(default_factory=list)
     curves: dict[str, list[float]] = field(default_factory=dict)  # "objective", "norm_ratio.1" ...
     extra: dict[str, float] = field(
@@ -329,6 +336,10 @@ class TrialResult:
             "rel_certified_gap": self.rel_certified_gap,
             "wall_time": self.wall_time,
             "w1_alignment": self.w1_alignment,
+            "m_star": self.m_star,
+            "upper_bound": self.upper_bound,
+            "lower_bound": self.lower_bound,
+            "bracket_rel_width": self.bracket_rel_width,
             "m_star": self.m_star,
             "upper_bound": self.upper_bound,
             "lower_bound": self.lower_bound,

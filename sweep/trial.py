@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from solvers import Network, NotCovered, Problem
+from solvers import Network, NotCovered, Problem, objective
 from solvers.data import make_dataset
 from solvers.dual import certificate, dual_bound
 from solvers.sgd import TrainConfig, TrainOutput, train
@@ -108,6 +108,104 @@ def _predicted_directions(opt) -> np.ndarray | None:
     return W1[:, active] / norms[active]
 
 
+TWO_LAYER_FAMILY = "relu_two_layer"  # THEORY §10: the convex program over activation patterns
+ACTIVE_TOL = 1e-3  # a neuron is active when |a_j|·‖(w_j, b_j)‖ > ACTIVE_TOL · the largest one
+
+
+def _status(opt) -> str:
+    """``exact`` | ``certified`` | ``bracket`` of an :class:`~solvers.Optimum` (closed forms
+    that predate the typed status are exact)."""
+    status = getattr(opt, "status", "exact")
+    return str(getattr(status, "value", status))
+
+
+def _is_exact(opt) -> bool:
+    """P* is known: to round-off (``exact``) or to a certified relative gap (``certified``)."""
+    return _status(opt) in ("exact", "certified")
+
+
+def _neurons(problem: Problem, net: Network) -> tuple[np.ndarray, np.ndarray]:
+    """Two-layer net → (first-layer vectors ``(w_j, b_j)`` as columns, weights ``|a_j|·‖(w_j, b_j)‖``).
+
+    ``K = 1``: ``a_j`` is the output weight of neuron j (for ``K > 1`` its row norm).
+    """
+    W1 = np.asarray(net.weights[0], dtype=np.float64).reshape(problem.d, -1)
+    if problem.bias and net.biases is not None:
+        W1 = np.vstack([W1, np.asarray(net.biases[0], dtype=np.float64).reshape(1, -1)])
+    out = np.asarray(net.weights[-1], dtype=np.float64).reshape(W1.shape[1], -1)
+    return W1, np.linalg.norm(W1, axis=0) * np.linalg.norm(out, axis=1)
+
+
+def neuron_alignment(problem: Problem, net: Network, optimal: Network) -> float | None:
+    """``w1_alignment`` of a two-layer ReLU net with the optimal network of THEORY §10.
+
+    With ``u_k`` the unit first-layer vectors of the optimal active neurons (``(w_k, b_k)``
+    when the problem has biases), ``ω_k = |a_k|·‖(w_k, b_k)‖ / Σ_l |a_l|·‖(w_l, b_l)‖`` their
+    shares of the optimal regulariser (the group-lasso block norms ‖v_k‖ of §10), and ``J`` the
+    trained neurons with ``|a_j|·‖(w_j, b_j)‖ > ACTIVE_TOL · max_j`` (the same weight):
+
+        w1_alignment = Σ_k ω_k · max_{j ∈ J} cos(u_k, (w_j, b_j))     (signed cosine)
+
+    — 1 exactly when every optimal neuron appears (up to scale) in the trained net; the weight
+    makes a missing big neuron cost more than a missing small one; ≤ 0 when the trained net has
+    no neuron on the optimal side. ``None`` when the optimal net has no active neuron (P* = ½‖y‖²);
+    0.0 when the trained net has none.
+    """
+    U, w_opt = _neurons(problem, optimal)
+    keep = w_opt > ACTIVE_TOL * max(float(w_opt.max(initial=0.0)), 1e-300)
+    if not keep.any() or w_opt.max(initial=0.0) == 0:
+        return None
+    U, omega = U[:, keep], w_opt[keep] / w_opt[keep].sum()
+    V, w_net = _neurons(problem, net)
+    if w_net.max(initial=0.0) == 0:
+        return 0.0
+    active = w_net > ACTIVE_TOL * w_net.max()
+    V = V[:, active] / np.linalg.norm(V[:, active], axis=0)
+    U = U / np.linalg.norm(U, axis=0)
+    return float(omega @ np.max(U.T @ V, axis=1))
+
+
+def _optimum_fields(result: TrialResult, problem: Problem, net: Network, opt) -> None:
+    """m*, the neuron alignment, and the best bracket where P* is unknown (THEORY §10, §7).
+
+    Exact / certified optimum: ``m_star`` (its active neurons; counted from its first layer for
+    closed forms that do not say), the solver's certified relative gap (``optimum_rel_gap``) and,
+    for §10's family, :func:`neuron_alignment`. Otherwise — a ``bracket`` optimum or
+    ``NotCovered`` — P* is bracketed by ``lower_bound`` = the trial's certificate (and the
+    bracket's own lower bound) and ``upper_bound`` = the best objective known (the trained net,
+    the bracket's feasible network); ``not_covered`` says why there is no exact value.
+    """
+    if opt is not None and _is_exact(opt):
+        m_star = getattr(opt, "m_star", None)
+        if m_star is None and problem.activation == "relu" and problem.depth == 2:
+            if not problem.batchnorm:
+                _, w = _neurons(problem, opt.network)
+                m_star = int(
+                    np.count_nonzero(w > ACTIVE_TOL * max(float(w.max(initial=0)), 1e-300))
+                )
+        result.m_star = None if m_star is None else int(m_star)
+        result.extra["optimum_rel_gap"] = float(getattr(opt, "rel_gap", 0.0) or 0.0)
+        if opt.family == TWO_LAYER_FAMILY and opt.network is not None:
+            result.w1_alignment = neuron_alignment(problem, net, opt.network)
+        return
+    upper = float(objective(problem, net))
+    lower = float(result.certificate) if result.certificate is not None else -math.inf
+    if opt is not None:  # a bracket: [its certified lower bound, its feasible network's value]
+        upper = min(upper, float(opt.objective))
+        if getattr(opt, "lower_bound", None) is not None:
+            lower = max(lower, float(opt.lower_bound))
+        result.family = opt.family
+        result.not_covered = (
+            f"{opt.family}: P* only bracketed in [{lower:.6g}, {upper:.6g}] "
+            f"(status {_status(opt)}: the solver could not certify P*, e.g. activation patterns "
+            f"sampled instead of enumerated)"
+        )
+    if not math.isfinite(lower) or not math.isfinite(upper):
+        return
+    result.upper_bound, result.lower_bound = upper, lower
+    result.bracket_rel_width = (upper - lower) / max(abs(upper), 1e-300)
+
+
 def _analyse(
     spec: TrialSpec,
     problem: Problem,
@@ -134,17 +232,20 @@ def _analyse(
         return result
 
     try:
-        opt = solve(problem)
+        found = solve(problem)
+    except NotCovered as exc:
+        found = None
+        result.not_covered = str(exc)
+    opt = found if found is not None and _is_exact(found) else None  # P* known (§1–§6, §10)
+    if opt is not None:
         result.exact_objective = float(opt.objective)
         result.family = opt.family
-    except NotCovered as exc:
-        opt = None
-        result.not_covered = str(exc)
-    result.certificate = float(certificate(problem, net, optimum=opt))
-    result.extra["dual_bound"] = float(dual_bound(problem, net))
+    result.certificate = float(certificate(problem, sgd_net, optimum=found))
+    result.extra["dual_bound"] = float(dual_bound(problem, sgd_net))
     result.layers = _layers(net)
+    _optimum_fields(result, problem, net, found)
     if (
-        opt is not None and not problem.batchnorm
+        opt is not None and not problem.batchnorm and opt.family != TWO_LAYER_FAMILY
     ):  # BN's earlier layers are scale-invariant, unconstrained
         # rank of the closed-form optimum's first layer (THEORY §1: #{s*_k > 0})
         result.extra["predicted_rank"] = float(

@@ -1,0 +1,210 @@
+"""Trial fields of THEORY §10 (sweep.trial): exact/certified optima log P*, family, m* and the
+neuron alignment; brackets and not-covered points log [lower_bound, upper_bound] and never an
+exact value.
+
+The bracket / certified paths are driven through the real engine (run_batch) with ``solve``
+replaced by one returning a typed Optimum built from an independently known optimum (THEORY §3
+on whitened data, where §10's program and §3's closed form have the same P* and network), so
+the expected numbers come from that closed form, not from the code under test. The real §10
+solver is exercised by the last tests, which skip until ``solvers.two_layer`` exists.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+
+import numpy as np
+import pytest
+
+import sweep.trial as trial
+from solvers import Network, Problem, objective, solve
+from solvers.dual import certificate
+from solvers.problem import Optimum
+from sweep.schema import DataSpec, ModelSpec, TrainSpec, TrialSpec
+from sweep.trial import make_problem, neuron_alignment, run_batch
+
+HAVE_TWO_LAYER = importlib.util.find_spec("solvers.two_layer") is not None
+
+
+def relu_spec(*, kind: str = "whitened", seed: int = 0, depth: int = 2, **train) -> TrialSpec:
+    return TrialSpec(
+        data=DataSpec(kind=kind, targets="gaussian", n=8, d=12, outputs=1),
+        model=ModelSpec(depth=depth, width=6, activation="relu"),
+        train=TrainSpec(
+            **{"beta": 0.2, "steps": 300, "lr": 0.02, "momentum": 0.9, "log_every": 50, **train}
+        ),
+        seed=seed,
+    )
+
+
+def closed_form(spec: TrialSpec) -> tuple[Problem, Optimum]:
+    p = make_problem(spec)
+    opt = solve(p)
+    assert opt.family == "relu_whitened"
+    return p, opt
+
+
+def net_of(W1: np.ndarray, a: np.ndarray) -> Network:
+    return Network(weights=(np.asarray(W1, float), np.asarray(a, float).reshape(-1, 1)))
+
+
+# ---------------------------------------------------------------- the alignment measure
+
+
+def test_neuron_alignment_is_one_for_the_optimum_up_to_permutation_scale_and_dead_neurons() -> None:
+    p, opt = closed_form(relu_spec(seed=3))
+    W1, a = (np.asarray(w, float) for w in opt.network.weights)
+    W1, a = W1.reshape(p.d, -1), a.reshape(-1)
+    assert neuron_alignment(p, opt.network, opt.network) == pytest.approx(1.0, abs=1e-12)
+    rng = np.random.default_rng(0)
+    perm = rng.permutation(W1.shape[1])
+    c = rng.uniform(0.5, 2.0, size=W1.shape[1])  # rescale w_j → c w_j, a_j → a_j / c
+    tiny = 1e-9 * rng.standard_normal((p.d, 3))  # dead neurons: below ACTIVE_TOL
+    trained = net_of(
+        np.hstack([(W1 * c)[:, perm], tiny]), np.concatenate([(a / c)[perm], [1, 1, 1]])
+    )
+    assert neuron_alignment(p, trained, opt.network) == pytest.approx(1.0, abs=1e-12)
+
+
+def test_neuron_alignment_drops_when_an_optimal_neuron_is_missing_or_mirrored() -> None:
+    p, opt = closed_form(relu_spec(seed=4))
+    W1, a = (np.asarray(w, float) for w in opt.network.weights)
+    W1, a = W1.reshape(p.d, -1), a.reshape(-1)
+    strength = np.linalg.norm(W1, axis=0) * np.abs(a)
+    active = np.flatnonzero(strength > 0)
+    assert len(active) == 2  # §3: one neuron for y+, one for y−
+    # keep only the first active neuron: Σ_k ω_k max_j cos = ω_1 + ω_2 cos(u_2, u_1)
+    keep = active[0]
+    trained = net_of(W1[:, [keep]], a[[keep]])
+    u = W1[:, active] / np.linalg.norm(W1[:, active], axis=0)
+    omega = strength[active] / strength[active].sum()
+    want = omega[0] + omega[1] * float(u[:, 1] @ u[:, 0])
+    got = neuron_alignment(p, trained, opt.network)
+    assert got == pytest.approx(want, abs=1e-12)
+    assert got < 1 - 0.1  # the measure can fail
+    mirrored = net_of(-W1, a)
+    assert neuron_alignment(p, mirrored, opt.network) <= 0.0
+    assert neuron_alignment(p, net_of(np.zeros_like(W1), a), opt.network) == 0.0
+
+
+# ---------------------------------------------------------------- through the engine
+
+
+def _patched_solve(monkeypatch, make):
+    real = trial.solve
+
+    def fake(problem):
+        return make(problem, real(problem))
+
+    monkeypatch.setattr(trial, "solve", fake)
+
+
+def test_certified_two_layer_optimum_logs_p_star_m_star_and_alignment(monkeypatch) -> None:
+    def certified(problem, opt):
+        return dataclasses.replace(
+            opt,
+            family="relu_two_layer",
+            status="certified",
+            lower_bound=opt.objective * (1 - 1e-9),
+            rel_gap=0.0,
+            m_star=2,
+            directions=None,
+        )
+
+    _patched_solve(monkeypatch, certified)
+    specs = [relu_spec(seed=s) for s in (0, 1)]
+    for spec, r in zip(specs, run_batch(specs), strict=True):
+        assert r.status == "finished", r.error
+        p, opt = closed_form(spec)
+        assert r.family == "relu_two_layer"
+        assert r.exact_objective == pytest.approx(opt.objective, rel=1e-15)
+        assert r.m_star == 2
+        assert r.extra["optimum_rel_gap"] == pytest.approx(1e-9, rel=1e-6)
+        assert r.upper_bound is None and r.lower_bound is None and r.bracket_rel_width is None
+        assert r.not_covered is None
+        assert -1.0 <= r.w1_alignment <= 1.0
+        m = r.metrics()
+        assert {"exact_objective", "m_star", "w1_alignment", "certified_gap"} <= set(m)
+        assert "bracket_rel_width" not in m
+
+
+def test_bracket_logs_bounds_and_the_reason_never_an_exact_value(monkeypatch) -> None:
+    def bracket(problem, opt):
+        # a feasible network above P* (output layer shrunk) and a lower bound below it
+        W1, W2 = opt.network.weights
+        feasible = Network(weights=(W1, 0.8 * W2))
+        upper = float(objective(problem, feasible))
+        return Optimum(
+            objective=upper,
+            weights=list(feasible.weights),
+            family="relu_two_layer",
+            status="bracket",
+            lower_bound=0.5 * opt.objective,
+            network=feasible,
+        )
+
+    _patched_solve(monkeypatch, bracket)
+    spec = relu_spec(seed=2, steps=5, lr=1e-4)  # barely trained: its objective is far above P*
+    (r,) = run_batch([spec])
+    assert r.status == "finished", r.error
+    p, opt = closed_form(spec)
+    upper = float(
+        objective(p, Network(weights=(opt.network.weights[0], 0.8 * opt.network.weights[1])))
+    )
+    assert r.exact_objective is None and r.rel_gap is None
+    assert "exact_objective" not in r.metrics()
+    assert r.upper_bound == pytest.approx(min(upper, r.sgd_objective), rel=1e-12)
+    assert r.lower_bound >= 0.5 * opt.objective
+    assert r.lower_bound <= opt.objective * (1 + 1e-9)  # still a valid bound on the true P*
+    assert r.lower_bound <= r.upper_bound
+    width = (r.upper_bound - r.lower_bound) / r.upper_bound
+    assert r.bracket_rel_width == pytest.approx(width, rel=1e-12)
+    assert "bracket" in r.not_covered and "relu_two_layer" in r.not_covered
+    assert r.w1_alignment is None and r.m_star is None
+
+
+def test_not_covered_points_log_the_best_certified_bracket() -> None:
+    """Deep ReLU on raw Gaussian data (no closed form, not §10): [certificate, trained objective]."""
+    spec = relu_spec(kind="gaussian", depth=3, seed=0)
+    (r,) = run_batch([spec])
+    assert r.status == "finished", r.error
+    assert r.exact_objective is None and r.not_covered
+    p = make_problem(spec)
+    assert r.lower_bound == pytest.approx(r.certificate, rel=1e-15)
+    assert r.upper_bound >= r.lower_bound
+    assert r.upper_bound <= r.sgd_objective * (1 + 1e-12)
+    assert r.bracket_rel_width == pytest.approx(
+        (r.upper_bound - r.lower_bound) / r.upper_bound, rel=1e-12
+    )
+    assert r.lower_bound <= 0.5 * float(np.sum(p.Y**2))  # never above P* ≤ ½‖y‖²
+
+
+def test_closed_form_relu_trials_log_m_star() -> None:
+    (r,) = run_batch([relu_spec(seed=5)])
+    assert r.family == "relu_whitened" and r.m_star == 2
+    assert r.upper_bound is None
+
+
+# ---------------------------------------------------------------- the real §10 solver
+
+
+@pytest.mark.skipif(not HAVE_TWO_LAYER, reason="solvers.two_layer (H-twolayer) has not landed")
+@pytest.mark.parametrize("bias", [False, True])
+def test_real_two_layer_solver_on_gaussian_data(bias: bool) -> None:
+    spec = TrialSpec(
+        data=DataSpec(kind="gaussian", targets="gaussian", n=12, d=2, outputs=1),
+        model=ModelSpec(depth=2, width=30, activation="relu", bias=bias),
+        train=TrainSpec(beta=0.1, steps=2000, lr=0.02, momentum=0.9, polish=200, log_every=500),
+    )
+    (r,) = run_batch([spec])
+    assert r.status == "finished", r.error
+    assert r.family == "relu_two_layer", r.not_covered
+    p = make_problem(spec)
+    assert r.exact_objective <= r.sgd_objective * (1 + 1e-8)
+    assert r.certificate <= r.exact_objective * (1 + 1e-8)
+    assert 1 <= r.m_star <= p.n + 1
+    assert -1.0 <= r.w1_alignment <= 1.0 + 1e-12
+    # the certificate of the optimal network itself is tight (THEORY §10)
+    opt = solve(p)
+    assert certificate(p, opt.network) == pytest.approx(opt.objective, rel=1e-6)
