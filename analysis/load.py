@@ -23,7 +23,6 @@ whole, from a SQLite store or a tracking server alike. Nothing is ever re-solved
 from __future__ import annotations
 
 import json
-import logging
 import os
 import tempfile
 from collections.abc import Iterable, Sequence
@@ -52,6 +51,16 @@ from sweep.schema import (
     TrialSpec,
     param_types,
 )
+from sweep.store import (
+    KIND_SWEEP,
+    PAGE_SIZE,
+    SWEEP_FILTER,
+    TAG_PARENT,
+    TRIAL_FILTER,
+    default_uri,
+    open_store,
+    search_runs,
+)
 
 __all__ = [
     "curves_from_results",
@@ -64,8 +73,6 @@ __all__ = [
     "load_tracebacks",
 ]
 
-PAGE_SIZE = 1000  # runs per search_runs page
-_PARENT_TAG = "mlflow.parentRunId"
 _TAGS = (
     TAG_TRIAL_KEY,
     TAG_FAMILY,
@@ -87,52 +94,26 @@ _FIXED = ["run_id", "parent_run_id", "run_name", "status", "run_status", "start_
 
 def default_tracking_uri() -> str:
     """``$MLFLOW_TRACKING_URI``, else ``sqlite:///<cwd>/mlruns.db`` (the sweep's default store)."""
-    uri = os.environ.get("MLFLOW_TRACKING_URI", "")
-    return uri or f"sqlite:///{Path.cwd().absolute() / 'mlruns.db'}"
+    return default_uri()
 
 
-def _client(tracking_uri: str | None):
-    for name in ("alembic", "mlflow.store.db.utils", "mlflow.store.sqlalchemy_store"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    from mlflow.tracking import MlflowClient
-
-    return MlflowClient(tracking_uri=tracking_uri or default_tracking_uri())
-
-
-def _experiment_id(client, experiment: str) -> str | None:
+def _open(tracking_uri: str | None, experiment: str):
+    """(client, experiment id or None) of an existing store; never creates or writes anything
+    (:class:`sweep.store.StoreError`, one sentence, for a missing or unreadable store)."""
     if not isinstance(experiment, str) or not experiment:
         raise ValueError(f"experiment must be a non-empty experiment name, got {experiment!r}")
-    exp = client.get_experiment_by_name(experiment)
-    return None if exp is None else exp.experiment_id
-
-
-def _search(client, experiment_id: str, filter_string: str, page_size: int) -> list:
-    from mlflow.entities import ViewType
-
-    runs, token = [], None
-    while True:
-        page = client.search_runs(
-            [experiment_id],
-            filter_string=filter_string,
-            run_view_type=ViewType.ACTIVE_ONLY,
-            max_results=page_size,
-            page_token=token,
-        )
-        runs.extend(page)
-        token = page.token
-        if not token:
-            return runs
+    return open_store(tracking_uri or default_tracking_uri(), experiment, create=False)
 
 
 def _trial_runs(client, experiment_id: str, page_size: int) -> list:
-    runs = _search(client, experiment_id, f"tags.{TAG_KIND} = 'trial'", page_size)
+    runs = search_runs(client, experiment_id, TRIAL_FILTER, page_size=page_size)
     if runs:
         return runs
     # stores written without run_kind tags: every child run is a trial
     return [
         r
-        for r in _search(client, experiment_id, "", page_size)
-        if _PARENT_TAG in r.data.tags and r.data.tags.get(TAG_KIND) != "sweep"
+        for r in search_runs(client, experiment_id, "", page_size=page_size)
+        if TAG_PARENT in r.data.tags and r.data.tags.get(TAG_KIND) != KIND_SWEEP
     ]
 
 
@@ -157,7 +138,7 @@ def _run_row(r) -> dict:
     mstatus = r.info.status
     row = {
         "run_id": r.info.run_id,
-        "parent_run_id": tags.get(_PARENT_TAG),
+        "parent_run_id": tags.get(TAG_PARENT),
         "run_name": r.info.run_name,
         "status": tags.get(TAG_STATUS) or _MLFLOW_STATUS.get(mstatus, mstatus.lower()),
         "run_status": mstatus,
@@ -271,8 +252,7 @@ def load(
     """
     if not isinstance(page_size, int) or page_size < 1:
         raise ValueError(f"page_size must be a positive int, got {page_size!r}")
-    client = _client(tracking_uri)
-    exp_id = _experiment_id(client, experiment)
+    client, exp_id = _open(tracking_uri, experiment)
     runs = [] if exp_id is None else _trial_runs(client, exp_id, page_size)
     frame = _frame(runs)
     frame.attrs["experiment"] = experiment
@@ -288,11 +268,8 @@ def load_parents(
     experiment: str, tracking_uri: str | None = None, *, page_size: int = PAGE_SIZE
 ) -> pd.DataFrame:
     """The parent (sweep) runs of ``experiment``: run_id, run_name, status, times, params."""
-    client = _client(tracking_uri)
-    exp_id = _experiment_id(client, experiment)
-    runs = (
-        [] if exp_id is None else _search(client, exp_id, f"tags.{TAG_KIND} = 'sweep'", page_size)
-    )
+    client, exp_id = _open(tracking_uri, experiment)
+    runs = [] if exp_id is None else search_runs(client, exp_id, SWEEP_FILTER, page_size=page_size)
     rows = []
     for r in runs:
         rows.append(
@@ -334,8 +311,7 @@ def load_curves(
     ``run_ids`` restricts to some trials, ``names`` to some curves (without the prefix).
     One metric-history call per run and curve (threaded: a server answers them in parallel).
     """
-    client = _client(tracking_uri)
-    exp_id = _experiment_id(client, experiment)
+    client, exp_id = _open(tracking_uri, experiment)
     empty = pd.DataFrame(
         {
             "run_id": pd.Series(dtype=object),

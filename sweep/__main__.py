@@ -68,7 +68,7 @@ def _app(cfg: DictConfig) -> None:
     try:
         sweep = load(raw)
         specs = expand(sweep)
-        from sweep.tracking import resolve_store
+        from sweep.store import resolve_store
 
         resolve_store(sweep.tracking)  # a bad $MLFLOW_TRACKING_URI fails here, not later
     except ConfigError as exc:
@@ -90,8 +90,13 @@ def _app(cfg: DictConfig) -> None:
             sys.stdout = open(os.devnull, "w")
         return
     from sweep.runner import run_sweep
+    from sweep.store import StoreError
 
-    run_sweep(sweep, specs, config_text=text)
+    try:
+        run_sweep(sweep, specs, config_text=text)
+    except StoreError as exc:  # checked before anything is written (sweep.store)
+        print(f"store error: {exc}", file=sys.stderr)
+        sys.exit(2)
 
 
 def main() -> None:

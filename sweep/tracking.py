@@ -16,12 +16,15 @@ one writer thread (create → ``log_batch`` → artifacts → terminated), so lo
 trials still running and a driver killed mid-write leaves at most a RUNNING child run, which
 the next invocation marks KILLED and redoes (:meth:`Tracker.close_stale`). Resume reads the
 keys of FINISHED child runs (:meth:`Tracker.finished_keys`, paged).
+
+Where the store is and how it is opened (default URI, checks, atomic creation of a SQLite
+store, the lock between drivers, client, paged search) is :mod:`sweep.store`; this module and
+that one are the only modules of ``sweep`` that import mlflow.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import math
 import os
 import platform
@@ -37,7 +40,6 @@ from pathlib import Path
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
-from sweep.config import TrackingConfig, check_uri
 from sweep.schema import (
     ARTIFACT_RESULT,
     ARTIFACT_TRACEBACK,
@@ -58,48 +60,23 @@ from sweep.schema import (
     TrialResult,
     TrialSpec,
 )
+from sweep.store import (
+    KIND_SWEEP,
+    KIND_TRIAL,
+    TAG_PARENT,
+    TRIAL_FILTER,
+    Store,
+    open_store,
+    resolve_store,
+    search_runs,
+    ui_command,
+)
 
 __all__ = ["Store", "Tracker", "environment_tags", "resolve_store", "ui_command"]
 
 _PACKAGES = ("numpy", "scipy", "torch", "ray", "mlflow", "hydra-core", "omegaconf", "dualsweep")
 _MAX_TAG = 5000  # MLflow's tag value limit is 8000 characters
-_PAGE = 5000
-
-
-@dataclass(frozen=True)
-class Store:
-    """Where a sweep is recorded: tracking URI and artifact location of new experiments."""
-
-    uri: str
-    artifacts: str | None  # file:// URI, or None when a server decides
-
-
-def resolve_store(tracking: TrackingConfig, *, cwd: str | os.PathLike | None = None) -> Store:
-    """``tracking.uri``, else ``$MLFLOW_TRACKING_URI``, else ``sqlite:///<cwd>/mlruns.db``; for
-    an embedded store (SQLite / file) the artifacts go to ``tracking.artifacts`` or
-    ``<cwd>/mlartifacts`` (absolute paths, so Ray workers or a changed cwd cannot move them).
-    Raises :class:`sweep.config.ConfigError` for a malformed URI. Imports no mlflow."""
-    base = Path(cwd if cwd is not None else os.getcwd()).absolute()
-    uri = tracking.uri or os.environ.get("MLFLOW_TRACKING_URI") or ""
-    if not uri:
-        uri = f"sqlite:///{base / 'mlruns.db'}"
-    check_uri(uri)
-    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
-        uri = f"sqlite:///{(base / uri[len('sqlite:///') :]).absolute()}"
-    embedded = uri.startswith(("sqlite:", "file:"))
-    artifacts = None
-    if embedded:
-        art = Path(tracking.artifacts) if tracking.artifacts else base / "mlartifacts"
-        artifacts = (art if art.is_absolute() else base / art).as_uri()
-    return Store(uri=uri, artifacts=artifacts)
-
-
-def ui_command(store: Store) -> str:
-    """The command that opens the MLflow UI on ``store``."""
-    if store.uri.startswith(("http://", "https://")):
-        return f"open {store.uri} in a browser"
-    art = f" --default-artifact-root {store.artifacts}" if store.artifacts else ""
-    return f"mlflow ui --backend-store-uri {store.uri}{art} --host 127.0.0.1"
+_PAGE = 5000  # runs per search_runs page
 
 
 def _git_commit() -> str:
@@ -156,31 +133,6 @@ class _Stats:
     errors: list[str] = field(default_factory=list)
 
 
-def _sqlite_fast_commits() -> None:
-    """Put SQLite stores opened by this process in WAL mode with ``synchronous=NORMAL``.
-
-    Each MLflow call is its own transaction; with the default rollback journal every commit
-    waits for an fsync (about 3x slower per run on these machines). WAL keeps commits durable
-    against a killed process (only a power cut can lose the last commits) and lets readers
-    (``analysis``, the MLflow UI) read while the driver writes."""
-    if getattr(_sqlite_fast_commits, "done", False):
-        return
-    import sqlite3
-
-    from sqlalchemy import event
-    from sqlalchemy.engine import Engine
-
-    @event.listens_for(Engine, "connect")
-    def _pragmas(dbapi_connection: object, _record: object) -> None:
-        if isinstance(dbapi_connection, sqlite3.Connection):
-            cur = dbapi_connection.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
-            cur.close()
-
-    _sqlite_fast_commits.done = True  # type: ignore[attr-defined]
-
-
 class Tracker:
     """The driver's MLflow writer for one sweep invocation.
 
@@ -190,29 +142,10 @@ class Tracker:
     """
 
     def __init__(self, store: Store, experiment: str) -> None:
-        for name in ("alembic", "mlflow.store.db.utils", "mlflow.store.sqlalchemy_store"):
-            logging.getLogger(name).setLevel(logging.WARNING)
-        from mlflow.tracking import MlflowClient
-
-        if store.uri.startswith("sqlite:"):
-            _sqlite_fast_commits()
         self.store = store
-        self.client = MlflowClient(tracking_uri=store.uri)
-        exp = self.client.get_experiment_by_name(experiment)
-        if exp is None:
-            try:
-                self.experiment_id = self.client.create_experiment(
-                    experiment, artifact_location=store.artifacts
-                )
-            except Exception:  # created meanwhile by another driver
-                exp = self.client.get_experiment_by_name(experiment)
-                if exp is None:
-                    raise
-                self.experiment_id = exp.experiment_id
-        else:
-            if exp.lifecycle_stage != "active":
-                self.client.restore_experiment(exp.experiment_id)
-            self.experiment_id = exp.experiment_id
+        # checks the store (one sentence, sweep.store.StoreError), creates it atomically if
+        # missing, and the experiment once, before any trial starts
+        self.client, self.experiment_id = open_store(store, experiment)
         self.experiment = experiment
         self.parent_id: str | None = None
         self.sweep_id = uuid.uuid4().hex[:12]
@@ -224,30 +157,16 @@ class Tracker:
     # ------------------------------------------------------------ resume
 
     def _search(self, filter_string: str) -> list:
-        from mlflow.entities import ViewType
-
-        runs, token = [], None
-        while True:
-            page = self.client.search_runs(
-                [self.experiment_id],
-                filter_string=filter_string,
-                run_view_type=ViewType.ACTIVE_ONLY,
-                max_results=_PAGE,
-                page_token=token,
-            )
-            runs.extend(page)
-            token = page.token
-            if not token:
-                return runs
+        return search_runs(self.client, self.experiment_id, filter_string, page_size=_PAGE)
 
     def finished_keys(self) -> set[str]:
         """Keys of trials with a FINISHED child run in this experiment."""
-        runs = self._search(f"tags.{TAG_KIND} = 'trial' and attributes.status = 'FINISHED'")
+        runs = self._search(f"{TRIAL_FILTER} and attributes.status = 'FINISHED'")
         return {r.data.tags[TAG_TRIAL_KEY] for r in runs if TAG_TRIAL_KEY in r.data.tags}
 
     def trial_runs(self) -> list:
         """Every child run of this experiment (any status), for inspection and tests."""
-        return self._search(f"tags.{TAG_KIND} = 'trial'")
+        return self._search(TRIAL_FILTER)
 
     def close_stale(self) -> int:
         """Mark KILLED every run left RUNNING by a driver that is gone; returns how many.
@@ -255,15 +174,13 @@ class Tracker:
         Runs of a driver still alive on this host (another sweep in progress) are left alone.
         """
         running = self._search("attributes.status = 'RUNNING'")
-        parents = {r.info.run_id: r for r in running if r.data.tags.get(TAG_KIND) == "sweep"}
+        parents = {r.info.run_id: r for r in running if r.data.tags.get(TAG_KIND) == KIND_SWEEP}
         alive = {
             rid for rid, r in parents.items() if _driver_alive(r.data.tags.get(TAG_DRIVER, ""))
         }
         n = 0
         for r in running:
-            owner = (
-                r.info.run_id if r.info.run_id in parents else r.data.tags.get("mlflow.parentRunId")
-            )
+            owner = r.info.run_id if r.info.run_id in parents else r.data.tags.get(TAG_PARENT)
             if owner in alive:
                 continue
             self.client.set_terminated(r.info.run_id, "KILLED")
@@ -275,7 +192,7 @@ class Tracker:
     def start(self, *, params: dict[str, object], config_text: str = "") -> str:
         """Open the parent run of this invocation and start the writer thread."""
         tags = {
-            TAG_KIND: "sweep",
+            TAG_KIND: KIND_SWEEP,
             TAG_GRID: self.experiment,
             TAG_SWEEP_ID: self.sweep_id,
             TAG_DRIVER: f"{socket.gethostname()}:{os.getpid()}",
@@ -361,7 +278,7 @@ class Tracker:
         from mlflow.entities import Metric, Param
 
         tags = {
-            TAG_KIND: "trial",
+            TAG_KIND: KIND_TRIAL,
             TAG_TRIAL_KEY: spec.key,
             TAG_GRID: self.experiment,
             TAG_STATUS: result.status,
@@ -376,7 +293,7 @@ class Tracker:
         if result.not_covered:
             tags[TAG_NOT_COVERED] = result.not_covered[:_MAX_TAG]
         if self.parent_id:
-            tags["mlflow.parentRunId"] = self.parent_id
+            tags[TAG_PARENT] = self.parent_id
         name = f"{spec.experiment or self.experiment}-{spec.key[:8]}"
         run = self.client.create_run(self.experiment_id, tags=tags, run_name=name)
         run_id = run.info.run_id

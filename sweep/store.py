@@ -1,0 +1,545 @@
+"""Where a sweep is recorded, and how that store is opened: the one home of MLflow client code
+shared by the writer (:mod:`sweep.tracking`) and the reader (:mod:`analysis.load`).
+
+``sweep.store`` and ``sweep.tracking`` are the only modules of ``sweep`` that import mlflow
+(both lazily: nothing here imports it at module import time).
+
+What lives here:
+
+- :class:`Store` / :func:`resolve_store` / :func:`default_uri`: ``tracking.uri``, else
+  ``$MLFLOW_TRACKING_URI``, else ``sqlite:///<cwd>/mlruns.db`` (absolute paths);
+- :func:`open_store`: checks the store in seconds, creates it if asked, and returns an
+  ``MlflowClient`` (MLflow's chatty loggers silenced, SQLite in WAL mode) and the experiment id;
+- :func:`search_runs` (paged ``search_runs``) and :func:`experiment_id`;
+- the literals that tell a parent (sweep) run from a child (trial) run:
+  :data:`TAG_PARENT`, :data:`KIND_SWEEP`, :data:`KIND_TRIAL` (the tag name ``run_kind`` is
+  :data:`sweep.schema.TAG_KIND`).
+
+Faults a user can cause are one sentence, raised as :class:`StoreError` (a
+:class:`~sweep.config.ConfigError`: ``python -m sweep`` exits with status 2), within seconds and
+with nothing written:
+
+- an ``http(s)://`` server that does not answer ``GET /health`` within
+  :data:`CHECK_TIMEOUT` seconds (instead of MLflow's HTTP retries, minutes);
+- a database URL whose host:port does not accept a TCP connection;
+- a SQLite path whose directory does not exist (MLflow would create every missing directory:
+  we refuse and say where the store would be), or cannot be written;
+- an existing SQLite file that is not a database, cannot be written, or holds an MLflow schema
+  other than the installed one while holding runs (``mlflow db upgrade`` is the user's call).
+
+Creating a SQLite store is atomic with respect to ``kill -9``: the schema is migrated and the
+experiment created in ``.<name>.creating-<pid>`` in the same directory, converted out of WAL
+mode and moved into place with ``os.replace``; a kill at any moment leaves either no store or a
+complete one (plus a temporary file the next opening removes). Openings of SQLite stores hold an
+exclusive ``flock`` on the store's directory (nothing is written for it), so two drivers
+started together on a fresh store do not race in MLflow's migrations: the second waits (at most
+:data:`LOCK_WAIT` seconds) and then opens the complete store. A store left half-migrated by a
+driver of an earlier version killed during creation (schema not at MLflow's head, no runs in it)
+is moved aside to ``<name>.broken-<time>`` and created again, with a note on stderr.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import logging
+import os
+import socket
+import sqlite3
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from sweep.config import ConfigError, TrackingConfig, check_uri
+from sweep.schema import TAG_KIND
+
+__all__ = [
+    "CHECK_TIMEOUT",
+    "KIND_SWEEP",
+    "KIND_TRIAL",
+    "LOCK_WAIT",
+    "SWEEP_FILTER",
+    "Store",
+    "StoreError",
+    "TAG_PARENT",
+    "TRIAL_FILTER",
+    "check_reachable",
+    "client",
+    "default_uri",
+    "experiment_id",
+    "open_store",
+    "resolve_store",
+    "search_runs",
+    "sqlite_path",
+    "ui_command",
+]
+
+DEFAULT_DB = "mlruns.db"
+DEFAULT_ARTIFACTS = "mlartifacts"
+TAG_PARENT = "mlflow.parentRunId"  # MLflow's own tag naming a child run's parent
+KIND_SWEEP = "sweep"  # value of sweep.schema.TAG_KIND on a parent run (one per invocation)
+KIND_TRIAL = "trial"  # value of sweep.schema.TAG_KIND on a child run (one per trial)
+SWEEP_FILTER = f"tags.{TAG_KIND} = '{KIND_SWEEP}'"
+TRIAL_FILTER = f"tags.{TAG_KIND} = '{KIND_TRIAL}'"
+PAGE_SIZE = 1000  # runs per search_runs page
+CHECK_TIMEOUT = 4.0  # seconds a server / database gets to answer the preflight check
+LOCK_WAIT = 120.0  # seconds a driver waits for another one to finish opening the same store
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+_DB_PORTS = {"postgresql": 5432, "postgres": 5432, "mysql": 3306, "mssql": 1433}
+_QUIET = (
+    "alembic",
+    "alembic.runtime.migration",
+    "mlflow.store.db.utils",
+    "mlflow.store.sqlalchemy_store",
+)
+
+
+class StoreError(ConfigError):
+    """A tracking store that cannot be used, as one sentence naming it and what to do."""
+
+
+@dataclass(frozen=True)
+class Store:
+    """Where a sweep is recorded: tracking URI and artifact location of new experiments."""
+
+    uri: str
+    artifacts: str | None  # file:// URI, or None when a server decides
+
+
+def default_uri(cwd: str | os.PathLike | None = None) -> str:
+    """``$MLFLOW_TRACKING_URI``, else ``sqlite:///<cwd>/mlruns.db`` (the sweep's default)."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI", "")
+    base = Path(cwd if cwd is not None else os.getcwd()).absolute()
+    return uri or f"sqlite:///{base / DEFAULT_DB}"
+
+
+def resolve_store(tracking: TrackingConfig, *, cwd: str | os.PathLike | None = None) -> Store:
+    """``tracking.uri``, else ``$MLFLOW_TRACKING_URI``, else ``sqlite:///<cwd>/mlruns.db``; for
+    an embedded store (SQLite / file) the artifacts go to ``tracking.artifacts`` or
+    ``<cwd>/mlartifacts`` (absolute paths, so Ray workers or a changed cwd cannot move them).
+    Raises :class:`sweep.config.ConfigError` for a malformed URI. Imports no mlflow."""
+    base = Path(cwd if cwd is not None else os.getcwd()).absolute()
+    uri = check_uri(tracking.uri or default_uri(base))
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        uri = f"sqlite:///{(base / uri[len('sqlite:///') :]).absolute()}"
+    artifacts = None
+    if uri.startswith(("sqlite:", "file:")):
+        art = Path(tracking.artifacts) if tracking.artifacts else base / DEFAULT_ARTIFACTS
+        artifacts = (art if art.is_absolute() else base / art).as_uri()
+    return Store(uri=uri, artifacts=artifacts)
+
+
+def ui_command(store: Store) -> str:
+    """The command that opens the MLflow UI on ``store``."""
+    if store.uri.startswith(("http://", "https://")):
+        return f"open {store.uri} in a browser"
+    art = f" --default-artifact-root {store.artifacts}" if store.artifacts else ""
+    return f"mlflow ui --backend-store-uri {store.uri}{art} --host 127.0.0.1"
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The file of a ``sqlite:///PATH`` URI (query string dropped), else None."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    raw = urllib.parse.unquote(uri[len("sqlite:///") :].split("?", 1)[0])
+    return Path(raw) if raw.startswith("/") else Path.cwd() / raw
+
+
+# ---------------------------------------------------------------------------- preflight
+
+
+def check_reachable(uri: str, *, timeout: float = CHECK_TIMEOUT) -> str | None:
+    """Why the server or database of ``uri`` does not answer (a phrase), or None when it does.
+
+    ``http(s)://``: ``GET /health`` must answer 200 within ``timeout``; a database URL: its
+    host:port must accept a TCP connection. Other schemes: None (checked on opening). The same
+    rule as ``cluster/check_tracking.py`` (which stays standard-library-only for the cluster)."""
+    parts = urllib.parse.urlsplit(uri)
+    scheme = parts.scheme.split("+")[0]
+    try:
+        if scheme in ("http", "https"):
+            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout) as resp:
+                if resp.status != 200:
+                    return f"GET /health answered HTTP {resp.status}"
+        elif scheme in _DB_PORTS:
+            host = parts.hostname or "127.0.0.1"
+            socket.create_connection((host, parts.port or _DB_PORTS[scheme]), timeout).close()
+    except urllib.error.HTTPError as exc:
+        return f"GET /health answered HTTP {exc.code}"
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", None) or exc
+        if isinstance(reason, OSError) and reason.strerror:
+            return reason.strerror
+        if isinstance(reason, TimeoutError | socket.timeout):
+            return f"no answer within {timeout:g} s"
+        return str(reason) or type(exc).__name__
+    return None
+
+
+def _check_server(uri: str) -> None:
+    why = check_reachable(uri)
+    if why is None:
+        return
+    if uri.startswith(("http://", "https://")):
+        raise StoreError(
+            f"cannot reach the MLflow tracking server at {uri} ({why}); start it "
+            "(cluster/mlflow-server.sh) or fix tracking.uri / MLFLOW_TRACKING_URI, then run the "
+            "same command again."
+        )
+    raise StoreError(
+        f"cannot reach the database of the tracking store {_safe(uri)} ({why}); start it or fix "
+        "tracking.uri / MLFLOW_TRACKING_URI, then run the same command again."
+    )
+
+
+def _safe(uri: str) -> str:
+    """``uri`` without its password."""
+    parts = urllib.parse.urlsplit(uri)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+    return uri
+
+
+def _sqlite_state(path: Path, uri: str, *, write: bool) -> str:
+    """``"absent"`` (no file, or an empty one) or ``"database"``; raises StoreError for a file
+    that is not a SQLite database or (``write``) cannot be written. Writes nothing."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return "absent"
+    except OSError as exc:
+        raise StoreError(f"cannot read the store {uri} ({exc.strerror}).") from None
+    if path.is_dir():
+        raise StoreError(
+            f"the store {uri} names a directory, not a file; point tracking.uri at a .db file."
+        )
+    if size == 0:
+        return "absent"
+    try:
+        with path.open("rb") as fh:
+            magic = fh.read(len(_SQLITE_MAGIC))
+    except OSError as exc:
+        raise StoreError(
+            f"cannot read the store {uri} ({exc.strerror}); fix its permissions or choose another "
+            "tracking.uri."
+        ) from None
+    if magic != _SQLITE_MAGIC:
+        raise StoreError(
+            f"{path} is not a SQLite database, so it cannot be the MLflow store {uri}; move it "
+            "away (a new store is then created) or choose another tracking.uri."
+        )
+    if write:
+        why = _write_probe(path)
+        if why:
+            raise StoreError(
+                f"the store {uri} cannot be written ({why}); make {path} and its directory "
+                "writable, or choose another tracking.uri (python -m analysis can still read it)."
+            )
+    return "database"
+
+
+def _write_probe(path: Path) -> str | None:
+    """Why SQLite cannot take a write lock on ``path`` (a phrase), or None. Writes nothing."""
+    if not os.access(path, os.W_OK) or not os.access(path.parent, os.W_OK | os.X_OK):
+        return "permission denied"
+    try:
+        con = sqlite3.connect(f"file:{path}?mode=rw", uri=True, timeout=LOCK_WAIT)
+    except sqlite3.Error as exc:
+        return str(exc)
+    try:
+        con.execute("BEGIN IMMEDIATE")  # a write lock: fails on a read-only file or file system
+        con.execute("ROLLBACK")
+    except sqlite3.DatabaseError as exc:
+        return str(exc)
+    finally:
+        con.close()
+    return None
+
+
+@contextlib.contextmanager
+def _dir_lock(folder: Path, uri: str) -> Iterator[None]:
+    """An exclusive ``flock`` on ``folder`` (no lock file: nothing is written for it)."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        deadline = time.monotonic() + LOCK_WAIT
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+                if time.monotonic() > deadline:
+                    raise StoreError(
+                        f"another process has been opening the store {uri} for {LOCK_WAIT:.0f} s "
+                        f"(it holds the lock on {folder}); wait for it or stop it, then run the "
+                        "same command again."
+                    ) from None
+                time.sleep(0.05)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+# ---------------------------------------------------------------------------- MLflow
+
+
+def _quiet() -> None:
+    for name in _QUIET:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _sqlite_fast_commits() -> None:
+    """Put SQLite stores opened by this process in WAL mode with ``synchronous=NORMAL``.
+
+    Each MLflow call is its own transaction; with the default rollback journal every commit
+    waits for an fsync (about 3x slower per run on these machines). WAL keeps commits durable
+    against a killed process (only a power cut can lose the last commits) and lets readers
+    (``analysis``, the MLflow UI) read while the driver writes."""
+    if getattr(_sqlite_fast_commits, "done", False):
+        return
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    @event.listens_for(Engine, "connect")
+    def _pragmas(dbapi_connection: object, _record: object) -> None:
+        if isinstance(dbapi_connection, sqlite3.Connection):
+            cur = dbapi_connection.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+    _sqlite_fast_commits.done = True  # type: ignore[attr-defined]
+
+
+def client(uri: str):
+    """An ``MlflowClient`` on ``uri`` with MLflow's migration chatter silenced and SQLite in
+    WAL mode. No checks: :func:`open_store` is the way in for a driver or a reader."""
+    _quiet()
+    if uri.startswith("sqlite:"):
+        _sqlite_fast_commits()
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=uri)
+
+
+def experiment_id(client, name: str) -> str | None:
+    """Id of the experiment called ``name`` (active or deleted), or None."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"experiment must be a non-empty experiment name, got {name!r}")
+    exp = client.get_experiment_by_name(name)
+    return None if exp is None else exp.experiment_id
+
+
+def search_runs(
+    client, experiment_id: str, filter_string: str = "", *, page_size: int = PAGE_SIZE
+) -> list:
+    """Every active run of ``experiment_id`` matching ``filter_string``, page by page."""
+    from mlflow.entities import ViewType
+
+    runs, token = [], None
+    while True:
+        page = client.search_runs(
+            [experiment_id],
+            filter_string=filter_string,
+            run_view_type=ViewType.ACTIVE_ONLY,
+            max_results=page_size,
+            page_token=token,
+        )
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs
+
+
+def _ensure_experiment(cl, name: str, artifacts: str | None) -> str:
+    exp = cl.get_experiment_by_name(name)
+    if exp is None:
+        try:
+            return cl.create_experiment(name, artifact_location=artifacts)
+        except Exception:  # created meanwhile by another driver (server / database stores)
+            exp = cl.get_experiment_by_name(name)
+            if exp is None:
+                raise
+    if exp.lifecycle_stage != "active":
+        cl.restore_experiment(exp.experiment_id)
+    return exp.experiment_id
+
+
+def _schema(path: Path) -> tuple[str | None, int | None]:
+    """(alembic revision, number of runs) of the SQLite file, None where the table is missing."""
+    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=LOCK_WAIT)
+    try:
+        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        rev = None
+        if "alembic_version" in tables:
+            row = con.execute("SELECT version_num FROM alembic_version").fetchone()
+            rev = row[0] if row else None
+        runs = con.execute("SELECT COUNT(*) FROM runs").fetchone()[0] if "runs" in tables else None
+    finally:
+        con.close()
+    return rev, runs
+
+
+def _head_revision() -> str:
+    from mlflow.store.db.utils import _get_latest_schema_revision
+
+    return _get_latest_schema_revision()
+
+
+def _remove_sqlite(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(f"{path}{suffix}")
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _build_sqlite(path: Path, experiment: str | None, artifacts: str | None) -> None:
+    """Create the store at ``path`` atomically: migrate (and create ``experiment``) in a
+    temporary file of the same directory, leave WAL mode, fsync, ``os.replace``."""
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    tmp = path.parent / f".{path.name}.creating-{os.getpid()}"
+    _remove_sqlite(tmp)
+    tmp_uri = f"sqlite:///{tmp}"
+    _quiet()
+    _sqlite_fast_commits()
+    root = artifacts or (path.parent / DEFAULT_ARTIFACTS).as_uri()
+    store = SqlAlchemyStore(tmp_uri, root)
+    try:
+        if experiment:
+            store.create_experiment(experiment, artifact_location=artifacts)
+    finally:
+        engine = SqlAlchemyStore._engine_map.pop(tmp_uri, None) or store.engine
+        engine.dispose()
+    con = sqlite3.connect(tmp)
+    try:
+        con.execute("PRAGMA journal_mode=DELETE")  # checkpoints the WAL into the file
+    finally:
+        con.close()
+    with open(tmp, "rb+") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+    _remove_sqlite(tmp)  # any -wal / -shm left beside the temporary name
+
+
+def _open_sqlite(store: Store, path: Path, experiment: str | None, create: bool) -> None:
+    """Checks and (``create``) builds the SQLite store at ``path``; see the module docstring."""
+    uri = store.uri
+    folder = path.parent
+    if not folder.is_dir():
+        if not create:
+            raise StoreError(
+                f"there is no MLflow store at {path} (its directory {folder} does not exist); "
+                "run a sweep first or give the store's URI."
+            )
+        raise StoreError(
+            f"the store {uri} would be created in {folder}, which does not exist; create that "
+            f"directory first (mkdir -p {folder}) or choose another tracking.uri."
+        )
+    state = _sqlite_state(path, uri, write=create)
+    if not create:
+        if state == "absent":
+            raise StoreError(
+                f"there is no MLflow store at {path}; run a sweep first or give the store's URI "
+                "(--tracking-uri / MLFLOW_TRACKING_URI)."
+            )
+        return
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise StoreError(
+            f"cannot write in {folder}, so the store {uri} cannot be created or updated there; "
+            "choose another tracking.uri or make the directory writable."
+        )
+    with _dir_lock(folder, uri):
+        for stale in folder.glob(f".{path.name}.creating-*"):  # left by a killed driver
+            _remove_sqlite(stale)
+        state = _sqlite_state(path, uri, write=True)  # again, under the lock
+        if state == "database":
+            rev, runs = _schema(path)
+            head = _head_revision()
+            if rev == head:
+                if experiment:
+                    _ensure_experiment(client(uri), experiment, store.artifacts)
+                return
+            if runs:
+                raise StoreError(
+                    f"the store {uri} holds {runs} runs in MLflow schema {rev}, not the installed "
+                    f"MLflow's {head}; back it up and run `mlflow db upgrade {uri}`, or choose "
+                    "another tracking.uri."
+                )
+            aside = path.with_name(f"{path.name}.broken-{time.strftime('%Y%m%d-%H%M%S')}")
+            os.replace(path, aside)
+            for suffix in ("-wal", "-shm", "-journal"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.replace(f"{path}{suffix}", f"{aside}{suffix}")
+            print(
+                f"note: the store {uri} was left half-created (schema {rev}, no runs) by a killed "
+                f"driver; moved it to {aside.name} and created it again.",
+                file=sys.stderr,
+                flush=True,
+            )
+        elif path.exists():  # an empty file: nothing in it to keep
+            _remove_sqlite(path)
+        try:
+            _build_sqlite(path, experiment, store.artifacts)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot create the store {uri} ({exc.strerror or exc}); choose another "
+                "tracking.uri or fix the directory."
+            ) from None
+
+
+def open_store(
+    store: Store | str, experiment: str | None = None, *, create: bool = True
+) -> tuple[object, str | None]:
+    """Check ``store``, create it if needed (``create``), and return ``(client, experiment_id)``.
+
+    With ``create`` (the driver) a missing SQLite store is built atomically and the experiment
+    ``experiment`` is created (or restored) when missing; without it (a reader) nothing is ever
+    written and the id is None for a missing experiment. Raises :class:`StoreError` (one
+    sentence) for every fault listed in the module docstring, before anything is written."""
+    if isinstance(store, str):
+        store = Store(uri=check_uri(store), artifacts=None)
+    uri = store.uri
+    path = sqlite_path(uri)
+    if path is not None:
+        _open_sqlite(store, path, experiment if create else None, create)
+    elif uri.startswith("file:"):
+        folder = Path(urllib.parse.unquote(urllib.parse.urlsplit(uri).path))
+        if not (folder if folder.exists() else folder.parent).is_dir():
+            raise StoreError(
+                f"the store {uri} would be created under {folder.parent}, which does not exist; "
+                "create that directory first or choose another tracking.uri."
+            )
+    else:
+        _check_server(uri)
+    try:
+        cl = client(uri)
+        if experiment is None:
+            return cl, None
+        if not create:
+            return cl, experiment_id(cl, experiment)
+        return cl, _ensure_experiment(cl, experiment, store.artifacts)
+    except StoreError:
+        raise
+    except Exception as exc:  # MLflow refused the store: say which and why, in one sentence
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0].rstrip(".")
+        raise StoreError(
+            f"the MLflow store {_safe(uri)} could not be opened ({type(exc).__name__}: "
+            f"{first[:300]}); fix it or choose another tracking.uri."
+        ) from exc
