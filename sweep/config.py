@@ -27,6 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, make_dataclass
 from typing import Any
 
+from solvers.data import WHITEN_KINDS
 from sweep.schema import DataSpec, ModelSpec, TrainSpec, TrialSpec
 
 __all__ = [
@@ -184,6 +185,7 @@ class Sweep:
 _CHOICES: dict[str, tuple[str, ...]] = {
     "data.kind": ("gaussian", "whitened", "rank_one", "spline_1d", "digits"),
     "data.targets": ("gaussian", "onehot", "signed"),
+    "data.whiten": WHITEN_KINDS,
     "model.activation": ("linear", "relu"),
     "model.ball": ("none", "operator", "frobenius"),
     "train.init": ("he", "gaussian"),
@@ -492,6 +494,11 @@ def check_spec(spec: TrialSpec) -> None:
         raise ConfigError(f"data.outputs must be <= data.n (got outputs={d.outputs}, n={d.n}){at}.")
     if d.kind == "whitened" and d.n > d.d:
         raise ConfigError(f"data.n must be <= data.d for whitened data (got n={d.n}, d={d.d}){at}.")
+    if d.whiten == "exact" and d.n > d.d:
+        raise ConfigError(
+            f"data.n must be <= data.d for data.whiten=exact (X Xᵀ = I_n needs n orthonormal "
+            f"rows; got n={d.n}, d={d.d}){at}."
+        )
     if d.kind == "spline_1d" and d.d != 1:
         raise ConfigError(f"data.d must be 1 for spline_1d data (got d={d.d}){at}.")
     if d.kind == "spline_1d" and d.targets == "onehot":

@@ -36,6 +36,9 @@ class DataSpec:
     n: int = 20  # samples
     d: int = 10  # input dimension (1 for spline_1d; 64 for digits)
     outputs: int = 1  # K, columns of Y
+    # transform of the raw X drawn from the seed (solvers.data.whiten): auto (the kind's own:
+    # digits zca, others none) | none | zca | pca | exact (X Xᵀ = I_n, needs n ≤ d)
+    whiten: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,7 @@ class TrainSpec:
 PER_NETWORK: dict[str, str] = {
     "data.kind": "problem",
     "data.targets": "problem",
+    "data.whiten": "problem",
     "train.beta": "problem",
     "train.lr": "lr",
     "train.momentum": "momentum",
@@ -80,6 +84,8 @@ PER_NETWORK: dict[str, str] = {
     "model.ball": "analysis",
 }
 _GROUPS = ("data", "model", "train")
+# data fields applied to the raw data after it is drawn: part of the key, not of the data seed
+DATA_TRANSFORMS = frozenset({"data.whiten"})
 
 
 @dataclass(frozen=True)
@@ -127,11 +133,14 @@ class TrialSpec:
     def data_seed(self) -> int:
         """Seed of the data: depends on the data spec and the seed axis only, so every model
         and optimiser of a grid sees the same dataset for the same seed. Like :attr:`key`,
-        a data field added after key version 1 enters only when it differs from its default."""
+        a data field added after key version 1 enters only when it differs from its default.
+        Fields that transform the drawn data (:data:`DATA_TRANSFORMS`: ``whiten``) never enter:
+        every whitening of one point and seed transforms the same raw X."""
         data = {
             k: v
             for k, v in asdict(self.data).items()
-            if f"data.{k}" in KEY_V1 or v != _default_of(self, f"data.{k}")
+            if f"data.{k}" not in DATA_TRANSFORMS
+            and (f"data.{k}" in KEY_V1 or v != _default_of(self, f"data.{k}"))
         }
         canon = json.dumps([data, self.seed], sort_keys=True)
         return int(hashlib.sha256(canon.encode()).hexdigest()[:8], 16)

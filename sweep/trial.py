@@ -34,7 +34,9 @@ SPLINE_GRID = 801  # points on which a 1-D network is evaluated for spline stati
 def make_problem(spec: TrialSpec) -> Problem:
     """The training problem of one trial (data seeded by ``spec.data_seed``)."""
     d = spec.data
-    X, Y = make_dataset(d.kind, d.targets, n=d.n, d=d.d, outputs=d.outputs, seed=spec.data_seed)
+    X, Y = make_dataset(
+        d.kind, d.targets, n=d.n, d=d.d, outputs=d.outputs, seed=spec.data_seed, whiten=d.whiten
+    )
     m = spec.model
     return Problem(
         X=X,

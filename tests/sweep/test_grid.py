@@ -185,7 +185,7 @@ def _with_new_fields(monkeypatch) -> None:
         extra = [(name, type(default), dataclasses.field(default=default))]
         return dataclasses.make_dataclass(cls.__name__, extra, bases=(cls,), frozen=True)
 
-    monkeypatch.setitem(GROUP_SPECS, "data", grown(DataSpec, "whiten", "none"))
+    monkeypatch.setitem(GROUP_SPECS, "data", grown(DataSpec, "noise", "none"))
     monkeypatch.setitem(GROUP_SPECS, "train", grown(TrainSpec, "newopt", 0))
 
 
@@ -194,8 +194,8 @@ def test_a_new_field_at_its_default_changes_no_key_and_no_data_seed(monkeypatch)
     before = expand(load(cfg))
     _with_new_fields(monkeypatch)
     after = expand(load(cfg))
-    assert all(hasattr(s.data, "whiten") and s.train.newopt == 0 for s in after)
-    assert "data.whiten" in after[0].params() and "data.whiten" not in before[0].params()
+    assert all(hasattr(s.data, "noise") and s.train.newopt == 0 for s in after)
+    assert "data.noise" in after[0].params() and "data.noise" not in before[0].params()
     assert [s.key for s in after] == [s.key for s in before]
     assert [s.data_seed for s in after] == [s.data_seed for s in before]
     assert [s.init_seed for s in after] == [s.init_seed for s in before]
@@ -203,7 +203,7 @@ def test_a_new_field_at_its_default_changes_no_key_and_no_data_seed(monkeypatch)
     import dataclasses
 
     s = after[0]
-    w = dataclasses.replace(s, data=dataclasses.replace(s.data, whiten="zca"))
+    w = dataclasses.replace(s, data=dataclasses.replace(s.data, noise="zca"))
     o = dataclasses.replace(s, train=dataclasses.replace(s.train, newopt=3))
     assert w.key != s.key and w.data_seed != s.data_seed
     assert o.key != s.key and o.data_seed == s.data_seed

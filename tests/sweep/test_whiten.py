@@ -184,3 +184,83 @@ def test_bad_input_names_the_reason() -> None:
     with pytest.raises(ValueError, match=r"n <= d"):
         make_dataset("gaussian", "gaussian", n=5, d=3, outputs=1, seed=0, whiten="exact")
     np.testing.assert_array_equal(whiten(np.zeros((3, 4)), "none"), np.zeros((3, 4)))
+
+
+# ---------------------------------------------------------------- the data.whiten field
+
+
+def _spec(kind: str = "gaussian", whiten: str = "auto", seed: int = 0, **data):
+    from sweep.schema import DataSpec, ModelSpec, TrainSpec, TrialSpec
+
+    fields = {"kind": kind, "targets": "gaussian", "n": 8, "d": 12, "outputs": 1, **data}
+    return TrialSpec(
+        data=DataSpec(**fields, whiten=whiten),
+        model=ModelSpec(depth=2, width=6, activation="relu"),
+        train=TrainSpec(beta=0.2, steps=60, lr=0.02, log_every=20),
+        seed=seed,
+    )
+
+
+def _v1_key(spec) -> str:
+    import hashlib
+    import json
+
+    params = {k: v for k, v in spec.params().items() if k != "data.whiten"}
+    canon = json.dumps(params, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canon.encode()).hexdigest()[:20]
+
+
+@pytest.mark.parametrize("kind,d", [("gaussian", 12), ("digits", 64), ("whitened", 12)])
+def test_whiten_at_its_default_changes_no_key_and_whitening_never_changes_the_raw_data(
+    kind: str, d: int
+) -> None:
+    from sweep.schema import TrialSpec
+    from sweep.trial import make_problem
+
+    auto = _spec(kind, d=d)
+    assert auto.key == _v1_key(auto)  # the key of a store written before the field existed
+    old_params = {k: v for k, v in auto.params().items() if k != "data.whiten"}
+    assert TrialSpec.from_params(old_params).key == auto.key
+    raw = make_problem(_spec(kind, "none", d=d)).X
+    for method in ("none", "zca", "pca", "exact"):
+        s = _spec(kind, method, d=d)
+        assert s.data_seed == auto.data_seed  # one raw X for every whitening ...
+        assert (s.key == auto.key) == (method == "auto")  # ... but each is its own trial
+        np.testing.assert_array_equal(make_problem(s).X, whiten(raw, method))
+    other_seed = _spec(kind, "zca", seed=1, d=d)
+    assert other_seed.data_seed != auto.data_seed
+
+
+def test_config_validates_whiten_with_the_solvers_choices() -> None:
+    from sweep.config import ConfigError, check_spec, load
+
+    sweep = load({"data": {"whiten": ["none", "zca", "pca", "exact", "auto"]}})
+    assert set(sweep.blocks[0].values["data.whiten"]) == set(WHITEN_KINDS)
+    with pytest.raises(ConfigError, match=r"data\.whiten must be one of auto, none, zca"):
+        load({"data": {"whiten": "white"}})
+    with pytest.raises(ConfigError, match=r"data\.n must be <= data\.d for data\.whiten=exact"):
+        check_spec(_spec("gaussian", "exact", n=20, d=5))
+    check_spec(_spec("gaussian", "exact", n=5, d=5))
+
+
+def test_a_whitening_axis_trains_in_one_batch_and_alone_equals_batched() -> None:
+    from sweep.trial import run_batch
+
+    specs = [_spec("gaussian", w, seed=s) for w in ("none", "zca", "pca") for s in (0, 1)]
+    assert len({s.batch_shape() for s in specs}) == 1
+    batched = run_batch(specs)
+    for s, b in zip(specs, batched, strict=True):
+        (alone,) = run_batch([s])
+        assert alone.status == b.status == "finished", alone.error
+        assert alone.sgd_objective == b.sgd_objective
+        assert alone.certificate == b.certificate
+        assert alone.exact_objective == b.exact_objective
+    by = {(s.data.whiten, s.seed): r for s, r in zip(specs, batched, strict=True)}
+    # zca and pca are rotations of each other: same P* (a §3 closed form here, n ≤ d) ...
+    for seed in (0, 1):
+        assert by[("zca", seed)].exact_objective == pytest.approx(
+            by[("pca", seed)].exact_objective, rel=1e-12
+        )
+        assert by[("zca", seed)].family == "relu_whitened"
+        # ... raw Gaussian data is another problem
+        assert by[("none", seed)].family != "relu_whitened"
