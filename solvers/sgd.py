@@ -127,6 +127,9 @@ class TrainOutput:
     )  # [B, L, T] ‖W_l‖₂/‖W_l‖_F (NaN once diverged), None unless track_layers
     wall_time: float  # seconds, whole call
     device: str
+    # SGD alone, before the L-BFGS polish (== networks / objectives when polish = 0)
+    sgd_networks: list[Network] | None = None
+    sgd_objectives: np.ndarray | None = None  # [B] float64 objective of sgd_networks
 
 
 # ----------------------------------------------------------------------------- randomness
@@ -585,6 +588,7 @@ def train(
     )
     bad = ~np.isfinite(objectives) | (objectives > DIVERGENCE_THRESHOLD)
     diverged = diverged | bad
+    sgd_networks, sgd_objectives = list(networks), objectives.copy()
     if config.polish > 0:
         for i in np.flatnonzero(~diverged):
             networks[i] = _polish(shape, problems[i], networks[i], config.polish, device)
@@ -599,4 +603,6 @@ def train(
         norm_ratios=norm_ratios,
         wall_time=time.perf_counter() - t_start,
         device=str(device),
+        sgd_networks=sgd_networks,
+        sgd_objectives=sgd_objectives,
     )

@@ -275,21 +275,17 @@ class LayerStats:
 class TrialResult:
     key: str
     status: str  # finished | diverged | failed
-    sgd_objective: float = math.nan  # THEORY §0 objective of the trained weights
+    sgd_objective: float = math.nan  # THEORY §0 objective after SGD ALONE (before any polish)
+    polished_objective: float | None = None  # after the L-BFGS polish (None when train.polish=0)
     exact_objective: float | None = None  # P* where THEORY covers the case
     family: str | None = None  # closed-form family used by solvers.solve
     not_covered: str | None = None  # why there is no exact P* (solvers.NotCovered message)
-    certificate: float | None = None  # certified lower bound on P* (solvers.certificate)
+    certificate: float | None = (
+        None  # certified lower bound on P* (solvers.certificate of the SGD net)
+    )
     wall_time: float = 0.0  # seconds for this trial (its share of the batch + its own solve)
     layers: list[LayerStats] = field(default_factory=list)
     w1_alignment: float | None = None  # cosine of W_1's active directions with the closed-form ones
-    # THEORY §10 / brackets (sweep.trial): active neurons of the optimal network (exact/certified
-    # optima); [lower_bound, upper_bound] ∋ P* where P* itself is not known (bracket_rel_width =
-    # (upper − lower)/|upper|; not_covered then says why there is no exact value)
-    m_star: int | None = None
-    upper_bound: float | None = None
-    lower_bound: float | None = None
-    bracket_rel_width: float | None = None
     # THEORY §10 / brackets (sweep.trial): active neurons of the optimal network (exact/certified
     # optima); [lower_bound, upper_bound] ∋ P* where P* itself is not known (bracket_rel_width =
     # (upper − lower)/|upper|; not_covered then says why there is no exact value)
@@ -322,6 +318,15 @@ class TrialResult:
         return self.abs_gap / max(abs(self.exact_objective), 1e-300)
 
     @property
+    def polished_rel_gap(self) -> float | None:
+        """(polished − P*)/|P*|: how far SGD + L-BFGS polish got (None without either)."""
+        if self.exact_objective is None or self.polished_objective is None:
+            return None
+        return (self.polished_objective - self.exact_objective) / max(
+            abs(self.exact_objective), 1e-300
+        )
+
+    @property
     def certified_gap(self) -> float | None:
         if self.certificate is None:
             return None
@@ -337,6 +342,8 @@ class TrialResult:
         """Every finite scalar, under the names ``analysis`` reads."""
         m: dict[str, float | None] = {
             "sgd_objective": self.sgd_objective,
+            "polished_objective": self.polished_objective,
+            "polished_rel_gap": self.polished_rel_gap,
             "exact_objective": self.exact_objective,
             "abs_gap": self.abs_gap,
             "rel_gap": self.rel_gap,
@@ -345,10 +352,6 @@ class TrialResult:
             "rel_certified_gap": self.rel_certified_gap,
             "wall_time": self.wall_time,
             "w1_alignment": self.w1_alignment,
-            "m_star": self.m_star,
-            "upper_bound": self.upper_bound,
-            "lower_bound": self.lower_bound,
-            "bracket_rel_width": self.bracket_rel_width,
             "m_star": self.m_star,
             "upper_bound": self.upper_bound,
             "lower_bound": self.lower_bound,
