@@ -34,7 +34,7 @@ if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
 
 from sweep.config import load  # noqa: E402
 from sweep.grid import expand  # noqa: E402
-from sweep.runner import _start_ray, run_sweep  # noqa: E402
+from sweep.runner import run_sweep, start_ray  # noqa: E402
 
 __all__ = ["main"]
 
@@ -100,7 +100,7 @@ def main() -> None:
     from sweep.config import RunnerConfig
 
     t0 = time.perf_counter()
-    _start_ray(RunnerConfig(num_cpus=args.cpus))
+    start_ray(RunnerConfig(num_cpus=args.cpus))
     ray_start = time.perf_counter() - t0
     # warm the workers (imports of torch and the trial engine), as a long sweep would be
     warm = _config(

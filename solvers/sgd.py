@@ -53,14 +53,15 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from solvers.options import DTYPES, INITS
 from solvers.problem import Network, Problem, objective
 
 __all__ = ["DIVERGENCE_THRESHOLD", "TrainConfig", "TrainOutput", "train"]
 
 DIVERGENCE_THRESHOLD = 1e30
 _GPU_CHECK_EVERY = 16
-_INITS = ("he", "gaussian")
-_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+_INITS = INITS
+_DTYPES = {name: getattr(torch, name) for name in DTYPES}
 _MASK64 = (1 << 64) - 1
 
 

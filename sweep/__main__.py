@@ -25,7 +25,14 @@ CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
 
 def _options(group: str) -> list[str]:
-    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+    """The configs of a group; ``NAME`` and its ``NAME_smoke`` sibling as ``NAME[_smoke]``."""
+    names = sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+    twins = {n for n in names if f"{n}_smoke" in names}
+    return [
+        f"{n}[_smoke]" if n in twins else n
+        for n in names
+        if not (n.endswith("_smoke") and n[: -len("_smoke")] in twins)
+    ]
 
 
 def _sentence(exc: BaseException) -> str:

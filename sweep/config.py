@@ -27,7 +27,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, make_dataclass
 from typing import Any
 
-from solvers.data import WHITEN_KINDS
+from solvers.data import DATA_KINDS, DIGITS_DIM, DIGITS_SAMPLES, TARGET_KINDS, WHITEN_KINDS
+from solvers.options import DTYPES, INITS
+from solvers.problem import ACTIVATIONS
+from solvers.rescaled import BALLS
 from sweep.schema import DataSpec, ModelSpec, TrainSpec, TrialSpec
 
 __all__ = [
@@ -182,14 +185,15 @@ class Sweep:
 
 # ---------------------------------------------------------------- field rules
 
+# allowed values: the names the solvers accept, taken from them (never copied here)
 _CHOICES: dict[str, tuple[str, ...]] = {
-    "data.kind": ("gaussian", "whitened", "rank_one", "spline_1d", "digits"),
-    "data.targets": ("gaussian", "onehot", "signed"),
+    "data.kind": DATA_KINDS,
+    "data.targets": TARGET_KINDS,
     "data.whiten": WHITEN_KINDS,
-    "model.activation": ("linear", "relu"),
-    "model.ball": ("none", "operator", "frobenius"),
-    "train.init": ("he", "gaussian"),
-    "train.dtype": ("float64", "float32"),
+    "model.activation": ACTIVATIONS,
+    "model.ball": ("none", *BALLS),
+    "train.init": INITS,
+    "train.dtype": DTYPES,
 }
 # (lower bound, inclusive?, upper bound, inclusive?) for numbers
 _RANGES: dict[str, tuple[float, bool, float, bool]] = {
@@ -200,7 +204,7 @@ _RANGES: dict[str, tuple[float, bool, float, bool]] = {
     "model.width": (1, True, math.inf, False),
     "train.beta": (0, False, math.inf, False),
     "train.steps": (1, True, math.inf, False),
-    "train.lr": (0, False, math.inf, False),
+    "train.lr": (0, True, math.inf, False),  # the trainer's rule: lr = 0 keeps the init
     "train.momentum": (0, True, 1, False),
     "train.batch_size": (0, True, math.inf, False),
     "train.lr_decay": (0, False, 1, True),
@@ -210,7 +214,6 @@ _RANGES: dict[str, tuple[float, bool, float, bool]] = {
     "train.log_every": (1, True, math.inf, False),
     "seed": (0, True, math.inf, False),
 }
-_DIGITS_SAMPLES = 1797  # scikit-learn's bundled 8x8 digits
 
 
 def _field_types() -> dict[str, type]:
@@ -512,10 +515,10 @@ def check_spec(spec: TrialSpec) -> None:
         raise ConfigError(f"data.n must be >= 2 for this data (got n={d.n}){at}.")
     if d.kind == "digits" and d.targets == "onehot" and d.outputs > 10:
         raise ConfigError(f"data.outputs must be <= 10 for one-hot digits (got {d.outputs}){at}.")
-    if d.kind == "digits" and d.d != 64:
-        raise ConfigError(f"data.d must be 64 for digits data (got d={d.d}){at}.")
-    if d.kind == "digits" and d.n > _DIGITS_SAMPLES:
-        raise ConfigError(f"data.n must be <= {_DIGITS_SAMPLES} for digits data (got n={d.n}){at}.")
+    if d.kind == "digits" and d.d != DIGITS_DIM:
+        raise ConfigError(f"data.d must be {DIGITS_DIM} for digits data (got d={d.d}){at}.")
+    if d.kind == "digits" and d.n > DIGITS_SAMPLES:
+        raise ConfigError(f"data.n must be <= {DIGITS_SAMPLES} for digits data (got n={d.n}){at}.")
     if t.batch_size > d.n:
         raise ConfigError(
             f"train.batch_size must be 0 (full batch) or <= data.n (got batch_size={t.batch_size}, n={d.n}){at}."

@@ -29,7 +29,7 @@ from sweep.grid import batches, varying_fields
 from sweep.progress import Progress, summary_table
 from sweep.schema import TrialResult, TrialSpec
 
-__all__ = ["BatchFn", "RunStats", "SweepReport", "run_batches", "run_sweep"]
+__all__ = ["BatchFn", "RunStats", "SweepReport", "run_batches", "run_sweep", "start_ray"]
 
 BatchFn = Callable[..., list[TrialResult]]  # (specs, *, device) -> results, one per spec
 
@@ -109,7 +109,7 @@ def _inline_device(device: str) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def _start_ray(runner: RunnerConfig) -> bool:
+def start_ray(runner: RunnerConfig) -> bool:
     """Connect to (or start) Ray; returns whether this call started it (so we shut it down)."""
     address = runner.address or os.environ.get("RAY_ADDRESS") or None
     if address is None:
@@ -161,7 +161,7 @@ def run_batches(
                 on_result(spec, res)
         return stats
 
-    started = _start_ray(runner)
+    started = start_ray(runner)
     import ray
 
     try:

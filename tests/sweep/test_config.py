@@ -203,3 +203,83 @@ def test_conf_is_found_from_any_working_directory(tmp_path) -> None:
     assert "sweep 'smoke': 8 trials" in proc.stdout
     assert "IMPORTED False False" in proc.stdout  # a dry run touches neither Ray nor MLflow
     assert REPO.is_dir()
+
+
+# ---------------------------------------------------------------- one rule per field
+
+TRAIN_NUMBERS = (
+    "lr",
+    "momentum",
+    "lr_decay",
+    "init_scale",
+    "steps",
+    "batch_size",
+    "lr_decay_every",
+    "polish",
+    "log_every",
+)
+
+
+@pytest.mark.parametrize("name", TRAIN_NUMBERS)
+def test_config_accepts_no_value_the_trainer_refuses(name: str) -> None:
+    from solvers.sgd import TrainConfig as Trainer
+
+    integer = isinstance(getattr(TrainSpec(), name), int)
+    accepted = 0
+    for value in (-2, -1e-12, 0, 1e-12, 0.5, 1, 2, 7):
+        if integer and not float(value).is_integer():
+            continue
+        value = int(value) if integer else float(value)
+        try:
+            load({"train": {name: value}})
+        except ConfigError:
+            continue
+        accepted += 1
+        Trainer(**{"steps": 10, name: value})  # must not raise
+    assert accepted >= 3
+
+
+def test_lr_follows_the_trainers_rule_everywhere() -> None:
+    from solvers.sgd import TrainConfig as Trainer
+
+    # lr = 0 (train nothing: the init's objective) is accepted by the config and the trainer ...
+    assert load({"train": {"lr": 0}}).blocks[0].values["train.lr"] == (0.0,)
+    Trainer(steps=1, lr=0.0)
+    # ... and a negative one by neither
+    with pytest.raises(ConfigError, match="train.lr"):
+        load({"train": {"lr": -1e-9}})
+    with pytest.raises(ValueError, match="lr"):
+        Trainer(steps=1, lr=-1e-9)
+
+
+def test_allowed_names_are_the_ones_the_solvers_accept() -> None:
+    import numpy as np
+
+    from solvers import Problem
+    from solvers.data import make_dataset
+    from solvers.sgd import TrainConfig as Trainer
+
+    def allowed(name: str, values: list) -> list:
+        ok = []
+        for v in values:
+            try:
+                load({name.split(".")[0]: {name.split(".")[1]: v}})
+                ok.append(v)
+            except ConfigError:
+                pass
+        return ok
+
+    probe = ["he", "gaussian", "xavier", "float64", "float32", "float16", "linear", "relu", "tanh"]
+    for v in allowed("train.init", probe):
+        Trainer(steps=1, init=v)
+    for v in allowed("train.dtype", probe):
+        Trainer(steps=1, dtype=v)
+    for v in allowed("model.activation", probe):
+        Problem(X=np.eye(2), Y=np.ones((2, 1)), depth=2, beta=0.1, activation=v)
+    assert allowed("train.init", probe) == ["he", "gaussian"]
+    assert allowed("model.activation", probe) == ["linear", "relu"]
+    kinds = ["gaussian", "whitened", "rank_one", "spline_1d", "digits", "moons"]
+    for v in allowed("data.kind", kinds):
+        d = 64 if v == "digits" else (1 if v == "spline_1d" else 6)
+        make_dataset(v, "gaussian", n=4, d=d, outputs=1, seed=0)
+    assert "moons" not in allowed("data.kind", kinds)
