@@ -1,14 +1,18 @@
-"""``python -m analysis --experiment NAME --out DIR [--tracking-uri URI]``: write the report.
+"""``python -m analysis --experiment NAME --out DIR [--tracking-uri URI] [--check [--strict]]``.
 
 Reads MLflow experiment NAME (a grid name, e.g. ``paper``) from ``--tracking-uri`` (default
-``$MLFLOW_TRACKING_URI``, else ``sqlite:///<cwd>/mlruns.db``) and writes every figure, table,
-``index.html`` and ``README.md`` of :func:`analysis.report.report` under DIR. Exit status 2
-when the experiment has no trials in the store.
+``$MLFLOW_TRACKING_URI``, else ``sqlite:///<cwd>/mlruns.db``), writes every figure, table,
+``index.html``, ``README.md`` and ``verdicts.json`` of :func:`analysis.report.report` under
+DIR, and prints one verdict line per experiment (PASS / FAIL / INCONCLUSIVE).
+
+Exit status: 2 when the experiment has no trials in the store; with ``--check``, 1 when any
+verdict is FAIL (or, with ``--strict``, INCONCLUSIVE), so a sweep can gate CI; else 0.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from collections.abc import Sequence
@@ -19,7 +23,7 @@ __all__ = ["main"]
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m analysis",
-        description="Tables, figures and a report of a sweep, from MLflow.",
+        description="Tables, figures, verdicts and a report of a sweep, from MLflow.",
     )
     parser.add_argument(
         "--experiment", default="paper", help="MLflow experiment (grid name); default: paper"
@@ -33,10 +37,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--no-curves", action="store_true", help="skip loading training curves (E2's figure)"
     )
+    parser.add_argument(
+        "--check", action="store_true", help="exit 1 when any verdict is FAIL (gate CI on a sweep)"
+    )
+    parser.add_argument(
+        "--strict", action="store_true", help="with --check: INCONCLUSIVE fails too"
+    )
     args = parser.parse_args(argv)
 
     from analysis.load import default_tracking_uri, load
-    from analysis.report import report
+    from analysis.report import check_lines, report
 
     uri = args.tracking_uri or default_tracking_uri()
     t0 = time.perf_counter()
@@ -45,9 +55,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"analysis: experiment '{args.experiment}' has no trials in {uri}", file=sys.stderr)
         return 2
     index = report(args.experiment, args.out, uri, curves=not args.no_curves, trials=trials)
-    verdicts = (index.parent / "verdicts.md").read_text()
-    print(verdicts)
-    print(f"report: {index} (and README.md) in {time.perf_counter() - t0:.1f} s")
+    doc = json.loads((index.parent / "verdicts.json").read_text())
+    for line in check_lines(doc):
+        print(line)
+    statuses = [e["status"] for e in doc["experiments"]]
+    counts = {s: statuses.count(s) for s in ("PASS", "FAIL", "INCONCLUSIVE")}
+    print(
+        f"verdicts: {counts['PASS']} PASS, {counts['FAIL']} FAIL, {counts['INCONCLUSIVE']} "
+        f"INCONCLUSIVE; report: {index} (and README.md, verdicts.json) in "
+        f"{time.perf_counter() - t0:.1f} s"
+    )
+    if args.check:
+        bad = counts["FAIL"] + (counts["INCONCLUSIVE"] if args.strict else 0)
+        if bad:
+            print(
+                f"analysis --check: {bad} experiment(s) "
+                + ("FAIL or INCONCLUSIVE (--strict)" if args.strict else "FAIL"),
+                file=sys.stderr,
+            )
+            return 1
     return 0
 
 

@@ -1,14 +1,17 @@
-"""The report: every experiment of THEORY.md §Experiments as a figure, a table and a verdict.
+"""The report: every experiment of THEORY.md §Experiments as a verdict, a figure and a table.
 
-:func:`run_experiments` applies each function of :mod:`analysis.experiments` to a trial frame;
-:func:`write_report` writes ``index.html`` and ``README.md`` (the grid, counts of trials,
-failures and diverged runs, one verdict per experiment, every figure and table) next to the
-PNG/CSV/Markdown files; :func:`report` does it all from an MLflow experiment.
+:func:`run_experiments` applies every registered experiment of :mod:`analysis.experiments` to a
+trial frame; :func:`write_report` writes ``index.html`` and ``README.md`` (the grid, counts of
+trials, failures and diverged runs, one verdict per experiment with its claims — claim,
+expected, seen, PASS / FAIL / INCONCLUSIVE in colour — every figure and table),
+``verdicts.json`` (the same verdicts for machines) and ``verdicts.csv``; :func:`report` does it
+all from an MLflow experiment.
 """
 
 from __future__ import annotations
 
 import html
+import json
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -27,7 +30,15 @@ from analysis.load import (
 )
 from analysis.tables import column, fmt, split_status, to_markdown, write_table
 
-__all__ = ["failures", "grid_summary", "report", "run_experiments", "write_report"]
+__all__ = [
+    "check_lines",
+    "failures",
+    "grid_summary",
+    "report",
+    "run_experiments",
+    "write_report",
+    "write_verdicts",
+]
 
 _GRID_SKIP = {"experiment"}
 MAX_TRACEBACKS = 500  # failed trials whose traceback.txt the report fetches
@@ -40,17 +51,35 @@ def run_experiments(
     results: Mapping[str, object] | None = None,
     out_dir: str | Path | None = None,
 ) -> list[ex.Outcome]:
-    """Every experiment function, in THEORY order (E1 … E5, rank-one, E6 … E10)."""
-    outcomes = []
-    for eid, name in ex.EXPERIMENTS.items():
-        fn = getattr(ex, name)
-        if eid == "E2":
-            outcomes.append(fn(trials, curves, out_dir=out_dir))
-        elif eid == "E6":
-            outcomes.append(fn(trials, results, out_dir=out_dir))
-        else:
-            outcomes.append(fn(trials, out_dir=out_dir))
-    return outcomes
+    """Every registered experiment, in THEORY order (E1 … E5, R1, E6 … E10, then new ones)."""
+    return ex.run_all(trials, curves=curves, results=results, out_dir=out_dir)
+
+
+def check_lines(doc: Mapping) -> list[str]:
+    """One line per experiment of a ``verdicts.json`` document:
+    ``E1   PASS  rank: 33/33 (PASS); reaches P*: 36/36, worst 3e-12 (PASS)``."""
+    exps = doc.get("experiments", [])
+    width = max((len(e["id"]) for e in exps), default=3)
+    lines = []
+    for e in exps:
+        parts = [f"{c['name']}: {c['seen']} ({c['status']})" for c in e["checks"]]
+        tail = [f"{e[k]} {k}" for k in ("diverged", "failed") if e.get(k)]
+        line = f"{e['id']:<{width}}  {e['status']:<12}  " + "; ".join(parts)
+        lines.append(line + (f" ({', '.join(tail)})" if tail else ""))
+    return lines
+
+
+def write_verdicts(outcomes: list[ex.Outcome], out_dir: str | Path) -> Path:
+    """``verdicts.json``: one object per experiment (status, counts, every check)."""
+    path = Path(out_dir) / "verdicts.json"
+    doc = {
+        "status": ex.combine([c for o in outcomes for c in o.checks]).value
+        if outcomes
+        else "INCONCLUSIVE",
+        "experiments": [o.to_dict() for o in outcomes],
+    }
+    path.write_text(json.dumps(doc, indent=2, default=str, ensure_ascii=False))
+    return path
 
 
 def _param_columns(trials: pd.DataFrame) -> list[str]:
@@ -155,9 +184,45 @@ body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0
 table{border-collapse:collapse;font-size:13px;margin:.5em 0 1.5em}
 th,td{border:1px solid #ccc;padding:3px 7px;text-align:right}th{background:#f0f0f0;text-align:center}
 td:first-child,th:first-child,td.t{text-align:left}img{max-width:100%;border:1px solid #ddd}
-.verdict{background:#f6f8fa;border-left:4px solid #2a7;padding:.4em .8em}
-.none{border-left-color:#aaa;color:#666}
+.verdict{background:#f6f8fa;border-left:6px solid #aaa;padding:.4em .8em;margin-bottom:1em}
+.verdict table{font-size:12px;margin:.3em 0}.verdict td{text-align:left;vertical-align:top}
+.pass{border-left-color:#1a7f37}.fail{border-left-color:#cf222e}.inconclusive{border-left-color:#bf8700}
+.badge{display:inline-block;padding:1px 7px;border-radius:4px;color:#fff;font-size:12px;font-weight:600}
+.b-PASS{background:#1a7f37}.b-FAIL{background:#cf222e}.b-INCONCLUSIVE{background:#bf8700}
 """
+
+
+def _badge(status: str) -> str:
+    return f"<span class='badge b-{status}'>{status}</span>"
+
+
+def _html_checks(o: ex.Outcome) -> str:
+    head = "<tr><th>claim</th><th>expected</th><th>seen</th><th>verdict</th></tr>"
+    rows = []
+    for c in o.checks:
+        why = f"<br><i>{html.escape(c.reason)}</i>" if c.reason else ""
+        rows.append(
+            f"<tr><td>{html.escape(c.claim)}<br><small>measured: {html.escape(c.measured)}</small></td>"
+            f"<td>{html.escape(c.expected)}</td><td>{html.escape(c.seen)}</td>"
+            f"<td>{_badge(c.status.value)}{why}</td></tr>"
+        )
+    return f"<table>{head}{''.join(rows)}</table>"
+
+
+def _md_checks(o: ex.Outcome) -> str:
+    table = pd.DataFrame(
+        [
+            {
+                "claim": c.claim,
+                "measured": c.measured,
+                "expected": c.expected,
+                "seen": c.seen,
+                "verdict": c.status.value + (f" — {c.reason}" if c.reason else ""),
+            }  # fmt: skip
+            for c in o.checks
+        ]
+    )
+    return to_markdown(table)
 
 
 def write_report(
@@ -182,11 +247,18 @@ def write_report(
     write_table(bad, out, "failures")
     verdicts = pd.DataFrame(
         [
-            {"id": o.id, "experiment": o.title, "trials": o.n_trials, "verdict": o.verdict}
+            {
+                "id": o.id,
+                "status": o.status.value,
+                "experiment": o.title,
+                "trials": o.n_trials,
+                "verdict": o.verdict,
+            }  # fmt: skip
             for o in outcomes
         ]
     )
     write_table(verdicts, out, "verdicts")
+    write_verdicts(outcomes, out)
     done, diverged, failed = split_status(trials)
     times = _sweep_times(parents)
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
@@ -202,10 +274,19 @@ def write_report(
     if times:
         md += ["Sweep invocations (parent runs):", ""] + [f"- {t}" for t in times] + [""]
     md += ["## Verdicts", ""] + [f"- **{o.id}** — {o.verdict}" for o in outcomes] + [""]
+    md += [
+        "PASS: every counted trial meets the claim's threshold; FAIL: some trial does not; "
+        "INCONCLUSIVE: the data cannot decide (the reason says why). Thresholds are derived "
+        "from THEORY.md, not from this data (see `analysis/experiments/verdicts.py`).",
+        "",
+    ]
     md += ["## Grid", "", to_markdown(grid), ""]
     md += ["## Diverged and failed trials", "", to_markdown(bad) if not bad.empty else "none", ""]
     for o in outcomes:
-        md += [f"## {o.title}", "", f"Verdict: {o.verdict}", ""]
+        md += [f"## {o.title}", "", f"**Verdict: {o.status.value}**", ""]
+        md += [_md_checks(o), ""]
+        if o.summary:
+            md += [f"Measured: {o.summary}", ""]
         if o.figure is not None:
             md += [f"![{o.id}]({o.figure.name})", ""]
         if not o.table.empty:
@@ -227,7 +308,9 @@ def write_report(
         h.append("<ul>" + "".join(f"<li>{html.escape(t)}</li>" for t in times) + "</ul>")
     h.append("<h2>Verdicts</h2><ul>")
     h += [
-        f"<li><a href='#{o.id}'><b>{o.id}</b></a> — {html.escape(o.verdict)}</li>" for o in outcomes
+        f"<li><a href='#{o.id}'><b>{o.id}</b></a> {_badge(o.status.value)} "
+        f"{html.escape(o.verdict.split(' — ', 1)[-1])}</li>"
+        for o in outcomes
     ]
     h.append("</ul><h2>Grid</h2>" + _html_table(grid))
     h.append(
@@ -235,9 +318,11 @@ def write_report(
         + (_html_table(bad) if not bad.empty else "<p>none</p>")
     )
     for o in outcomes:
-        cls = "verdict none" if o.figure is None else "verdict"
         h.append(
-            f"<h2 id='{o.id}'>{html.escape(o.title)}</h2><p class='{cls}'>{html.escape(o.verdict)}</p>"
+            f"<h2 id='{o.id}'>{html.escape(o.title)} {_badge(o.status.value)}</h2>"
+            f"<div class='verdict {o.status.value.lower()}'>{_html_checks(o)}"
+            + (f"<p>Measured: {html.escape(o.summary)}</p>" if o.summary else "")
+            + "</div>"
         )
         if o.figure is not None:
             h.append(f"<img src='{html.escape(o.figure.name)}' alt='{o.id} figure'>")
@@ -262,18 +347,23 @@ def report(
     trials: pd.DataFrame | None = None,
 ) -> Path:
     """Load MLflow experiment ``experiment`` and write its report under ``out_dir``; returns
-    the path of ``index.html``. Curves are fetched for E2's trials only, ``trial.json`` for
-    E6's only (the figures that need them). ``trials``: the frame of ``load`` when the caller
+    the path of ``index.html``. Curves and ``trial.json`` are fetched only for the trials of the
+    experiments that declare ``needs=("curves",)`` / ``needs=("results",)``. ``trials``: the frame of ``load`` when the caller
     already has it."""
     uri = tracking_uri or default_tracking_uri()
     if trials is None:
         trials = load(experiment, uri)
-    cur = None
-    if curves and not trials.empty:
-        ids = list(ex.e2_rows(trials)["run_id"])
-        cur = load_curves(experiment, uri, run_ids=ids) if ids else None
-    spline_ids = list(ex.e6_rows(trials)["run_id"]) if not trials.empty else []
-    results = load_results(spline_ids, uri) if spline_ids else {}
+    cur, results = None, {}
+    if not trials.empty:
+        wanted: dict[str, list[str]] = {"curves": [], "results": []}
+        for exp in ex.EXPERIMENTS.values():
+            ids = list(exp.rows(trials)["run_id"]) if exp.needs else []
+            for need in exp.needs:
+                wanted[need] += ids
+        if curves and wanted["curves"]:
+            cur = load_curves(experiment, uri, run_ids=sorted(set(wanted["curves"])))
+        if wanted["results"]:
+            results = load_results(sorted(set(wanted["results"])), uri)
     parents = load_parents(experiment, uri)
     failed = trials.loc[column(trials, "status", "finished") == "failed", "run_id"]
     errors = load_tracebacks(list(failed)[:MAX_TRACEBACKS], uri)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -57,8 +58,13 @@ def test_report_files_and_counts(mini_report, mini) -> None:
     assert reason == failed.error.strip().splitlines()[-1].strip() and reason.startswith(
         "ValueError"
     )
-    stdout = (mini_report / "stdout.txt").read_text()
-    assert all(f"| {eid} |" in stdout for eid in EXPERIMENTS)  # the verdict table is printed
+    stdout = (mini_report / "stdout.txt").read_text().splitlines()
+    for eid, status in zip(verdicts["id"], verdicts["status"], strict=True):  # one line each
+        (line,) = [ln for ln in stdout if ln.split()[:1] == [eid]]
+        assert line.split()[1] == status
+    doc = json.loads((mini_report / "verdicts.json").read_text())
+    assert [e["id"] for e in doc["experiments"]] == list(EXPERIMENTS)
+    assert [e["status"] for e in doc["experiments"]] == verdicts["status"].tolist()
 
 
 def test_table_numbers_match_the_runs(mini_report, mini) -> None:
@@ -109,7 +115,7 @@ def test_smoke_report_and_missing_experiment(smoke, tmp_path) -> None:
         int((status == "failed").sum()),
     )
     assert f"{n} trials: {n - div - fail} finished, {div} diverged, {fail} failed" in md
-    assert "- **E6** — no trials" in md  # the smoke grid has no 1-D data
+    assert "- **E6** — INCONCLUSIVE — trials: no trials" in md  # the smoke grid has no 1-D data
     assert (tmp_path / "r" / "E1.png").exists()  # 2-layer linear trials matched structurally
     missing = _run(
         ["--experiment", "no-such-grid", "--out", str(tmp_path / "x"), "--tracking-uri", smoke.uri],
