@@ -3,7 +3,7 @@ certificates, batched SGD training and layer structure. numpy/scipy/torch only."
 
 from solvers import data
 from solvers.dual import certificate, certified_gap, dual_bound
-from solvers.problem import Network, NotCovered, Optimum, Problem, forward, objective
+from solvers.problem import Network, NotCovered, Optimum, Problem, Status, forward, objective
 from solvers.rescaled import rescaled_dual, rescaled_gap, rescaled_primal
 from solvers.solve import solve
 
@@ -12,6 +12,7 @@ __all__ = [
     "NotCovered",
     "Optimum",
     "Problem",
+    "Status",
     "certificate",
     "certified_gap",
     "data",

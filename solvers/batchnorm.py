@@ -64,7 +64,7 @@ def _components(p: Problem) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
     Y = p.Y
     if p.activation == "linear":
         U, S, Vt = np.linalg.svd(Y, full_matrices=False)
-        return U, Vt, S, "batchnorm_linear"
+        return U, Vt, S, "bn_linear"
     if p.K == 1:
         y = Y[:, 0]
         vs, rows = [np.maximum(y, 0.0), np.maximum(-y, 0.0)], [[1.0], [-1.0]]
@@ -78,7 +78,8 @@ def _components(p: Problem) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
     U = np.stack(
         [v / nv if nv > 0 else np.zeros_like(v) for v, nv in zip(vs, norms, strict=True)], 1
     )
-    return U, np.asarray(rows, dtype=np.float64), norms, "batchnorm_relu"
+    family = "bn_relu" if p.K == 1 else "bn_relu_onehot"
+    return U, np.asarray(rows, dtype=np.float64), norms, family
 
 
 def solve_batchnorm(p: Problem) -> Optimum:
@@ -89,9 +90,11 @@ def solve_batchnorm(p: Problem) -> Optimum:
             ReLU with K = 1 or one-hot Y.
 
     Returns:
-        :class:`Optimum` with ``family`` ``"batchnorm_linear"`` or ``"batchnorm_relu"``;
-        ``network`` carries ``gamma``/``alpha``; ``info["threshold"] = β/√n``,
-        ``info["sigma"]`` the target values thresholded, ``info["s"]`` the fitted ones.
+        :class:`Optimum` (``EXACT``) with ``family`` ``"bn_linear"``, ``"bn_relu"`` (K = 1) or
+        ``"bn_relu_onehot"``; ``network`` carries ``gamma``/``alpha``; ``m_star`` the active
+        first-layer neurons (2 per BN neuron for deep ReLU); ``directions`` None (the earlier
+        layers are scale-invariant: no prediction). For display ``info`` has ``threshold``
+        (β/√n), ``sigma`` (the target values thresholded) and ``s`` (the fitted ones).
 
     Raises:
         NotCovered: naming the failing assumption.
@@ -110,7 +113,8 @@ def solve_batchnorm(p: Problem) -> Optimum:
     active = np.flatnonzero(s > 0)
     P = active.size
     relu_deep = p.activation == "relu" and L >= 3
-    width = optimal_width(p, 2 * P if relu_deep else P)
+    m_star = 2 * P if relu_deep else P
+    width = optimal_width(p, m_star)
     e = np.full(n, 1.0 / np.sqrt(n))
     gamma, alpha = np.zeros(width), np.zeros(width)
     WL = np.zeros((width, p.K))
@@ -130,7 +134,15 @@ def solve_batchnorm(p: Problem) -> Optimum:
     net = Network(weights=tuple(Ws), gamma=gamma, alpha=alpha)
     F = forward(p, net)
     info = {"threshold": thr, "sigma": sig, "s": s, "rank_ratio": ratio}
-    return Optimum(objective=value, weights=Ws, family=family, dual=p.Y - F, network=net, info=info)
+    return Optimum(
+        objective=value,
+        weights=Ws,
+        family=family,
+        dual=p.Y - F,
+        network=net,
+        m_star=m_star,
+        info=info,
+    )
 
 
 def _carry_to_bn(B: np.ndarray, *, depth: int, width: int, relu: bool) -> list[np.ndarray]:

@@ -482,9 +482,9 @@ def certificate(
 ) -> float:
     """The best lower bound available: ``max(dual_bound, P*)`` (THEORY §7).
 
-    ``P*`` is ``solve(p).objective`` for the closed forms; for an iterative solve (whose
-    ``Optimum.info`` carries a certified ``lower_bound``, e.g. FISTA for L = 2 linear on general
-    data) that lower bound is used instead of the primal value, which sits above P*. If
+    The optimum contributes its certified ``Optimum.lower_bound``: P* itself for the closed
+    forms (``Status.EXACT``), the dual value of a numerical solve (``CERTIFIED``/``BRACKET``,
+    e.g. FISTA for L = 2 linear on general data) whose primal value sits above P*. If
     ``solve`` returns an optimal dual variable for an L = 2 problem its scaled dual value is
     added as a certified bound. Families ``solve`` does not cover (``NotCovered``) get the
     duality bound alone. ``optimum``: a ``solve(p)`` result the caller already has.
@@ -498,7 +498,7 @@ def certificate(
             opt = solve(p)
         except NotCovered:
             return best
-    best = max(best, float(opt.info.get("lower_bound", opt.objective)))
+    best = max(best, float(opt.lower_bound))
     if opt.dual is not None and p.L == 2 and not p.batchnorm:
         dual = np.asarray(opt.dual, dtype=np.float64).reshape(p.n, -1)
         if dual.shape == p.Y.shape:

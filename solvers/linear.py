@@ -53,7 +53,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import brentq, minimize_scalar
 
-from solvers.problem import NotCovered, Optimum, Problem, forward, objective, optimal_width
+from solvers.problem import NotCovered, Optimum, Problem, Status, forward, objective, optimal_width
 from solvers.scalar import path_minimiser, path_value
 
 __all__ = [
@@ -175,8 +175,10 @@ def solve_linear_whitened(p: Problem, *, tol: float = ISOMETRY_TOL) -> Optimum:
     m = optimal_width(p, rank)
     Ws = _layers(U[:, active], s[active], Vt[active], L, m)
     dual = Y - forward(p, Ws) if L == 2 else None
-    info = {"sigma": sigma, "s": s, "rank": rank, "closed_form": closed_form}
-    return _optimum(p, Ws, "linear_whitened", dual=dual, info=info)
+    info = {"sigma": sigma, "s": s, "closed_form": closed_form}
+    return _optimum(
+        p, Ws, "linear_whitened", dual=dual, m_star=rank, directions=U[:, active], info=info
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -302,8 +304,22 @@ def solve_linear_l2_general(
     rank = int(keep.sum())
     m = optimal_width(p, rank)
     Ws = _layers(U[:, keep], s[keep], Vt[keep], 2, m)
-    info = {**info, "singular_values": s, "rank": rank}
-    return _optimum(p, Ws, "linear_l2_general", dual=Lam, info=info)
+    value = float(objective(p, Ws))
+    lower = min(float(info["lower_bound"]), value)
+    rel = (value - lower) / max(abs(value), np.finfo(float).tiny)
+    status = Status.CERTIFIED if info["converged"] and rel <= gap_tol else Status.BRACKET
+    extras = {k: info[k] for k in ("iterations", "rank_X")} | {"singular_values": s}
+    return Optimum(
+        objective=value,
+        weights=Ws,
+        family="linear_l2_general",
+        status=status,
+        lower_bound=lower,
+        dual=Lam,
+        m_star=rank,
+        directions=U[:, keep],
+        info=extras,
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -442,7 +458,8 @@ def solve_linear_deep_k1(p: Problem, *, grid: int = 200) -> Optimum:
         Ws = _layers((w / norm_w)[:, None], np.array([norm_w]), np.ones((1, 1)), L, m)
     else:
         Ws = _layers(np.zeros((p.d, 0)), np.zeros(0), np.zeros((0, 1)), L, m)
-    return _optimum(p, Ws, "linear_deep_k1", info={**info, "w": w, "rank": rank})
+    dirs = (w / norm_w)[:, None] if rank else np.zeros((p.d, 0))
+    return _optimum(p, Ws, "linear_deep_k1", m_star=rank, directions=dirs, info={**info, "w": w})
 
 
 # ----------------------------------------------------------------------------------------------

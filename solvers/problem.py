@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 
 import numpy as np
 
@@ -28,6 +29,7 @@ __all__ = [
     "NotCovered",
     "Optimum",
     "Problem",
+    "Status",
     "as_network",
     "forward",
     "last_hidden",
@@ -144,25 +146,98 @@ def as_network(weights: Sequence[np.ndarray] | Network) -> Network:
     return Network(weights=tuple(np.asarray(W, dtype=np.float64) for W in weights))
 
 
+class Status(str, Enum):
+    """How much an :class:`Optimum`'s ``objective`` is worth.
+
+    - ``EXACT``: a closed form of THEORY §1–§6; ``objective`` is P* to round-off and
+      ``lower_bound == objective``.
+    - ``CERTIFIED``: a numerical solution whose certified relative duality gap
+      ``(objective − lower_bound)/|objective|`` is within the solver's tolerance (THEORY §2, §10);
+      P* is reported as ``objective``.
+    - ``BRACKET``: P* is only bracketed, ``lower_bound ≤ P* ≤ objective`` (an iteration cap was
+      reached, or only a sample of the activation patterns was used). Never report it as P*.
+    """
+
+    EXACT = "exact"
+    CERTIFIED = "certified"
+    BRACKET = "bracket"
+
+
 @dataclass(frozen=True, eq=False)
 class Optimum:
-    """The exact optimum of a problem (THEORY §1–§6).
+    """The optimum of a problem, or a certified bracket on it (THEORY §1–§7, §10).
 
-    ``objective`` is P*; ``weights`` realise it (``objective(p, opt.network) == opt.objective``);
-    ``family`` names the closed form used; ``dual`` is the optimal dual variable (n, K) where one
-    exists; ``info`` holds family-specific extras (singular values, thresholds, directions …).
+    Fields (typed; no module reads keys from ``info``):
+
+    - ``objective``: P* (``EXACT``/``CERTIFIED``) or the upper end of the bracket (``BRACKET``);
+      ``weights``/``network`` realise it (``objective(p, opt.network) == opt.objective``).
+    - ``family``: the canonical name of the closed form / program used (the names ``solve``
+      documents; ``"relu_two_layer"`` for THEORY §10).
+    - ``status``: :class:`Status`.
+    - ``lower_bound``: a certified lower bound on P* (``== objective`` for ``EXACT``; required
+      otherwise). ``rel_gap = (objective − lower_bound)/|objective|`` is derived from it.
+    - ``dual``: the optimal (or certifying) dual variable ``(n, K)`` where one exists.
+    - ``m_star``: number of active first-layer neurons of the returned network (the rank of
+      ``W_1`` for linear nets, the number of active paths for THEORY §3, non-zero blocks for §10).
+    - ``directions``: ``(d, m_star)`` unit first-layer directions of those neurons (linear nets:
+      an orthonormal basis of ``W_1``'s column space), ``None`` where no prediction exists (BN).
+    - ``info``: free-form extras for display only.
     """
 
     objective: float
     weights: list[np.ndarray]
     family: str
+    status: Status = Status.EXACT
+    lower_bound: float | None = None
+    rel_gap: float = 0.0
     dual: np.ndarray | None = None
     network: Network | None = None
+    m_star: int | None = None
+    directions: np.ndarray | None = None
     info: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        status = Status(self.status)  # accepts the string values too; ValueError otherwise
+        obj = float(self.objective)
+        if self.lower_bound is None:
+            if status is not Status.EXACT:
+                raise ValueError(
+                    f"lower_bound: a {status.value} optimum needs a certified lower bound"
+                )
+            lower = obj
+        else:
+            lower = float(self.lower_bound)
+        if status is Status.EXACT and lower != obj:
+            raise ValueError(
+                f"lower_bound: an exact optimum has lower_bound == objective, got {lower!r} != {obj!r}"
+            )
+        if lower - obj > 1e-12 * abs(obj):
+            raise ValueError(f"lower_bound {lower!r} exceeds the objective {obj!r}")
+        rel = (obj - lower) / max(abs(obj), np.finfo(float).tiny)
+        if self.rel_gap not in (0.0, rel) and abs(self.rel_gap - rel) > 1e-12 * max(1.0, abs(rel)):
+            raise ValueError(
+                f"rel_gap {self.rel_gap!r} disagrees with (objective − lower_bound)/|objective| = {rel!r}"
+            )
+        object.__setattr__(self, "status", status)
+        object.__setattr__(self, "objective", obj)
+        object.__setattr__(self, "lower_bound", lower)
+        object.__setattr__(self, "rel_gap", float(rel))
         if self.network is None:
             object.__setattr__(self, "network", Network(weights=tuple(self.weights)))
+        if self.directions is not None:
+            dirs = np.asarray(self.directions, dtype=np.float64)
+            if dirs.ndim != 2:
+                raise ValueError(f"directions must be a (d, m*) array, got shape {dirs.shape}")
+            if self.m_star is not None and dirs.shape[1] != self.m_star:
+                raise ValueError(
+                    f"directions has {dirs.shape[1]} columns but m_star = {self.m_star}"
+                )
+            object.__setattr__(self, "directions", dirs)
+
+    @property
+    def is_exact(self) -> bool:
+        """``objective`` may be reported as P* (``EXACT`` or ``CERTIFIED``)."""
+        return self.status is not Status.BRACKET
 
 
 def optimal_width(p: Problem, needed: int) -> int:

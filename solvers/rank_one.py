@@ -131,7 +131,7 @@ def _linear(p: Problem, c: np.ndarray, a: np.ndarray) -> tuple[float, list[np.nd
             W[0, 0] = t
         Ws[-1][0, 0] = np.sign(r) * t
         dirs = a[:, None].copy()
-    return value, Ws, {"r": r, "path_values": np.array([s] if P else [])} | {"w1_directions": dirs}
+    return value, Ws, {"r": r, "path_values": np.array([s] if P else []), "directions": dirs}
 
 
 def _relu(p: Problem, c: np.ndarray, a: np.ndarray) -> tuple[float, list[np.ndarray], dict]:
@@ -182,7 +182,7 @@ def _relu(p: Problem, c: np.ndarray, a: np.ndarray) -> tuple[float, list[np.ndar
                 W[j, j] = t
             Ws[-1][j, 0] = np.sign(q[i]) * t
     dirs = np.stack([chans[i][0] * a for i in active], axis=1) if active else np.zeros((p.d, 0))
-    info = {"r_channels": rs, "q_channels": q, "shared_path": shared, "w1_directions": dirs}
+    info = {"r_channels": rs, "q_channels": q, "shared_path": shared, "directions": dirs}
     return value, Ws, info
 
 
@@ -193,9 +193,10 @@ def solve_rank_one(p: Problem) -> Optimum:
         p: a linear or ReLU problem, K = 1, no biases or batch norm, ``σ_2(X) ≤ 1e-10 σ_1(X)``.
 
     Returns:
-        :class:`Optimum` with ``family`` ``"rank_one_linear"`` or ``"rank_one_relu"``;
-        ``info["w1_directions"]`` (d, #active first-layer neurons) holds their unit directions
-        ``±a``, ``info["a"]``/``info["c"]`` the factors.
+        :class:`Optimum` (``EXACT``) with ``family`` ``"linear_rank_one"`` or
+        ``"relu_rank_one"``; ``m_star`` active first-layer neurons with unit ``directions``
+        ``±a`` (d, m_star); for display ``info`` has the factors ``a``, ``c`` and, for ReLU,
+        ``shared_path`` (one chain carries both channels, L ≥ 3).
 
     Raises:
         NotCovered: naming the failing assumption.
@@ -210,13 +211,21 @@ def solve_rank_one(p: Problem) -> Optimum:
     c, a, ratio = _rank_one_factors(p.X)
     if p.activation == "linear":
         value, Ws, info = _linear(p, c, a)
-        family = "rank_one_linear"
+        family = "linear_rank_one"
     else:
         value, Ws, info = _relu(p, c, a)
-        family = "rank_one_relu"
+        family = "relu_rank_one"
     net = Network(weights=tuple(Ws))
     dual = p.Y - forward(p, net) if p.L == 2 else None
+    dirs = info.pop("directions")
     info |= {"a": a, "c": c, "sigma_ratio": ratio}
     return Optimum(
-        objective=float(value), weights=Ws, family=family, dual=dual, network=net, info=info
+        objective=float(value),
+        weights=Ws,
+        family=family,
+        dual=dual,
+        network=net,
+        m_star=dirs.shape[1],
+        directions=dirs,
+        info=info,
     )

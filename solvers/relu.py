@@ -105,10 +105,10 @@ def solve_relu_whitened(p: Problem) -> Optimum:
             or one-hot ``Y``.
 
     Returns:
-        :class:`Optimum` with ``family`` ``"relu_whitened"`` (K = 1) or
-        ``"relu_whitened_onehot"``; ``info["w1_directions"]`` (d, #active paths) holds the unit
-        first-layer directions ``Xᵀ v/‖v‖``, ``info["path_norms"]`` the ``‖v‖`` and
-        ``info["path_values"]`` the ``s*`` of the active paths.
+        :class:`Optimum` (``EXACT``) with ``family`` ``"relu_whitened"`` (K = 1) or
+        ``"relu_whitened_onehot"``; ``m_star`` the number of active paths, ``directions``
+        (d, m_star) their unit first-layer directions ``Xᵀ v/‖v‖``; for display, ``info`` has
+        ``path_norms`` (the ``‖v‖``) and ``path_values`` (the ``s*``) of the active paths.
 
     Raises:
         NotCovered: naming the failing assumption.
@@ -147,12 +147,14 @@ def solve_relu_whitened(p: Problem) -> Optimum:
     Ws = _chain_network(first, out_rows, np.asarray(scales), depth=L, width=width)
     net = Network(weights=tuple(Ws))
     dual = p.Y - forward(p, net) if L == 2 else None
-    info = {
-        "w1_directions": first / np.asarray(scales)[None, :] if P else first,
-        "path_norms": np.asarray(norms),
-        "path_values": np.asarray(svals),
-        "whitening_error": err,
-    }
+    info = {"path_norms": np.asarray(norms), "path_values": np.asarray(svals)}
     return Optimum(
-        objective=float(value), weights=Ws, family=family, dual=dual, network=net, info=info
+        objective=float(value),
+        weights=Ws,
+        family=family,
+        dual=dual,
+        network=net,
+        m_star=P,
+        directions=first / np.asarray(scales)[None, :] if P else first,
+        info=info,
     )

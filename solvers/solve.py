@@ -29,8 +29,6 @@ When nothing applies :class:`~solvers.problem.NotCovered` names the failing assu
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 
 from solvers.linear import (
@@ -55,13 +53,6 @@ __all__ = [
 WHITENED_TOL = 1e-10
 RANK_ONE_TOL = 1e-10
 
-# sub-solvers' family names → the dispatcher's canonical names
-_FAMILY = {
-    "rank_one_linear": "linear_rank_one",
-    "rank_one_relu": "relu_rank_one",
-    "batchnorm_linear": "bn_linear",
-}
-
 
 def rank_one_factor(
     X: np.ndarray, *, tol: float = RANK_ONE_TOL
@@ -78,13 +69,6 @@ def is_onehot(Y: np.ndarray) -> bool:
     """Columns non-negative with disjoint supports (at most one non-zero entry per row)."""
     Y = np.asarray(Y, dtype=np.float64)
     return bool(np.all(Y >= 0) and np.all(np.count_nonzero(Y, axis=1) <= 1))
-
-
-def _named(opt: Optimum, p: Problem) -> Optimum:
-    family = _FAMILY.get(opt.family, opt.family)
-    if opt.family == "batchnorm_relu":
-        family = "bn_relu_onehot" if p.K > 1 else "bn_relu"
-    return opt if family == opt.family else dataclasses.replace(opt, family=family)
 
 
 def _targets_word(Y: np.ndarray) -> str:
@@ -157,7 +141,7 @@ def solve(p: Problem) -> Optimum:
     if p.batchnorm:
         from solvers.batchnorm import solve_batchnorm
 
-        return _named(solve_batchnorm(p), p)
+        return solve_batchnorm(p)
     if p.activation == "linear":
-        return _named(_solve_linear(p), p)
-    return _named(_solve_relu(p), p)
+        return _solve_linear(p)
+    return _solve_relu(p)

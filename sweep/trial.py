@@ -98,16 +98,11 @@ def _layers(net: Network) -> list[LayerStats]:
 
 
 def _predicted_directions(opt) -> np.ndarray | None:
-    """Unit first-layer directions of the exact optimum (d × r), when it has any."""
-    dirs = opt.info.get("w1_directions")
-    if dirs is not None:
-        return np.asarray(dirs, dtype=np.float64)
-    W1 = np.asarray(opt.weights[0], dtype=np.float64)
-    norms = np.linalg.norm(W1, axis=0)
-    active = norms > 1e-12 * max(1.0, float(norms.max(initial=0.0)))
-    if not active.any():
+    """Unit first-layer directions of the exact optimum (d × m*), None when it predicts none."""
+    dirs = opt.directions
+    if dirs is None or dirs.shape[1] == 0:
         return None
-    return W1[:, active] / norms[active]
+    return dirs
 
 
 TWO_LAYER_FAMILY = "relu_two_layer"  # THEORY §10: the convex program over activation patterns

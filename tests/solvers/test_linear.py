@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from solvers import NotCovered, Problem, data, forward, objective
+from solvers import NotCovered, Problem, Status, data, forward, objective
 from solvers.linear import (
     group_lasso,
     is_partial_isometry,
@@ -61,7 +61,7 @@ def test_zoo(case) -> None:  # noqa: ANN001
     assert opt.family == case.family
     assert_close(opt.objective, case.expected, rtol=1e-12)
     assert_close(objective(case.problem, opt.weights), opt.objective, rtol=1e-12)
-    assert opt.info["rank"] == case.rank
+    assert opt.m_star == case.rank
 
 
 @pytest.mark.reference
@@ -109,23 +109,23 @@ def test_l2_general_vs_cvxpy(n: int, d: int, K: int, beta: float) -> None:
     X, Y = data.make_dataset("gaussian", "gaussian", n=n, d=d, outputs=K, seed=3 * n + K)
     p = Problem(X, Y, 2, beta)
     opt = solve_linear_l2_general(p)
-    assert opt.info["converged"] and opt.info["rel_gap"] <= 1e-10
+    assert opt.status is Status.CERTIFIED and opt.rel_gap <= 1e-10
     primal, W_ref = nuclear_primal(X, Y, beta)
     dual, _ = nuclear_dual(X, Y, beta)
     assert_close(opt.objective, primal, rtol=1e-6)
     assert_close(opt.objective, dual, rtol=1e-6)
     assert_close(objective(p, opt.weights), opt.objective, rtol=1e-10)
-    # the certificate is genuine: Λ feasible, its dual value is info["lower_bound"] ≤ P
+    # the certificate is genuine: Λ feasible, its dual value is the lower_bound ≤ P
     Lam = opt.dual
     assert np.linalg.norm(X.T @ Lam, 2) <= beta * (1 + 1e-12)
     lower = float(np.sum(Lam * Y)) - 0.5 * float(np.sum(Lam**2))
-    assert_close(lower, opt.info["lower_bound"], rtol=1e-12)
+    assert_close(lower, opt.lower_bound, rtol=1e-12)
     assert lower <= opt.objective
     # factors: W_1 W_2 is the nuclear-norm minimiser (cvxpy's W to its accuracy), balanced
     W = _product(opt.weights)
     assert np.linalg.norm(W - W_ref) <= 1e-4 * max(np.linalg.norm(W_ref), 1.0)
     s = np.linalg.svd(W, compute_uv=False)
-    _check_structure(opt.weights, s[: opt.info["rank"]], L=2)
+    _check_structure(opt.weights, s[: opt.m_star], L=2)
 
 
 def test_l2_general_iteration_cap_is_reported() -> None:
@@ -134,7 +134,10 @@ def test_l2_general_iteration_cap_is_reported() -> None:
     assert not info["converged"] and info["rel_gap"] > 1e-10
     assert info["lower_bound"] <= info["primal"]
     opt = solve_linear_l2_general(Problem(X, Y, 2, 0.3), max_iter=3)
-    assert opt.info["converged"] is False and opt.info["rel_gap"] > 1e-10
+    # an unconverged FISTA result is a bracket, never an exact P*
+    assert opt.status is Status.BRACKET and not opt.is_exact and opt.rel_gap > 1e-10
+    assert opt.lower_bound <= opt.objective
+    assert_close(opt.rel_gap, (opt.objective - opt.lower_bound) / opt.objective, rtol=1e-12)
 
 
 def test_l2_general_rank_deficient_x(rng: np.random.Generator) -> None:
@@ -142,7 +145,7 @@ def test_l2_general_rank_deficient_x(rng: np.random.Generator) -> None:
     X = rng.standard_normal((10, 3)) @ rng.standard_normal((3, 6))
     Y = rng.standard_normal((10, 2))
     opt = solve_linear_l2_general(Problem(X, Y, 2, 0.4))
-    assert opt.info["converged"] and opt.info["rank_X"] == 3
+    assert opt.status is Status.CERTIFIED and opt.info["rank_X"] == 3
     assert np.linalg.norm(X.T @ opt.dual, 2) <= 0.4 * (1 + 1e-12)
 
 
@@ -181,12 +184,12 @@ def test_whitened_deep_vs_lbfgs(L: int, K: int, beta: float) -> None:
     assert_close(opt.objective, opt.info["closed_form"], rtol=1e-12)
     _multistart_check(p, opt.objective, width=K)
     s_star = np.asarray(path_minimiser(np.linalg.svd(Y, compute_uv=False), beta, L))
-    assert opt.info["rank"] == int(np.sum(s_star > 0))
+    assert opt.m_star == int(np.sum(s_star > 0))
     _check_structure(opt.weights, s_star, L=L)
     # W_1 is aligned with U of XᵀY = U diag(σ) Vᵀ
     U = np.linalg.svd(X.T @ Y)[0]
     U1 = np.linalg.svd(opt.weights[0])[0]
-    r = opt.info["rank"]
+    r = opt.m_star
     assert np.all(np.abs(np.sum(U[:, :r] * U1[:, :r], axis=0)) >= 1 - 1e-8)
 
 
@@ -196,7 +199,7 @@ def test_deep_k1_vs_lbfgs(L: int, beta: float) -> None:
     X, y = data.make_dataset("gaussian", "gaussian", n=12, d=5, outputs=1, seed=L)
     p = Problem(X, y, L, beta)
     opt = solve_linear_deep_k1(p)
-    assert opt.family == "linear_deep_k1" and opt.info["rank"] == 1  # a non-zero optimum
+    assert opt.family == "linear_deep_k1" and opt.m_star == 1  # a non-zero optimum
     assert_close(objective(p, opt.weights), opt.objective, rtol=1e-12)
     # the rescaled form min_t GL(β/t^{L−2}) + (β/2)(L−2)t² at the optimal t gives the same value
     assert_close(opt.info["rescaled_value"], opt.objective, rtol=1e-10)
@@ -217,7 +220,7 @@ def test_deep_k1_zero_optimum() -> None:
     p = Problem(X, y, 3, 1e3)
     opt = solve_linear_deep_k1(p)
     assert_close(opt.objective, 0.5 * float(np.sum(p.Y**2)), rtol=1e-15)
-    assert all(np.all(W == 0) for W in opt.weights) and opt.info["rank"] == 0
+    assert all(np.all(W == 0) for W in opt.weights) and opt.m_star == 0
 
 
 def test_width_padding_and_too_narrow() -> None:

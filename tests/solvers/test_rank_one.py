@@ -67,7 +67,7 @@ def test_relu_matches_lbfgs(rng: np.random.Generator, L: int, same_sign: bool) -
         X, y, _, _ = _instance(rng, same_sign=same_sign)
         p = Problem(X, y, L, BETA, "relu")
         opt = solve_rank_one(p)
-        assert opt.family == "rank_one_relu"
+        assert opt.family == "relu_rank_one"
         _check_against_lbfgs(p, opt.objective)
 
 
@@ -77,7 +77,7 @@ def test_linear_matches_lbfgs(rng: np.random.Generator, L: int) -> None:
         X, y, _, _ = _instance(rng)
         p = Problem(X, y, L, BETA, "linear")
         opt = solve_rank_one(p)
-        assert opt.family == "rank_one_linear"
+        assert opt.family == "linear_rank_one"
         _check_against_lbfgs(p, opt.objective)
 
 
@@ -140,7 +140,7 @@ def test_network_structure(
         assert norms[0] > 0
         np.testing.assert_allclose(norms, norms[0], rtol=1e-10)  # balanced
         active = np.flatnonzero(np.linalg.norm(Ws[0], axis=0) > 0)
-        dirs = opt.info["w1_directions"]
+        dirs = opt.directions
         assert dirs.shape == (p.d, active.size)
         for j in active:
             w = Ws[0][:, j]

@@ -84,7 +84,7 @@ def test_network_structure(rng: np.random.Generator, L: int, K: int) -> None:
         vs = [np.maximum(Y2[:, 0], 0), np.maximum(-Y2[:, 0], 0)] if K == 1 else list(Y2.T)
         active = np.flatnonzero(np.linalg.norm(Ws[0], axis=0) > 0)
         assert active.size == len(vs)
-        dirs = opt.info["w1_directions"]
+        dirs = opt.directions
         for j, v in zip(active, vs, strict=True):
             w, u = Ws[0][:, j], X.T @ v
             assert_close(w @ u / (np.linalg.norm(w) * np.linalg.norm(u)), 1.0, rtol=1e-10)
@@ -123,7 +123,7 @@ def test_inactive_side_gives_one_path(rng: np.random.Generator) -> None:
     y = np.abs(rng.standard_normal(8)) + 0.5
     opt = solve_relu_whitened(Problem(X, y, 3, BETA, "relu"))
     assert opt.weights[0].shape[1] == 1
-    assert opt.info["w1_directions"].shape == (12, 1)
+    assert opt.directions.shape == (12, 1)
 
 
 def test_not_covered(rng: np.random.Generator) -> None:

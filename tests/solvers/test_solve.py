@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from solvers import NotCovered, Problem, data, objective, solve
+from solvers import NotCovered, Optimum, Problem, Status, data, objective, solve
 from solvers.solve import is_onehot, is_partial_isometry, is_whitened, rank_one_factor
 from tests.conftest import assert_close
 from tests.problems import ZOO
@@ -126,3 +126,61 @@ def test_detection_helpers(rng: np.random.Generator) -> None:
     assert rank_one_factor(np.zeros((3, 2))) is None
     assert is_onehot(np.eye(3)[[0, 2, 1, 1]]) and is_onehot(np.array([[2.0, 0], [0, 0.5]]))
     assert not is_onehot(np.array([[1.0, 1.0]])) and not is_onehot(np.array([[-1.0, 0.0]]))
+
+
+@pytest.mark.parametrize("case", ZOO, ids=lambda c: c.name)
+def test_zoo_typed_fields(case) -> None:  # noqa: ANN001
+    """Closed forms are EXACT with lower_bound == objective (FISTA: CERTIFIED within its gap
+    tolerance); m* counts the non-zero columns of W_1 and ``directions`` are their unit vectors
+    (linear nets: an orthonormal basis of their span)."""
+    opt = solve(case.problem)
+    assert opt.is_exact
+    if case.family == "linear_l2_general":
+        assert opt.status is Status.CERTIFIED and 0.0 <= opt.rel_gap <= 1e-10
+        assert opt.lower_bound <= opt.objective
+    else:
+        assert opt.status is Status.EXACT
+        assert opt.lower_bound == opt.objective and opt.rel_gap == 0.0
+    W1 = np.asarray(opt.weights[0])
+    cols = np.linalg.norm(W1, axis=0)
+    assert opt.m_star == int(np.count_nonzero(cols > 1e-14 * max(cols.max(initial=0), 1e-300)))
+    if case.problem.batchnorm:
+        assert opt.directions is None
+        return
+    D = opt.directions
+    assert D.shape == (case.problem.d, opt.m_star)
+    np.testing.assert_allclose(np.linalg.norm(D, axis=0), 1.0, rtol=1e-12)
+    if opt.m_star:
+        active = W1[:, cols > 0]
+        # every active neuron lies in span(directions) (and for ReLU is one of them, with sign)
+        resid = active - D @ (D.T @ active)
+        assert np.linalg.norm(resid) <= 1e-12 * np.linalg.norm(active)
+        if case.problem.activation == "relu":
+            cos = D.T @ (active / np.linalg.norm(active, axis=0))
+            assert np.all(np.max(cos, axis=0) >= 1 - 1e-12)
+
+
+def test_optimum_status_rules() -> None:
+    """The typed Optimum refuses inconsistent brackets (each rule shown failing)."""
+    W = [np.zeros((2, 1)), np.zeros((1, 1))]
+    exact = Optimum(objective=2.0, weights=W, family="f")
+    assert exact.status is Status.EXACT and exact.lower_bound == 2.0 and exact.rel_gap == 0.0
+    bracket = Optimum(objective=2.0, weights=W, family="f", status="bracket", lower_bound=1.5)
+    assert bracket.status is Status.BRACKET and not bracket.is_exact
+    assert_close(bracket.rel_gap, 0.25, rtol=1e-15)
+    cert = Optimum(objective=2.0, weights=W, family="f", status=Status.CERTIFIED, lower_bound=2.0)
+    assert cert.is_exact and cert.rel_gap == 0.0
+    with pytest.raises(ValueError, match="lower_bound"):
+        Optimum(objective=2.0, weights=W, family="f", status=Status.BRACKET)
+    with pytest.raises(ValueError, match="exact optimum has lower_bound == objective"):
+        Optimum(objective=2.0, weights=W, family="f", lower_bound=1.0)
+    with pytest.raises(ValueError, match="exceeds the objective"):
+        Optimum(objective=2.0, weights=W, family="f", status="certified", lower_bound=2.1)
+    with pytest.raises(ValueError, match="rel_gap"):
+        Optimum(
+            objective=2.0, weights=W, family="f", status="bracket", lower_bound=1.0, rel_gap=0.1
+        )
+    with pytest.raises(ValueError, match="m_star"):
+        Optimum(objective=2.0, weights=W, family="f", m_star=2, directions=np.ones((2, 1)))
+    with pytest.raises(ValueError):
+        Optimum(objective=2.0, weights=W, family="f", status="converged", lower_bound=1.0)
