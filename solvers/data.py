@@ -70,7 +70,7 @@ __all__ = [
 ]
 
 DATA_KINDS = ("gaussian", "whitened", "rank_one", "spline_1d", "digits")
-TARGET_KINDS = ("gaussian", "onehot", "signed")
+TARGET_KINDS = ("gaussian", "onehot", "onehot_balanced", "signed")
 WHITEN_KINDS = ("auto", "none", "zca", "pca", "exact")  # see whiten(); "auto" = the kind's own
 DIGITS_SAMPLES = 1797
 DIGITS_DIM = 64
@@ -219,14 +219,22 @@ def gaussian_Y(n: int, K: int, *, seed: int) -> np.ndarray:  # noqa: N802, N803
     return _rng(seed).standard_normal((n, K))
 
 
-def onehot_Y(n: int, K: int, *, seed: int) -> np.ndarray:  # noqa: N802, N803
-    """``(n, K)`` one-hot class targets, every class present (needs ``K ≤ n``)."""
+def onehot_Y(n: int, K: int, *, seed: int, balanced: bool = False) -> np.ndarray:  # noqa: N802, N803
+    """``(n, K)`` one-hot class targets, every class present (needs ``K ≤ n``); random class
+    sizes, or with ``balanced`` exactly ``n/K`` samples per class (needs ``K`` to divide ``n``:
+    THEORY §6's simplex ETF, cosine −1/(K−1), is the prediction for equal class sizes)."""
     n, K = _positive_int("n", n), _positive_int("outputs", K)
     if K > n:
         raise ValueError(
             f"outputs must be <= n for one-hot targets with every class present, got outputs={K}, n={n}"
         )
     rng = _rng(seed)
+    if balanced:
+        if n % K:
+            raise ValueError(
+                f"n must be a multiple of outputs for balanced one-hot targets, got n={n}, outputs={K}"
+            )
+        return np.eye(K)[rng.permutation(np.arange(n) % K)]
     labels = np.concatenate([np.arange(K), rng.integers(0, K, size=n - K)])
     labels = rng.permutation(labels)
     return np.eye(K)[labels]
@@ -322,7 +330,9 @@ def make_dataset(
             (needs d = 1; the zig-zag ``y`` is the target, so needs outputs = 1) | ``digits``
             (needs d = 64; ZCA-whitened — exactly ``XXᵀ = I`` when n ≤ 64 — two-class
             ``0`` vs ``1`` for signed targets, classes ``0..outputs−1`` for one-hot).
-        targets: ``gaussian`` | ``onehot`` (needs outputs ≤ n) | ``signed`` (needs outputs = 1).
+        targets: ``gaussian`` | ``onehot`` (needs outputs ≤ n; random class sizes) |
+            ``onehot_balanced`` (n/outputs per class; needs outputs | n; not for digits or
+            spline_1d) | ``signed`` (needs outputs = 1).
         n, d, outputs: samples, input dimension, number of outputs K.
         seed: the one seed; X and Y use independent streams derived from it.
         whiten: :func:`whiten` applied to the raw ``X`` drawn from ``seed`` (the same raw ``X``
@@ -348,8 +358,14 @@ def _raw_dataset(
     _rng(seed)
     if targets == "signed" and K != 1:
         raise ValueError(f"outputs must be 1 for signed targets, got outputs={K}")
-    if targets == "onehot" and K > n:
+    if targets in ("onehot", "onehot_balanced") and K > n:
         raise ValueError(f"outputs must be <= n for one-hot targets, got outputs={K}, n={n}")
+    if targets == "onehot_balanced" and n % K:
+        raise ValueError(
+            f"n must be a multiple of outputs for onehot_balanced targets, got n={n}, outputs={K}"
+        )
+    if targets == "onehot_balanced" and kind in ("digits", "spline_1d"):
+        raise ValueError(f"targets onehot_balanced is not available for {kind} data")
     if targets == "signed" and n < 2:
         raise ValueError(f"n must be >= 2 for signed targets, got n={n}")
     x_seed, y_seed = (int(s) for s in np.random.SeedSequence(int(seed)).generate_state(2))
@@ -397,8 +413,8 @@ def _raw_dataset(
 
     if targets == "gaussian":
         Y = gaussian_Y(n, K, seed=y_seed)
-    elif targets == "onehot":
-        Y = onehot_Y(n, K, seed=y_seed)
+    elif targets in ("onehot", "onehot_balanced"):
+        Y = onehot_Y(n, K, seed=y_seed, balanced=targets == "onehot_balanced")
     else:
         Y = signed_y(n, seed=y_seed)[:, None]
     return X, Y

@@ -147,3 +147,19 @@ def test_make_dataset_errors(kwargs: dict, message: str) -> None:
         data.make_dataset(**kwargs, seed=0)
     with pytest.raises(ValueError, match="seed"):
         data.make_dataset("gaussian", "gaussian", n=3, d=2, outputs=1, seed=-1)
+
+
+def test_onehot_balanced_has_equal_class_sizes() -> None:
+    """``onehot_balanced``: n/K samples per class (THEORY §6's ETF needs equal sizes); the
+    random ``onehot`` stream is unchanged by the option; K not dividing n is refused."""
+    X, Y = data.make_dataset("gaussian", "onehot_balanced", n=12, d=20, outputs=3, seed=5)
+    assert Y.shape == (12, 3) and np.all(Y.sum(axis=1) == 1)
+    assert Y.sum(axis=0).tolist() == [4.0, 4.0, 4.0]
+    _, Yr = data.make_dataset("gaussian", "onehot", n=12, d=20, outputs=3, seed=5)
+    assert np.array_equal(
+        Yr, data.onehot_Y(12, 3, seed=int(np.random.SeedSequence(5).generate_state(2)[1]))
+    )
+    with pytest.raises(ValueError, match="multiple of outputs"):
+        data.make_dataset("gaussian", "onehot_balanced", n=10, d=20, outputs=3, seed=0)
+    with pytest.raises(ValueError, match="not available for digits"):
+        data.make_dataset("digits", "onehot_balanced", n=12, d=64, outputs=3, seed=0)
