@@ -2,8 +2,9 @@
 
 The bar shows done/total and ETA (tqdm's own), plus the number of failed and diverged
 trials and the worst relative gap ``(P_sgd - P*) / |P*|`` seen so far. The summary groups
-this invocation's trials by each grid axis (the params that vary) and gives counts by status
-and the median / worst relative and certified gaps.
+this invocation's trials by each grid axis (the params that vary) and gives counts by status,
+the median / worst relative and certified gaps, how many trials have P* (``with_P*``) and, for
+those without, the median relative width of the certified bracket on P* (``median_bracket``).
 """
 
 from __future__ import annotations
@@ -59,7 +60,8 @@ class Progress:
 def summary_table(pairs: Sequence[tuple[TrialSpec, TrialResult]]) -> str:
     """Per grid axis and value (per experiment for a grid of several experiments; one row
     for a single point): trials, finished/diverged/failed, median and worst relative gap,
-    median relative certified gap. Empty string when there is nothing to summarise."""
+    median relative certified gap; trials with P* and the median bracket width of those without.
+    Empty string when there is nothing to summarise."""
     import pandas as pd
 
     if not pairs:
@@ -73,6 +75,10 @@ def summary_table(pairs: Sequence[tuple[TrialSpec, TrialResult]]) -> str:
         row["rel_cert_gap"] = (
             res.rel_certified_gap if ok and res.rel_certified_gap is not None else math.nan
         )
+        # P* known (exact or certified), else the width of the certified bracket on it
+        row["exact"] = ok and res.exact_objective is not None
+        width = res.bracket_rel_width if ok and res.exact_objective is None else None
+        row["bracket"] = width if width is not None else math.nan
         rows.append(row)
     df = pd.DataFrame(rows)
     specs = [s for s, _ in pairs]
@@ -93,6 +99,8 @@ def summary_table(pairs: Sequence[tuple[TrialSpec, TrialResult]]) -> str:
                 "median_rel_gap": g["rel_gap"].median(),
                 "worst_rel_gap": g["rel_gap"].max(),
                 "median_rel_cert_gap": g["rel_cert_gap"].median(),
+                "with_P*": g["exact"].sum().astype(int),
+                "median_bracket": g["bracket"].median(),
             }
         )
         t.index = ["all"] if axis == "all" else [f"{axis}={v}" for v in t.index]

@@ -18,13 +18,27 @@ import numpy as np
 import pytest
 
 import sweep.trial as trial
-from solvers import Network, Problem, objective, solve
+from solvers import Network, NotCovered, Problem, objective, solve
 from solvers.dual import certificate
 from solvers.problem import Optimum
 from sweep.schema import DataSpec, ModelSpec, TrainSpec, TrialSpec
 from sweep.trial import make_problem, neuron_alignment, run_batch
 
-HAVE_TWO_LAYER = importlib.util.find_spec("solvers.two_layer") is not None
+
+def _dispatched() -> bool:
+    """solve() reaches THEORY §10's solver (H-twolayer's solvers.two_layer) on general data."""
+    if importlib.util.find_spec("solvers.two_layer") is None:
+        return False
+    X = np.random.default_rng(0).standard_normal((6, 2))
+    try:
+        return solve(Problem(X, X[:, 0] ** 2, depth=2, beta=0.1, activation="relu")).family == (
+            "relu_two_layer"
+        )
+    except NotCovered:
+        return False
+
+
+HAVE_TWO_LAYER = _dispatched()
 
 
 def relu_spec(*, kind: str = "whitened", seed: int = 0, depth: int = 2, **train) -> TrialSpec:
@@ -189,7 +203,9 @@ def test_closed_form_relu_trials_log_m_star() -> None:
 # ---------------------------------------------------------------- the real §10 solver
 
 
-@pytest.mark.skipif(not HAVE_TWO_LAYER, reason="solvers.two_layer (H-twolayer) has not landed")
+@pytest.mark.skipif(
+    not HAVE_TWO_LAYER, reason="solve() does not dispatch to THEORY §10 yet (H-twolayer)"
+)
 @pytest.mark.parametrize("bias", [False, True])
 def test_real_two_layer_solver_on_gaussian_data(bias: bool) -> None:
     spec = TrialSpec(
@@ -208,3 +224,39 @@ def test_real_two_layer_solver_on_gaussian_data(bias: bool) -> None:
     # the certificate of the optimal network itself is tight (THEORY §10)
     opt = solve(p)
     assert certificate(p, opt.network) == pytest.approx(opt.objective, rel=1e-6)
+
+
+# ---------------------------------------------------------------- the sweep's summary table
+
+
+def test_summary_table_shows_trials_with_p_star_and_the_bracket_per_axis_value() -> None:
+    from sweep.config import load
+    from sweep.grid import expand
+    from sweep.progress import summary_table
+    from sweep.schema import TrialResult
+
+    specs = expand(load({"data": {"whiten": ["none", "zca"]}, "seed": [0, 1]}))
+    pairs = []
+    for s in specs:
+        if s.data.whiten == "zca":  # P* known
+            r = TrialResult(key=s.key, status="finished", sgd_objective=1.1, exact_objective=1.0)
+        else:  # bracket only: width (1.0 − 0.5)/1.0 for seed 0, (1.0 − 0.8)/1.0 for seed 1
+            lower = 0.5 if s.seed == 0 else 0.8
+            r = TrialResult(
+                key=s.key,
+                status="finished",
+                sgd_objective=1.0,
+                certificate=lower,
+                upper_bound=1.0,
+                lower_bound=lower,
+                bracket_rel_width=1.0 - lower,
+            )
+        pairs.append((s, r))
+    lines = summary_table(pairs).splitlines()
+    header = lines[0].split()
+    rows = {line.split()[0]: dict(zip(header, line.split()[1:], strict=True)) for line in lines[1:]}
+    assert rows["data.whiten=zca"]["with_P*"] == "2"
+    assert rows["data.whiten=zca"]["median_bracket"] == "NaN"
+    assert rows["data.whiten=none"]["with_P*"] == "0"
+    assert float(rows["data.whiten=none"]["median_bracket"]) == pytest.approx(0.35, abs=1e-3)
+    assert float(rows["seed=0"]["median_bracket"]) == pytest.approx(0.5, abs=1e-3)
