@@ -185,7 +185,7 @@ def _optimum_fields(result: TrialResult, problem: Problem, net: Network, opt) ->
         if opt.family == TWO_LAYER_FAMILY and opt.network is not None:
             result.w1_alignment = neuron_alignment(problem, net, opt.network)
         return
-    upper = float(objective(problem, net))
+    upper = min(float(objective(problem, net)), float(result.sgd_objective))  # polished or SGD
     lower = float(result.certificate) if result.certificate is not None else -math.inf
     if opt is not None:  # a bracket: [its certified lower bound, its feasible network's value]
         upper = min(upper, float(opt.objective))
