@@ -162,31 +162,84 @@ def neuron_alignment(problem: Problem, net: Network, optimal: Network) -> float 
     return float(omega @ np.max(U.T @ V, axis=1))
 
 
-def _optimum_fields(result: TrialResult, problem: Problem, net: Network, opt) -> None:
+def _m_star(problem: Problem, opt) -> int | None:
+    """Active neurons / paths of an optimum: its ``m_star``; else, for closed forms that do not
+    say, the neurons of a two-layer ReLU optimum (same rule as :func:`neuron_alignment`)."""
+    m_star = getattr(opt, "m_star", None)
+    if m_star is None and problem.activation == "relu" and problem.depth == 2:
+        if not problem.batchnorm and opt.network is not None:
+            _, w = _neurons(problem, opt.network)
+            m_star = int(np.count_nonzero(w > ACTIVE_TOL * max(float(w.max(initial=0)), 1e-300)))
+    return None if m_star is None else int(m_star)
+
+
+def _optimum(problem: Problem) -> tuple[object | None, object | None, str | None]:
+    """``(optimum, wide, not_covered)`` of a trial's problem (width = the trial's width m).
+
+    ``optimum``: ``solve(problem)`` when it covers the problem AT THIS WIDTH. When it does not
+    because m is below the optimum's m* (closed forms refuse; a solver that ignores the width
+    returns an optimum with ``m_star > m``), ``wide`` is the optimum over every width: its P*
+    (THEORY's P*, "width ≥ m*") is still a certified lower bound on this width-m problem, which
+    the trained net cannot reach (it lacks m* − m neurons) — E11's "width < m*" trials.
+    """
+    try:
+        found = solve(problem)
+    except NotCovered as exc:
+        found, reason = None, str(exc)
+    else:
+        reason = None
+    m = problem.width
+    if m is None:
+        return found, None, reason
+    if found is not None:
+        k = _m_star(problem, found) if _is_exact(found) else None
+        if k is None or k <= m:
+            return found, None, None
+        wide, reason = found, f"width {m} is below the optimum's m* = {k}"
+    else:
+        try:
+            wide = solve(dataclasses.replace(problem, width=None))
+        except NotCovered:
+            return None, None, reason
+        k = _m_star(problem, wide) if _is_exact(wide) else None
+        if k is None or k <= m:
+            return None, None, reason
+    p_any = float(wide.objective)
+    return (
+        None,
+        wide,
+        f"{reason}: P* of this width m = {m} is unknown (> P* = {p_any:.6g} of width >= m* = {k}, "
+        f"family {wide.family}, logged as p_star_any_width and lower_bound)",
+    )
+
+
+def _optimum_fields(result: TrialResult, problem: Problem, net: Network, opt, wide=None) -> None:
     """m*, the neuron alignment, and the best bracket where P* is unknown (THEORY §10, §7).
 
     Exact / certified optimum: ``m_star`` (its active neurons; counted from its first layer for
     closed forms that do not say), the solver's certified relative gap (``optimum_rel_gap``) and,
-    for §10's family, :func:`neuron_alignment`. Otherwise — a ``bracket`` optimum or
-    ``NotCovered`` — P* is bracketed by ``lower_bound`` = the trial's certificate (and the
-    bracket's own lower bound) and ``upper_bound`` = the best objective known (the trained net,
-    the bracket's feasible network); ``not_covered`` says why there is no exact value.
+    for §10's family, :func:`neuron_alignment`. Otherwise — a ``bracket`` optimum, ``NotCovered``
+    or a width below m* (``wide``, see :func:`_optimum`) — P* is bracketed by ``lower_bound`` =
+    the best certified bound (the trial's certificate, the bracket's own lower bound, the P* of
+    any width) and ``upper_bound`` = the best objective known (the trained net — SGD or
+    polished — and the bracket's feasible network); ``not_covered`` says why there is no exact
+    value. A width below m* also logs ``m_star`` and ``p_star_any_width`` (and, for §10, the
+    alignment with the wide optimum's neurons).
     """
     if opt is not None and _is_exact(opt):
-        m_star = getattr(opt, "m_star", None)
-        if m_star is None and problem.activation == "relu" and problem.depth == 2:
-            if not problem.batchnorm:
-                _, w = _neurons(problem, opt.network)
-                m_star = int(
-                    np.count_nonzero(w > ACTIVE_TOL * max(float(w.max(initial=0)), 1e-300))
-                )
-        result.m_star = None if m_star is None else int(m_star)
+        result.m_star = _m_star(problem, opt)
         result.extra["optimum_rel_gap"] = float(getattr(opt, "rel_gap", 0.0) or 0.0)
         if opt.family == TWO_LAYER_FAMILY and opt.network is not None:
             result.w1_alignment = neuron_alignment(problem, net, opt.network)
         return
     upper = min(float(objective(problem, net)), float(result.sgd_objective))  # polished or SGD
     lower = float(result.certificate) if result.certificate is not None else -math.inf
+    if wide is not None:  # width below m*: P* (any width) bounds this problem from below
+        lower = max(lower, float(wide.lower_bound))
+        result.m_star = _m_star(problem, wide)
+        result.extra["p_star_any_width"] = float(wide.objective)
+        if wide.family == TWO_LAYER_FAMILY and wide.network is not None:
+            result.w1_alignment = neuron_alignment(problem, net, wide.network)
     if opt is not None:  # a bracket: [its certified lower bound, its feasible network's value]
         upper = min(upper, float(opt.objective))
         if getattr(opt, "lower_bound", None) is not None:
@@ -228,19 +281,17 @@ def _analyse(
     if diverged:
         return result
 
-    try:
-        found = solve(problem)
-    except NotCovered as exc:
-        found = None
-        result.not_covered = str(exc)
+    found, wide, result.not_covered = _optimum(problem)
     opt = found if found is not None and _is_exact(found) else None  # P* known (§1–§6, §10)
     if opt is not None:
         result.exact_objective = float(opt.objective)
         result.family = opt.family
-    result.certificate = float(certificate(problem, sgd_net, optimum=found))
-    result.extra["dual_bound"] = float(dual_bound(problem, sgd_net))
+    result.certificate = float(
+        certificate(problem, net, optimum=found if found is not None else wide)
+    )
+    result.extra["dual_bound"] = float(dual_bound(problem, net))
     result.layers = _layers(net)
-    _optimum_fields(result, problem, net, found)
+    _optimum_fields(result, problem, net, found, wide)
     if (
         opt is not None and not problem.batchnorm and opt.family != TWO_LAYER_FAMILY
     ):  # BN's earlier layers are scale-invariant, unconstrained
