@@ -50,7 +50,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     uri = args.tracking_uri or default_tracking_uri()
     t0 = time.perf_counter()
-    trials = load(args.experiment, uri)
+    from sweep.store import StoreError
+
+    try:
+        trials = load(args.experiment, uri)
+    except StoreError as exc:  # no store there, or not a readable one: one sentence
+        print(f"analysis: {exc}", file=sys.stderr)
+        return 2
+    if trials.attrs.get("superseded"):
+        print(
+            f"analysis: {trials.attrs['superseded']} run(s) of trials recorded more than once "
+            "were left out (each trial's latest FINISHED run is used).",
+            file=sys.stderr,
+        )
     if trials.empty:
         print(f"analysis: experiment '{args.experiment}' has no trials in {uri}", file=sys.stderr)
         return 2

@@ -2,7 +2,10 @@
 
 A sweep is one MLflow experiment (named after its grid): a parent run per invocation
 (tag ``run_kind=sweep``) and a child run per trial (tag ``run_kind=trial``,
-``mlflow.parentRunId``). :func:`load` returns one row per child run:
+``mlflow.parentRunId``). :func:`load` returns one row per trial key (a store may hold several
+runs of one key: a failed run redone, a killed driver's run, or two drivers that ran the same
+trial; the latest FINISHED run wins, else the latest run, and ``frame.attrs["superseded"]``
+says how many runs were left out):
 
 - params (``data.n``, ``model.depth``, ``train.beta``, ``seed``, ``experiment`` …) cast from
   MLflow's strings to the types of :func:`sweep.schema.param_types` (nullable ``Int64`` /
@@ -117,6 +120,27 @@ def _trial_runs(client, experiment_id: str, page_size: int) -> list:
     ]
 
 
+def _latest_per_key(runs: Sequence) -> tuple[list, int]:
+    """One run per trial key: the latest FINISHED run, else the latest run ("latest" by start
+    time, then end time, then run id); runs without a key are kept. Returns (runs, superseded).
+    """
+
+    def order(r) -> tuple:
+        return (
+            r.info.status == "FINISHED",
+            r.info.start_time or 0,
+            r.info.end_time or 0,
+            r.info.run_id,
+        )
+
+    best: dict[str, object] = {}
+    for r in runs:
+        key = r.data.tags.get(TAG_TRIAL_KEY) or f"run:{r.info.run_id}"
+        if key not in best or order(r) > order(best[key]):
+            best[key] = r
+    return list(best.values()), len(runs) - len(best)
+
+
 def _cast_column(values: list, typ: type) -> pd.Series:
     s = pd.Series(values, dtype=object)
     missing = s.isna()
@@ -180,7 +204,9 @@ def frame_from_results(specs: Sequence[TrialSpec], results: Sequence[TrialResult
             TAG_DEVICE: res.device,
         }
         rows.append({"fixed": fixed, "params": spec.params(), "metrics": res.metrics()})
-    return _build(rows)
+    frame = _build(rows)
+    frame.attrs["superseded"] = 0
+    return frame
 
 
 def curves_from_results(specs: Sequence[TrialSpec], results: Sequence[TrialResult]) -> pd.DataFrame:
@@ -243,18 +269,24 @@ def load(
     curves: bool = False,
     page_size: int = PAGE_SIZE,
 ) -> pd.DataFrame:
-    """One row per trial (child run) of MLflow experiment ``experiment`` (a grid name).
+    """One row per trial key of MLflow experiment ``experiment`` (a grid name): its latest
+    FINISHED child run, else its latest child run; ``frame.attrs["superseded"]`` is the number
+    of other runs of the same keys that were left out (0 for a store written by one driver
+    without failures).
 
     ``tracking_uri``: a ``sqlite:///…`` store or an ``http://`` server (default:
     :func:`default_tracking_uri`). With ``curves=True`` the long-form training curves of
     :func:`load_curves` come back as ``frame.attrs["curves"]``. An experiment that does not
-    exist gives an empty frame (with the fixed columns), not an error.
+    exist gives an empty frame (with the fixed columns), not an error; a store that does not
+    exist raises :class:`sweep.store.StoreError` (one sentence), and nothing is ever written.
     """
     if not isinstance(page_size, int) or page_size < 1:
         raise ValueError(f"page_size must be a positive int, got {page_size!r}")
     client, exp_id = _open(tracking_uri, experiment)
     runs = [] if exp_id is None else _trial_runs(client, exp_id, page_size)
+    runs, superseded = _latest_per_key(runs)
     frame = _frame(runs)
+    frame.attrs["superseded"] = superseded
     frame.attrs["experiment"] = experiment
     frame.attrs["tracking_uri"] = tracking_uri or default_tracking_uri()
     if curves:
@@ -290,7 +322,10 @@ def load_parents(
 
 def _curve_keys(client, exp_id: str, run_ids: set[str] | None, page_size: int) -> dict[str, list]:
     keys = {}
-    for r in _trial_runs(client, exp_id, page_size):
+    runs = _trial_runs(client, exp_id, page_size)
+    if run_ids is None:  # the runs load() keeps: one per trial key
+        runs, _ = _latest_per_key(runs)
+    for r in runs:
         if run_ids is None or r.info.run_id in run_ids:
             keys[r.info.run_id] = sorted(k for k in r.data.metrics if k.startswith(CURVE_PREFIX))
     return keys
@@ -308,7 +343,8 @@ def load_curves(
     """Training curves in long form: columns ``run_id``, ``curve`` (``objective``,
     ``norm_ratio.1`` …, without the ``curve.`` prefix), ``step`` (int64), ``value`` (float64).
 
-    ``run_ids`` restricts to some trials, ``names`` to some curves (without the prefix).
+    ``run_ids`` restricts to some runs (default: the runs :func:`load` keeps, one per trial
+    key), ``names`` to some curves (without the prefix).
     One metric-history call per run and curve (threaded: a server answers them in parallel).
     """
     client, exp_id = _open(tracking_uri, experiment)

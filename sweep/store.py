@@ -253,8 +253,10 @@ def _write_probe(path: Path) -> str | None:
         con = sqlite3.connect(f"file:{path}?mode=rw", uri=True, timeout=LOCK_WAIT)
     except sqlite3.Error as exc:
         return str(exc)
-    try:
-        con.execute("BEGIN IMMEDIATE")  # a write lock: fails on a read-only file or file system
+    try:  # a write that is rolled back: SQLite refuses it on a read-only file or file system
+        version = con.execute("PRAGMA user_version").fetchone()[0]
+        con.execute("BEGIN IMMEDIATE")
+        con.execute(f"PRAGMA user_version = {int(version)}")
         con.execute("ROLLBACK")
     except sqlite3.DatabaseError as exc:
         return str(exc)
