@@ -260,3 +260,32 @@ def test_summary_table_shows_trials_with_p_star_and_the_bracket_per_axis_value()
     assert rows["data.whiten=none"]["with_P*"] == "0"
     assert float(rows["data.whiten=none"]["median_bracket"]) == pytest.approx(0.35, abs=1e-3)
     assert float(rows["seed=0"]["median_bracket"]) == pytest.approx(0.5, abs=1e-3)
+
+
+# ---------------------------------------------------------------- widths below m*
+
+
+@pytest.mark.parametrize("activation,outputs,width", [("relu", 1, 1), ("linear", 3, 2)])
+def test_a_width_below_m_star_logs_p_star_of_any_width_as_a_bound(activation, outputs, width):
+    """§3 (ReLU, m* = 2 paths) and §1 (linear, rank 3 for K = 3 at small β) on whitened data:
+    the width-m problem's P* is unknown, the any-width P* (computed here with width=None,
+    independently of the engine) bounds it from below and is logged as such, never as P*."""
+    spec = TrialSpec(
+        data=DataSpec(kind="whitened", targets="gaussian", n=8, d=12, outputs=outputs),
+        model=ModelSpec(depth=2, width=width, activation=activation),
+        train=TrainSpec(beta=0.05, steps=300, lr=0.02, log_every=100, polish=30),
+    )
+    (r,) = run_batch([spec])
+    assert r.status == "finished", r.error
+    p = make_problem(spec)
+    wide = solve(Problem(p.X, p.Y, depth=2, beta=p.beta, activation=activation))
+    assert wide.m_star > width
+    assert r.exact_objective is None and r.rel_gap is None
+    assert r.m_star == wide.m_star
+    assert r.extra["p_star_any_width"] == pytest.approx(wide.objective, rel=1e-15)
+    assert r.lower_bound == pytest.approx(wide.objective, rel=1e-15)
+    assert r.certificate <= wide.objective * (1 + 1e-12)
+    assert r.upper_bound >= r.lower_bound
+    assert f"width {width} is below" in r.not_covered and "p_star_any_width" in r.not_covered
+    # the narrow net cannot reach P*: it is short of m* - m neurons / rank
+    assert r.upper_bound > wide.objective * (1 + 1e-6)
