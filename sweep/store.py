@@ -88,7 +88,7 @@ KIND_TRIAL = "trial"  # value of sweep.schema.TAG_KIND on a child run (one per t
 SWEEP_FILTER = f"tags.{TAG_KIND} = '{KIND_SWEEP}'"
 TRIAL_FILTER = f"tags.{TAG_KIND} = '{KIND_TRIAL}'"
 PAGE_SIZE = 1000  # runs per search_runs page
-CHECK_TIMEOUT = 4.0  # seconds a server / database gets to answer the preflight check
+CHECK_TIMEOUT = 3.0  # seconds a server / database gets to answer the preflight check
 LOCK_WAIT = 120.0  # seconds a driver waits for another one to finish opening the same store
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _DB_PORTS = {"postgresql": 5432, "postgres": 5432, "mysql": 3306, "mssql": 1433}
