@@ -231,6 +231,7 @@ def run_sweep(
             "command": " ".join(sys.argv),
         },
         config_text=config_text,
+        rerun=sweep.options.rerun,
     )
     print(
         f"sweep '{sweep.grid}': {len(specs)} trials, {len(specs) - len(todo)} already recorded, "
@@ -252,7 +253,9 @@ def run_sweep(
     try:
         if todo:
             stats = run_batches(
-                batches(todo, sweep.runner.batch_size),
+                # each batch is claimed (a RUNNING child run per trial) as it is dispatched, so
+                # several drivers on one store run each key once (Tracker.claim)
+                tracker.claimed(batches(todo, sweep.runner.batch_size)),
                 sweep.runner,
                 on_result=on_result,
                 batch_fn=batch_fn,
@@ -285,6 +288,13 @@ def run_sweep(
         f"diverged, {report.count('failed')} failed, {report.skipped} skipped (already recorded).",
         file=out,
     )
+    ts = tracker.stats
+    if ts.elsewhere or ts.dropped:
+        print(
+            f"{ts.elsewhere + ts.dropped} trial(s) were recorded by another driver running the same "
+            f"sweep ({ts.elsewhere} skipped when dispatched, {ts.dropped} results dropped).",
+            file=out,
+        )
     print(f"results: MLflow experiment '{sweep.grid}' in {store.uri}", file=out)
     print(f"open the UI: {report.ui}", file=out, flush=True)
     return report

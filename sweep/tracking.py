@@ -1,21 +1,25 @@
-"""MLflow recording of a sweep: the only module of ``sweep`` that imports mlflow.
+"""MLflow recording of a sweep: the writer side of the store (:mod:`sweep.store` opens it).
 
 Layout (names from :mod:`sweep.schema`):
 
 - one **experiment** per grid name;
-- one **parent run** per invocation of ``python -m sweep`` (tag ``run_kind=sweep``), FINISHED
-  when the sweep ran to the end, KILLED on Ctrl-C, FAILED on an error in the driver;
+- one **parent run** per invocation of ``python -m sweep`` (tag ``run_kind=sweep``, the
+  driver's ``host:pid`` and a ``heartbeat``), FINISHED when the sweep ran to the end, KILLED on
+  Ctrl-C, FAILED on an error in the driver;
 - one **child run** per trial (tag ``run_kind=trial``, ``mlflow.parentRunId``): params =
   ``TrialSpec.params()``, metrics = ``TrialResult.metrics()``, the training curves as stepped
-  metrics ``curve.<name>``, the ``TAG_*`` tags, the full result as ``trial.json`` and, for a
-  failed trial, ``traceback.txt``. Status FINISHED for finished and diverged trials, FAILED for
-  failed ones (so a re-run tries them again).
+  metrics ``curve.<name>``, the ``TAG_*`` tags, the full result as ``trial.json`` (against a
+  server: a line of the parent's ``results/*.jsonl``, named by the ``trial_json`` tag) and, for
+  a failed trial, ``traceback.txt``. Status FINISHED for finished and diverged trials, FAILED
+  for failed ones (so a re-run tries them again).
 
-Only the driver writes. A child run is created when its result arrives and is completed by
-one writer thread (create → ``log_batch`` → artifacts → terminated), so logging overlaps the
-trials still running and a driver killed mid-write leaves at most a RUNNING child run, which
-the next invocation marks KILLED and redoes (:meth:`Tracker.close_stale`). Resume reads the
-keys of FINISHED child runs (:meth:`Tracker.finished_keys`, paged).
+Only drivers write. A child run is created RUNNING when its trial is dispatched — the driver's
+claim on its key (:meth:`Tracker.claim`) — and completed by the writer threads when the result
+arrives (``log_batch`` → ``trial.json`` → FINISHED), so logging overlaps the trials still
+running. A driver killed mid-sweep leaves RUNNING child runs, which the next invocation (or a
+live driver that needs their keys) marks KILLED and redoes (:meth:`Tracker.close_stale`).
+Several drivers on one store run each key once (see :class:`Tracker`). Resume reads the keys of
+FINISHED child runs (:meth:`Tracker.finished_keys`: one SQL query on a SQLite store).
 
 Where the store is and how it is opened (default URI, checks, atomic creation of a SQLite
 store, the lock between drivers, client, paged search) is :mod:`sweep.store`; this module and
@@ -34,6 +38,7 @@ import subprocess
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -63,20 +68,34 @@ from sweep.schema import (
 from sweep.store import (
     KIND_SWEEP,
     KIND_TRIAL,
+    SWEEP_FILTER,
     TAG_PARENT,
     TRIAL_FILTER,
     Store,
     open_store,
     resolve_store,
     search_runs,
+    sqlite_path,
     ui_command,
 )
 
-__all__ = ["Store", "Tracker", "environment_tags", "resolve_store", "ui_command"]
+__all__ = [
+    "RESULTS_DIR",
+    "TAG_HEARTBEAT",
+    "TAG_RESULT_REF",
+    "Store",
+    "Tracker",
+    "environment_tags",
+    "resolve_store",
+    "ui_command",
+]
 
 _PACKAGES = ("numpy", "scipy", "torch", "ray", "mlflow", "hydra-core", "omegaconf", "dualsweep")
 _MAX_TAG = 5000  # MLflow's tag value limit is 8000 characters
 _PAGE = 5000  # runs per search_runs page
+TAG_HEARTBEAT = "heartbeat"  # parent run: unix time of its driver's last sign of life
+TAG_RESULT_REF = "trial_json"  # child run on a server: runs:/<parent>/results/<chunk>.jsonl
+RESULTS_DIR = "results"  # parent run's artifact folder of JSON-lines results (servers)
 
 
 def _git_commit() -> str:
@@ -128,31 +147,143 @@ def _driver_alive(driver: str) -> bool:
 
 @dataclass
 class _Stats:
-    runs: int = 0  # child runs written
-    seconds: float = 0.0  # time the writer spent in MLflow calls
+    runs: int = 0  # child runs written (FINISHED or FAILED) by this driver
+    seconds: float = 0.0  # wall time during which at least one writer was busy
+    calls: int = 0  # requests to the store (create, log_batch, update, search, artifacts ...)
+    claimed: int = 0  # claims (RUNNING child runs) this driver created
+    elsewhere: int = 0  # trials skipped at dispatch: recorded or claimed by another live driver
+    dropped: int = 0  # results not recorded: another driver's claim or FINISHED run came first
+    taken_over: int = 0  # claims of dead drivers marked KILLED while this one ran their keys
     errors: list[str] = field(default_factory=list)
 
 
-class Tracker:
-    """The driver's MLflow writer for one sweep invocation.
+@dataclass
+class _Claim:
+    run_id: str
+    start_ms: int  # the run's start_time: claims are ordered by (start_ms, run_id)
+    artifact_uri: str
 
-    Construction creates the store (schema migration) and the experiment once, before any
-    trial starts. ``start`` opens the parent run and the writer thread; ``record`` queues a
-    trial; ``finish`` drains the queue and closes the parent run.
+
+@dataclass
+class _Item:
+    spec: TrialSpec
+    result: TrialResult
+    claim: _Claim | None
+
+
+_LIVE_SWEEPS: set[str] = set()  # sweep ids of the Trackers alive in this process
+
+
+class Tracker:
+    """The driver's MLflow writer for one sweep invocation, and its claims on trial keys.
+
+    Construction opens (or creates) the store and the experiment once, before any trial starts.
+    ``start`` opens the parent run, its heartbeat and the writer threads; ``claim`` (or
+    ``claimed``) creates a RUNNING child run per trial before it is dispatched; ``record``
+    queues a result for the writers; ``finish`` drains the queue and closes the parent run.
+
+    Claims (issue 12 #3). Every child run is created when its trial is dispatched, RUNNING, and
+    is the very run its result is later written into, so a claim costs no extra request. Claims
+    on one key are totally ordered by ``(start_time, run_id)``. Before a result is recorded the
+    driver reads the other drivers' claims (a poll that started at least ``settle`` seconds after
+    its own claim, so every claim with an earlier start_time is visible) and records only if no
+    other run of that key is FINISHED and no earlier claim of a live driver exists; otherwise
+    its run is withdrawn (KILLED, then deleted) and the result dropped. A claim whose creation
+    took longer than ``settle / 2`` is withdrawn and made again, so the rule holds for claims
+    made on several machines with clocks within ``settle / 2`` of each other. A driver is live
+    while its parent run is RUNNING and: on this host, its process exists; elsewhere, its
+    parent's ``heartbeat`` tag (refreshed every ``heartbeat_every`` s) is younger than
+    ``stale_after`` s. At dispatch, keys already FINISHED or claimed by a live driver are
+    skipped, and each driver walks its batches from an offset of its own so that drivers started
+    together work on different keys.
+
+    Writes per trial: ``create_run`` (claim, with every identifying tag), one ``log_batch``
+    (params, metrics, curve points, result tags), ``update_run_info`` (FINISHED / FAILED) —
+    through MLflow's store API directly (``MlflowClient.set_terminated`` would add a ``get_run``
+    per run against a server). ``trial.json`` is written straight into a local artifact
+    directory; against a server the results of a group of trials go up as one JSON-lines
+    artifact of the parent run (``results/…``), named by each child's ``trial_json`` tag.
+    Against a server ``writers`` threads write in parallel (default 8); SQLite takes one.
     """
 
-    def __init__(self, store: Store, experiment: str) -> None:
+    def __init__(
+        self,
+        store: Store,
+        experiment: str,
+        *,
+        writers: int | None = None,
+        settle: float | None = None,
+        heartbeat_every: float = 10.0,
+        stale_after: float = 60.0,
+        poll_every: float = 1.0,
+        group: int = 64,
+    ) -> None:
         self.store = store
         # checks the store (one sentence, sweep.store.StoreError), creates it atomically if
         # missing, and the experiment once, before any trial starts
         self.client, self.experiment_id = open_store(store, experiment)
+        # MLflow's store API (AbstractStore): create_run / log_batch / update_run_info in one
+        # request each, without the client's extra get_run calls
+        self._ts = self.client._tracking_client.store
+        self.remote = store.uri.startswith(("http://", "https://"))
+        self.writers = max(1, writers or (8 if self.remote else 1))
+        self.settle = float(settle if settle is not None else (3.0 if self.remote else 0.5))
+        self.heartbeat_every = heartbeat_every
+        self.stale_after = stale_after
+        self.poll_every = poll_every
+        self.group = max(1, group)
         self.experiment = experiment
         self.parent_id: str | None = None
         self.sweep_id = uuid.uuid4().hex[:12]
+        self.driver = f"{socket.gethostname()}:{os.getpid()}"
         self.stats = _Stats()
+        self.rerun = False
         self._env = environment_tags()
+        self._user = _user()
         self._queue: queue.Queue = queue.Queue()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()  # stats, claims, view
+        self._poll_lock = threading.Lock()
+        self._busy = 0
+        self._busy_since = 0.0
+        self._claims: dict[str, _Claim] = {}  # key -> this driver's claim not yet recorded
+        self._t0 = time.time()
+        self._snapshot = self._t0  # when finished_keys read the store (start of the poll window)
+        self._last_poll: float | None = None  # wall time the last completed poll started
+        self._others: dict[str, dict[str, tuple[int, str]]] = {}  # key -> run_id -> (start, sweep)
+        self._done: set[str] = set()  # keys FINISHED by other drivers (seen in polls)
+        self._parents: dict[str, tuple[str, float]] = {}  # live sweep id -> (driver, heartbeat)
+        self._stop = threading.Event()
+        self._heart: threading.Thread | None = None
+        self._chunks = 0
+
+    # ------------------------------------------------------------ store calls
+
+    def _call(self, fn, *args, **kwargs):
+        with self._lock:
+            self.stats.calls += 1
+        return fn(*args, **kwargs)
+
+    def _runs(self, filter_string: str, *, deleted: bool = False) -> list:
+        """Every run of the experiment matching ``filter_string`` (paged; ``deleted``: those
+        in the bin too)."""
+        from mlflow.entities import ViewType
+
+        view = ViewType.ALL if deleted else ViewType.ACTIVE_ONLY
+        runs, token = [], None
+        while True:
+            page = self._call(
+                self.client.search_runs,
+                [self.experiment_id],
+                filter_string=filter_string,
+                run_view_type=view,
+                max_results=_PAGE,
+                page_token=token,
+            )
+            runs.extend(page)
+            token = page.token
+            if not token:
+                return runs
 
     # ------------------------------------------------------------ resume
 
@@ -160,7 +291,17 @@ class Tracker:
         return search_runs(self.client, self.experiment_id, filter_string, page_size=_PAGE)
 
     def finished_keys(self) -> set[str]:
-        """Keys of trials with a FINISHED child run in this experiment."""
+        """Keys of trials with a FINISHED child run in this experiment.
+
+        A SQLite store is read with one SQL query over MLflow's ``runs`` and ``tags`` tables
+        (0.1 s for 100,000 runs, where ``search_runs`` materialises every param and metric);
+        any other store, or a SQLite schema that does not answer it, through ``search_runs``."""
+        self._snapshot = time.time()
+        path = sqlite_path(self.store.uri)
+        if path is not None:
+            keys = _sqlite_finished_keys(path, self.experiment_id)
+            if keys is not None:
+                return keys
         runs = self._search(f"{TRIAL_FILTER} and attributes.status = 'FINISHED'")
         return {r.data.tags[TAG_TRIAL_KEY] for r in runs if TAG_TRIAL_KEY in r.data.tags}
 
@@ -168,34 +309,59 @@ class Tracker:
         """Every child run of this experiment (any status), for inspection and tests."""
         return self._search(TRIAL_FILTER)
 
+    def _owner_alive(self, parent) -> bool:
+        """Whether the driver of parent run ``parent`` (a RUNNING sweep run) is alive."""
+        tags = parent.data.tags
+        driver = tags.get(TAG_DRIVER, "")
+        beat = _float(tags.get(TAG_HEARTBEAT), parent.info.start_time / 1000.0)
+        return self._alive(driver, tags.get(TAG_SWEEP_ID, ""), beat)
+
+    def _alive(self, driver: str, sweep_id: str, beat: float) -> bool:
+        host, _, pid = driver.rpartition(":")
+        if host == socket.gethostname() and pid.isdigit():
+            if int(pid) == os.getpid():
+                return sweep_id in _LIVE_SWEEPS  # another Tracker of this process
+            return _driver_alive(driver)
+        return time.time() - beat < self.stale_after  # another machine: its heartbeat
+
     def close_stale(self) -> int:
         """Mark KILLED every run left RUNNING by a driver that is gone; returns how many.
 
-        Runs of a driver still alive on this host (another sweep in progress) are left alone.
-        """
+        Runs of a live driver (another sweep in progress: on this host its process exists, on
+        another its heartbeat is younger than ``stale_after``) are left alone."""
+        from mlflow.entities import RunStatus
+
         running = self._search("attributes.status = 'RUNNING'")
         parents = {r.info.run_id: r for r in running if r.data.tags.get(TAG_KIND) == KIND_SWEEP}
-        alive = {
-            rid for rid, r in parents.items() if _driver_alive(r.data.tags.get(TAG_DRIVER, ""))
-        }
-        n = 0
+        alive = {rid for rid, r in parents.items() if self._owner_alive(r)}
+        stale = []
         for r in running:
             owner = r.info.run_id if r.info.run_id in parents else r.data.tags.get(TAG_PARENT)
-            if owner in alive:
-                continue
-            self.client.set_terminated(r.info.run_id, "KILLED")
-            n += 1
-        return n
+            if owner not in alive:
+                stale.append(r.info.run_id)
+        now = int(time.time() * 1000)
+        self._map(
+            lambda rid: self._call(self._ts.update_run_info, rid, RunStatus.KILLED, now, None),
+            stale,
+        )
+        return len(stale)
 
-    # ------------------------------------------------------------ writing
+    # ------------------------------------------------------------ parent run
 
-    def start(self, *, params: dict[str, object], config_text: str = "") -> str:
-        """Open the parent run of this invocation and start the writer thread."""
+    def start(
+        self, *, params: dict[str, object], config_text: str = "", rerun: bool = False
+    ) -> str:
+        """Open the parent run of this invocation, its heartbeat and the writer threads.
+        ``rerun``: FINISHED runs from before this invocation do not count as done."""
+        from mlflow.entities import Param
+
+        self.rerun = rerun
         tags = {
             TAG_KIND: KIND_SWEEP,
             TAG_GRID: self.experiment,
             TAG_SWEEP_ID: self.sweep_id,
-            TAG_DRIVER: f"{socket.gethostname()}:{os.getpid()}",
+            TAG_DRIVER: self.driver,
+            TAG_HEARTBEAT: f"{time.time():.3f}",
             **self._env,
         }
         run = self.client.create_run(
@@ -204,48 +370,249 @@ class Tracker:
             run_name=f"{self.experiment}-{time.strftime('%Y%m%d-%H%M%S')}",
         )
         self.parent_id = run.info.run_id
-        from mlflow.entities import Param
-
+        _LIVE_SWEEPS.add(self.sweep_id)
         self.client.log_batch(
             self.parent_id, params=[Param(k, str(v)[:6000]) for k, v in params.items()]
         )
         if config_text:
             self.client.log_text(self.parent_id, config_text, "sweep_config.yaml")
-        self._thread = threading.Thread(target=self._writer, name="mlflow-writer", daemon=True)
-        self._thread.start()
+        self._heart = threading.Thread(target=self._heartbeat, name="sweep-heartbeat", daemon=True)
+        self._heart.start()
+        self._threads = [
+            threading.Thread(target=self._writer, name=f"mlflow-writer-{i}", daemon=True)
+            for i in range(self.writers)
+        ]
+        for t in self._threads:
+            t.start()
         return self.parent_id
 
+    def _heartbeat(self) -> None:
+        from mlflow.entities import RunTag
+
+        while not self._stop.wait(self.heartbeat_every):
+            try:
+                self._call(
+                    self._ts.set_tag, self.parent_id, RunTag(TAG_HEARTBEAT, f"{time.time():.3f}")
+                )
+            except Exception:  # a missed beat is retried at the next one
+                pass
+
+    # ------------------------------------------------------------ claims
+
+    def _poll(self, needed: float = 0.0) -> None:
+        """Refresh the view of other drivers' claims, FINISHED runs and live parents, unless a
+        poll that started at or after ``needed`` (wall time) already did."""
+        with self._poll_lock:
+            if self._last_poll is not None and self._last_poll >= needed:
+                return
+            t = time.time()
+            me = f"tags.{TAG_SWEEP_ID} != '{self.sweep_id}'"
+            if self._last_poll is None:
+                new = self._runs(f"{TRIAL_FILTER} and {me} and attributes.status = 'RUNNING'")
+                since_end = self._snapshot
+            else:
+                since = int((self._last_poll - self.settle) * 1000)
+                new = self._runs(
+                    f"{TRIAL_FILTER} and {me} and attributes.start_time >= {since}", deleted=True
+                )
+                since_end = self._last_poll
+            ended = self._runs(
+                f"{TRIAL_FILTER} and {me} and attributes.end_time >= "
+                f"{int((since_end - self.settle) * 1000)}",
+                deleted=True,
+            )
+            parents = self._runs(f"{SWEEP_FILTER} and attributes.status = 'RUNNING'")
+            with self._lock:
+                for r in (*new, *ended):
+                    key = r.data.tags.get(TAG_TRIAL_KEY)
+                    if not key:
+                        continue
+                    live = r.info.lifecycle_stage == "active"
+                    if r.info.status == "RUNNING" and live:
+                        self._others.setdefault(key, {})[r.info.run_id] = (
+                            int(r.info.start_time),
+                            r.data.tags.get(TAG_SWEEP_ID, ""),
+                        )
+                        continue
+                    self._others.get(key, {}).pop(r.info.run_id, None)
+                    if r.info.status == "FINISHED" and live:
+                        if not self.rerun or r.info.start_time >= (self._t0 - self.settle) * 1000:
+                            self._done.add(key)
+                self._parents = {
+                    p.data.tags.get(TAG_SWEEP_ID, ""): (
+                        p.data.tags.get(TAG_DRIVER, ""),
+                        _float(p.data.tags.get(TAG_HEARTBEAT), p.info.start_time / 1000.0),
+                    )
+                    for p in parents
+                }
+                self._last_poll = t
+
+    def _live(self, sweep_id: str) -> bool:
+        p = self._parents.get(sweep_id)
+        return p is not None and self._alive(p[0], sweep_id, p[1])
+
+    def _blocked(self, key: str, mine: _Claim | None) -> bool:
+        """Whether another driver owns ``key``: it has a FINISHED run of it, or a live claim
+        ordered before ``mine`` (any live claim when ``mine`` is None)."""
+        if key in self._done:
+            return True
+        for rid, (start, sid) in self._others.get(key, {}).items():
+            if mine is not None and (start, rid) > (mine.start_ms, mine.run_id):
+                continue
+            if self._live(sid):
+                return True
+        return False
+
+    def _stale_claims(self, key: str, mine: _Claim) -> list[str]:
+        """Claims of ``key`` ordered before ``mine`` whose drivers are gone."""
+        return [
+            rid
+            for rid, (start, sid) in self._others.get(key, {}).items()
+            if (start, rid) < (mine.start_ms, mine.run_id) and not self._live(sid)
+        ]
+
+    def _claim_tags(self, spec: TrialSpec) -> dict[str, str]:
+        tags = {
+            TAG_KIND: KIND_TRIAL,
+            TAG_TRIAL_KEY: spec.key,
+            TAG_GRID: self.experiment,
+            TAG_SWEEP_ID: self.sweep_id,
+            TAG_DRIVER: self.driver,
+            TAG_EXPERIMENT: spec.experiment,
+            **self._env,
+        }
+        if self.parent_id:
+            tags[TAG_PARENT] = self.parent_id
+        return tags
+
+    def _create(self, spec: TrialSpec) -> _Claim:
+        """Create the RUNNING child run that claims ``spec.key`` (again if it took too long)."""
+        from mlflow.entities import RunTag
+
+        tags = [RunTag(k, v) for k, v in self._claim_tags(spec).items()]
+        name = f"{spec.experiment or self.experiment}-{spec.key[:8]}"
+        for attempt in range(4):
+            t0 = time.time()
+            start = int(t0 * 1000)
+            run = self._call(self._ts.create_run, self.experiment_id, self._user, start, tags, name)
+            claim = _Claim(run.info.run_id, start, run.info.artifact_uri)
+            if time.time() - t0 <= self.settle / 2 or attempt == 3:
+                with self._lock:
+                    self.stats.claimed += 1
+                return claim
+            self._withdraw(claim.run_id)  # others may have polled before it was visible
+        raise AssertionError("unreachable")
+
+    def _withdraw(self, run_id: str) -> None:
+        """Take back a claim: KILLED (so pollers see it end), then deleted."""
+        from mlflow.entities import RunStatus
+
+        self._call(
+            self._ts.update_run_info, run_id, RunStatus.KILLED, int(time.time() * 1000), None
+        )
+        self._call(self._ts.delete_run, run_id)
+
+    def _map(self, fn, items: list) -> list:
+        if self.writers == 1 or len(items) <= 1:
+            return [fn(x) for x in items]
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(self.writers, len(items))) as pool:
+            return list(pool.map(fn, items))
+
+    def claim(self, specs: list[TrialSpec]) -> list[TrialSpec]:
+        """Claim ``specs`` for this driver before they are dispatched; returns those it got.
+
+        Keys FINISHED or claimed by another live driver (as of a poll at most ``poll_every`` s
+        old) are left out; for the others a RUNNING child run is created (the run the result is
+        written into). Races between drivers that claim the same key at the same moment are
+        settled when the result is recorded (see the class docstring)."""
+        if self.parent_id is None:
+            raise RuntimeError("Tracker.claim called before Tracker.start")
+        self._poll(time.time() - self.poll_every)
+        with self._lock:
+            todo = [
+                s for s in specs if s.key not in self._claims and not self._blocked(s.key, None)
+            ]
+            self.stats.elsewhere += sum(1 for s in specs if s.key not in self._claims) - len(todo)
+        claims = self._map(self._create, todo)
+        with self._lock:
+            for spec, c in zip(todo, claims, strict=True):
+                self._claims[spec.key] = c
+        return todo
+
+    def claimed(self, groups) -> Iterator[list[TrialSpec]]:
+        """``claim`` each batch of ``groups`` as it is taken (lazily), starting at an offset
+        derived from this driver's sweep id so that drivers started together take different
+        batches first; empty batches (every key owned elsewhere) are left out."""
+        groups = list(groups)
+        if not groups:
+            return
+        k = int(self.sweep_id, 16) % len(groups)
+        for batch in groups[k:] + groups[:k]:
+            won = self.claim(list(batch))
+            if won:
+                yield won
+
+    # ------------------------------------------------------------ results
+
     def record(self, spec: TrialSpec, result: TrialResult) -> None:
-        """Queue one trial for the writer thread (returns at once)."""
-        if self._thread is None:
+        """Queue one trial for the writer threads (returns at once)."""
+        if not self._threads:
             raise RuntimeError("Tracker.record called before Tracker.start")
-        self._queue.put((spec, result))
+        with self._lock:
+            claim = self._claims.get(spec.key)
+        self._queue.put(_Item(spec, result, claim))
 
     def pending(self) -> int:
         """Trials queued but not yet written."""
         return self._queue.qsize()
 
     def finish(self, status: str) -> None:
-        """Write every queued trial, then mark the parent run ``status``.
+        """Write every queued trial, mark claims never recorded KILLED, close the parent run.
 
         Raises RuntimeError if any trial could not be written (after closing the parent).
         """
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join()
-            self._thread = None
-        if self.parent_id is not None:
-            from mlflow.entities import Metric
+        from mlflow.entities import Metric, RunStatus
 
-            now = int(time.time() * 1000)
+        for _ in self._threads:
+            self._queue.put(None)
+        for t in self._threads:
+            t.join()
+        self._threads = []
+        self._stop.set()
+        if self._heart is not None:
+            self._heart.join()
+            self._heart = None
+        with self._lock:
+            left = [c.run_id for c in self._claims.values()]
+            self._claims.clear()
+        now = int(time.time() * 1000)
+        try:
+            self._map(
+                lambda rid: self._call(self._ts.update_run_info, rid, RunStatus.KILLED, now, None),
+                left,
+            )
+        except Exception as exc:
+            self.stats.errors.append(f"closing {len(left)} unrecorded claims: {exc}")
+        if self.parent_id is not None:
             self.client.log_batch(
                 self.parent_id,
                 metrics=[
                     Metric("runs_recorded", float(self.stats.runs), now, 0),
                     Metric("mlflow_seconds", self.stats.seconds, now, 0),
+                    Metric("claims_dropped", float(self.stats.dropped), now, 0),
+                    Metric("trials_elsewhere", float(self.stats.elsewhere), now, 0),
                 ],
             )
-            self.client.set_terminated(self.parent_id, status)
+            self._call(
+                self._ts.update_run_info,
+                self.parent_id,
+                RunStatus.from_string(status),
+                int(time.time() * 1000),
+                None,
+            )
+        _LIVE_SWEEPS.discard(self.sweep_id)
         if self.stats.errors:
             raise RuntimeError(
                 f"{len(self.stats.errors)} trial(s) could not be recorded in MLflow; first error: "
@@ -257,46 +624,95 @@ class Tracker:
             item = self._queue.get()
             if item is None:
                 return
-            t0 = time.perf_counter()
+            items = [item]
+            while len(items) < self.group:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    self._queue.put(None)  # for another writer (or this one, next round)
+                    break
+                items.append(nxt)
+            with self._lock:
+                if self._busy == 0:
+                    self._busy_since = time.perf_counter()
+                self._busy += 1
             try:
-                self._write(*item)
-                self.stats.runs += 1
+                self._write_group(items)
             except Exception as exc:  # recorded and re-raised by finish(): never silently lost
-                self.stats.errors.append(f"{item[0].key}: {type(exc).__name__}: {exc}")
-            self.stats.seconds += time.perf_counter() - t0
+                with self._lock:
+                    self.stats.errors.extend(
+                        f"{it.spec.key}: {type(exc).__name__}: {exc}" for it in items
+                    )
+            finally:
+                with self._lock:
+                    self._busy -= 1
+                    if self._busy == 0:
+                        self.stats.seconds += time.perf_counter() - self._busy_since
 
-    def _artifact(self, run_id: str, artifact_uri: str, name: str, text: str) -> None:
-        """A text artifact; written straight to disk for a local (file://) artifact store."""
-        if artifact_uri.startswith("file://"):
-            folder = Path(url2pathname(urlparse(artifact_uri).path))
-            folder.mkdir(parents=True, exist_ok=True)
-            (folder / name).write_text(text)
-        else:
-            self.client.log_text(run_id, text, name)
+    def _write_group(self, items: list[_Item]) -> None:
+        from mlflow.entities import RunStatus
 
-    def _write(self, spec: TrialSpec, result: TrialResult) -> None:
-        from mlflow.entities import Metric, Param
+        for it in items:
+            if it.claim is None:  # recorded without a claim at dispatch: claim it now
+                it.claim = self._create(it.spec)
+                with self._lock:
+                    self._claims[it.spec.key] = it.claim
+        # every claim ordered before ours was visible once `settle` seconds have passed
+        needed = max(it.claim.start_ms for it in items) / 1000.0 + self.settle
+        wait = needed - time.time()
+        if wait > 0:
+            time.sleep(wait)
+        self._poll(needed)
+        winners, stale = [], []
+        with self._lock:
+            for it in items:
+                if self._blocked(it.spec.key, it.claim):
+                    continue
+                winners.append(it)
+                stale += self._stale_claims(it.spec.key, it.claim)
+        losers = [it for it in items if it not in winners]
+        for it in losers:
+            self._withdraw(it.claim.run_id)
+        now = int(time.time() * 1000)
+        for rid in stale:  # a dead driver's claim on a key this one now records
+            self._call(self._ts.update_run_info, rid, RunStatus.KILLED, now, None)
+        ref = self._upload_results(winners) if self.remote and winners else None
+        for it in winners:
+            self._write(it, ref)
+        with self._lock:
+            self.stats.dropped += len(losers)
+            self.stats.taken_over += len(stale)
+            self.stats.runs += len(winners)
+            for it in items:
+                self._claims.pop(it.spec.key, None)
 
+    def _upload_results(self, items: list[_Item]) -> str:
+        """One JSON-lines artifact of the parent run with the results of ``items``; returns
+        the reference each child's ``trial_json`` tag carries."""
+        with self._lock:
+            self._chunks += 1
+            name = f"{RESULTS_DIR}/{self.sweep_id}-{self._chunks:06d}.jsonl"
+        text = "".join(it.result.to_json() + "\n" for it in items)
+        self._call(self.client.log_text, self.parent_id, text, name)
+        return f"runs:/{self.parent_id}/{name}"
+
+    def _write(self, it: _Item, ref: str | None) -> None:
+        from mlflow.entities import Metric, Param, RunStatus, RunTag
+
+        spec, result, claim = it.spec, it.result, it.claim
         tags = {
-            TAG_KIND: KIND_TRIAL,
-            TAG_TRIAL_KEY: spec.key,
-            TAG_GRID: self.experiment,
             TAG_STATUS: result.status,
-            TAG_SWEEP_ID: self.sweep_id,
             TAG_NODE_ID: result.node_id or "driver",
             TAG_DEVICE: result.device,
-            TAG_EXPERIMENT: spec.experiment,
-            **self._env,
         }
         if result.family:
             tags[TAG_FAMILY] = result.family
         if result.not_covered:
             tags[TAG_NOT_COVERED] = result.not_covered[:_MAX_TAG]
-        if self.parent_id:
-            tags[TAG_PARENT] = self.parent_id
-        name = f"{spec.experiment or self.experiment}-{spec.key[:8]}"
-        run = self.client.create_run(self.experiment_id, tags=tags, run_name=name)
-        run_id = run.info.run_id
+        if ref:
+            tags[TAG_RESULT_REF] = ref
         now = int(time.time() * 1000)
         metrics = [Metric(k, v, now, 0) for k, v in result.metrics().items()]
         for cname, values in result.curves.items():
@@ -304,12 +720,66 @@ class Tracker:
                 if v is not None and math.isfinite(float(v)):
                     metrics.append(Metric(CURVE_PREFIX + cname, float(v), now, int(step)))
         params = [Param(k, str(v)) for k, v in spec.params().items()]
-        self.client.log_batch(run_id, metrics=metrics[:900], params=params)
-        for i in range(900, len(metrics), 1000):
-            self.client.log_batch(run_id, metrics=metrics[i : i + 1000])
-        self._artifact(run_id, run.info.artifact_uri, ARTIFACT_RESULT, result.to_json())
+        tag_list = [RunTag(k, v) for k, v in tags.items()]
+        # MLflow's limits per log_batch: 100 params + tags, 1000 entities in all
+        first = 1000 - len(params[:100]) - len(tag_list)
+        self._call(self._ts.log_batch, claim.run_id, metrics[:first], params[:100], tag_list)
+        for i in range(100, len(params), 100):
+            self._call(self._ts.log_batch, claim.run_id, [], params[i : i + 100], [])
+        for i in range(first, len(metrics), 1000):
+            self._call(self._ts.log_batch, claim.run_id, metrics[i : i + 1000], [], [])
+        if not self.remote:
+            self._artifact(claim, ARTIFACT_RESULT, result.to_json())
         if result.status == "failed":
-            self._artifact(
-                run_id, run.info.artifact_uri, ARTIFACT_TRACEBACK, result.error or "(no traceback)"
-            )
-        self.client.set_terminated(run_id, "FAILED" if result.status == "failed" else "FINISHED")
+            self._artifact(claim, ARTIFACT_TRACEBACK, result.error or "(no traceback)")
+        status = RunStatus.FAILED if result.status == "failed" else RunStatus.FINISHED
+        self._call(self._ts.update_run_info, claim.run_id, status, int(time.time() * 1000), None)
+
+    def _artifact(self, claim: _Claim, name: str, text: str) -> None:
+        """A text artifact; written straight to disk for a local (file://) artifact store."""
+        if claim.artifact_uri.startswith("file://"):
+            folder = Path(url2pathname(urlparse(claim.artifact_uri).path))
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / name).write_text(text)
+        else:
+            self._call(self.client.log_text, claim.run_id, text, name)
+
+
+def _user() -> str:
+    try:
+        import getpass
+
+        return getpass.getuser()
+    except Exception:
+        return "unknown"
+
+
+def _float(text: str | None, default: float) -> float:
+    try:
+        return float(text) if text else default
+    except ValueError:
+        return default
+
+
+def _sqlite_finished_keys(path: Path, experiment_id: str) -> set[str] | None:
+    """Trial keys with a FINISHED, active child run in ``experiment_id``, read with one SQL
+    query from MLflow's tables (read-only); None when the schema does not answer it."""
+    import sqlite3
+
+    try:
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=60)
+    except sqlite3.Error:
+        return None
+    try:
+        rows = con.execute(
+            "SELECT DISTINCT k.value FROM runs r "
+            "JOIN tags k ON k.run_uuid = r.run_uuid AND k.key = ? "
+            "JOIN tags t ON t.run_uuid = r.run_uuid AND t.key = ? AND t.value = ? "
+            "WHERE r.experiment_id = ? AND r.status = 'FINISHED' AND r.lifecycle_stage = 'active'",
+            (TAG_TRIAL_KEY, TAG_KIND, KIND_TRIAL, int(experiment_id)),
+        ).fetchall()
+    except (sqlite3.Error, ValueError):
+        return None
+    finally:
+        con.close()
+    return {r[0] for r in rows}
