@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import threading
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -416,6 +417,34 @@ def load_results(
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     uri = tracking_uri or default_tracking_uri()
 
+    chunks: dict[str, dict[str, str]] = {}  # JSON-lines result files, read once each
+    lock = threading.Lock()
+
+    def from_chunk(rid: str) -> str | None:
+        """A result a driver wrote against a server: a line of its parent's results/*.jsonl,
+        named by the child's ``trial_json`` tag (sweep.tracking.TAG_RESULT_REF)."""
+        from sweep.store import client
+        from sweep.tracking import TAG_RESULT_REF
+
+        tags = client(uri).get_run(rid).data.tags
+        ref, key = tags.get(TAG_RESULT_REF), tags.get(TAG_TRIAL_KEY)
+        if not ref or not key:
+            return None
+        with lock:
+            lines = chunks.get(ref)
+        if lines is None:
+            with tempfile.TemporaryDirectory(prefix="analysis-") as tmp:
+                path = mlflow.artifacts.download_artifacts(
+                    artifact_uri=ref, dst_path=tmp, tracking_uri=uri
+                )
+                lines = {}
+                for line in Path(path).read_text().splitlines():
+                    if line.strip():
+                        lines[json.loads(line)["key"]] = line
+            with lock:
+                chunks[ref] = lines
+        return lines.get(key)
+
     def fetch(rid: str) -> tuple[str, TrialResult | None]:
         with tempfile.TemporaryDirectory(prefix="analysis-") as tmp:
             try:
@@ -423,8 +452,13 @@ def load_results(
                     run_id=rid, artifact_path=ARTIFACT_RESULT, dst_path=tmp, tracking_uri=uri
                 )
                 text = Path(path).read_text()
-            except Exception:  # no artifact for this run (e.g. written by an older sweep)
-                return rid, None
+            except Exception:  # no trial.json artifact: a server run's JSON-lines chunk, or none
+                try:
+                    text = from_chunk(rid)
+                except Exception:
+                    text = None
+                if text is None:
+                    return rid, None
         try:
             return rid, TrialResult.from_json(text)
         except (ValueError, TypeError, KeyError, json.JSONDecodeError):
