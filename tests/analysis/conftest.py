@@ -1,6 +1,6 @@
 """Fixtures for the analysis tests: REAL trials, REAL MLflow stores (never fakes).
 
-- ``mini``: tiny trials of every paper experiment (E1–E10 and rank-one data, plus one trial
+- ``mini``: tiny trials of every paper experiment (E1–E11 and rank-one data, plus one trial
   made to diverge) run in-process by ``sweep.trial.run_batch`` and recorded by the sweep's
   own MLflow writer (``sweep.tracking.Tracker``) into a temporary SQLite store — once per
   session.
@@ -169,6 +169,15 @@ def mini_specs() -> list:
             dict(beta=0.5, steps=200, lr=0.002),
         )
     )
+    for width in (1, 8):  # E11: 2-layer ReLU on general data, width below / above m* (§10)
+        specs.append(
+            _spec(
+                "E11",
+                dict(kind="gaussian", n=10, d=2),
+                dict(depth=2, width=width, activation="relu"),
+                dict(beta=0.1, steps=300, lr=0.01, polish=50),
+            )
+        )
     return specs
 
 

@@ -1,0 +1,161 @@
+"""E11 (does SGD reach P* as a function of width / m*?) on REAL trials, then on perturbed copies
+of their frame: every check is shown passing where the trials support it and failing when one
+number is moved across its threshold.
+
+The trials: 2-layer ReLU nets on whitened data (THEORY §3 gives P* and m* = 2 exactly, and §10's
+P* coincides with it there), width 1 (< m*) and width 8 (≥ m*), three seeds each, run by the
+real engine; ``frame_from_results`` gives the frame ``analysis.load`` would read.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from analysis import frame_from_results
+from analysis.experiments import EXPERIMENTS, Status, run
+from analysis.experiments.e11_two_layer_width import NARROW, WIDE, e11_rows
+from analysis.experiments.verdicts import AT_OPT, GD_TOL
+from sweep.schema import DataSpec, ModelSpec, TrainSpec, TrialSpec
+from sweep.trial import run_batch
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def trials():
+    specs = [
+        TrialSpec(
+            data=DataSpec(kind="whitened", n=8, d=12),
+            model=ModelSpec(depth=2, width=width, activation="relu"),
+            train=TrainSpec(beta=0.1, steps=300, lr=0.05, polish=40, log_every=100),
+            seed=seed,
+            experiment="E11",
+        )
+        for width in (1, 8)
+        for seed in (0, 1, 2)
+    ]
+    results = []
+    for width in (1, 8):
+        results += run_batch([s for s in specs if s.model.width == width])
+    assert all(r.status == "finished" for r in results), [r.error for r in results]
+    return specs, results
+
+
+@pytest.fixture
+def frame(trials) -> pd.DataFrame:
+    return frame_from_results(*trials)
+
+
+def _check(outcome, name: str):
+    (check,) = [c for c in outcome.checks if c.name == name]
+    return check
+
+
+def test_rows_follow_the_logged_numbers(trials, frame) -> None:
+    specs, results = trials
+    rows = e11_rows(frame).set_index("run_id")
+    for s, r in zip(specs, results, strict=True):
+        row = rows.loc[s.key]
+        assert row["width"] == s.model.width and row["m_star"] == r.m_star == 2
+        if s.model.width == 1:  # P* of any width: the engine's lower bound, not an exact value
+            assert row["regime"] == NARROW and r.exact_objective is None
+            p = r.extra["p_star_any_width"]
+        else:
+            assert row["regime"] == WIDE
+            p = r.exact_objective
+        assert row["p_star"] == p
+        assert row["sgd_rel_gap"] == pytest.approx((r.sgd_objective - p) / abs(p), rel=1e-12)
+        assert row["polished_rel_gap"] == pytest.approx(
+            (r.polished_objective - p) / abs(p), rel=1e-12
+        )
+
+
+def test_verdict_on_the_real_trials(frame, tmp_path) -> None:
+    out = run("E11", frame, out_dir=tmp_path)
+    assert out.n_trials == 6
+    assert _check(out, "P* is a lower bound").status is Status.PASS
+    narrow = _check(out, "width < m*: P* out of reach")
+    assert narrow.status is Status.PASS and narrow.n == 3 and narrow.passed == 3
+    reach = _check(out, "width ≥ m*: reaches P*")
+    rows = e11_rows(frame)
+    wide = rows[rows["regime"] == WIDE]
+    within = int((wide["sgd_rel_gap"].abs() <= GD_TOL).sum())  # full-batch GD: GD_TOL
+    assert (reach.n, reach.passed) == (3, within)
+    assert reach.status is (Status.PASS if within == 3 else Status.FAIL)
+    assert out.status is (Status.PASS if within == 3 else Status.FAIL)
+    assert out.figure.read_bytes()[:8] == PNG
+    table = pd.read_csv(out.files["csv"])
+    assert sorted(table["regime"]) == sorted([NARROW, WIDE])
+    assert table["trials"].sum() == 6
+
+
+def _move(frame: pd.DataFrame, mask: pd.Series, rel_gap: float) -> pd.DataFrame:
+    """A copy whose trials in ``mask`` end (SGD and polished) at P*(1 + rel_gap)."""
+    f = frame.copy()
+    p = f["exact_objective"].where(f["exact_objective"].notna(), f["p_star_any_width"])
+    value = p * (1 + rel_gap)
+    for col in ("sgd_objective", "polished_objective"):
+        f.loc[mask, col] = value[mask]
+    has_exact = mask & f["exact_objective"].notna()
+    f.loc[has_exact, "rel_gap"] = rel_gap
+    f.loc[has_exact, "polished_rel_gap"] = rel_gap
+    return f
+
+
+def test_a_narrow_trial_at_p_star_fails_out_of_reach(frame) -> None:
+    narrow = frame["model.width"] == 1
+    first = narrow & (frame.index == frame[narrow].index[0])
+    out = run("E11", _move(frame, first, 0.1 * AT_OPT))
+    check = _check(out, "width < m*: P* out of reach")
+    assert check.status is Status.FAIL and check.passed == 2
+    assert out.status is Status.FAIL
+    # just above the threshold it passes again (the threshold is AT_OPT, not the data)
+    out = run("E11", _move(frame, first, 10 * AT_OPT))
+    assert _check(out, "width < m*: P* out of reach").status is Status.PASS
+
+
+def test_wide_trials_at_p_star_pass_and_one_above_fails(frame) -> None:
+    wide = frame["model.width"] == 8
+    good = _move(frame, wide, 0.1 * GD_TOL)
+    out = run("E11", good)
+    assert _check(out, "width ≥ m*: reaches P*").status is Status.PASS
+    assert out.status is Status.PASS
+    one = wide & (frame.index == frame[wide].index[0])
+    out = run("E11", _move(good, one, 10 * GD_TOL))
+    check = _check(out, "width ≥ m*: reaches P*")
+    assert check.status is Status.FAIL and check.passed == 2
+
+
+def test_a_trial_below_p_star_or_a_certificate_above_it_fails(frame) -> None:
+    wide = frame["model.width"] == 8
+    good = _move(frame, wide, 0.1 * GD_TOL)
+    one = wide & (frame.index == frame[wide].index[0])
+    out = run("E11", _move(good, one, -1e-6))
+    assert _check(out, "P* is a lower bound").status is Status.FAIL
+    bad = good.copy()
+    bad.loc[one, "certificate"] = bad.loc[one, "exact_objective"] * (1 + 1e-6)
+    assert _check(run("E11", bad), "P* is a lower bound").status is Status.FAIL
+
+
+def test_too_few_narrow_trials_is_inconclusive(frame) -> None:
+    keep = (frame["model.width"] == 8) | (frame.index == frame[frame["model.width"] == 1].index[0])
+    out = run("E11", frame[keep])
+    assert _check(out, "width < m*: P* out of reach").status is Status.INCONCLUSIVE
+
+
+def test_registered_and_structurally_matched() -> None:
+    assert "E11" in EXPERIMENTS
+    f = pd.DataFrame(
+        {
+            "run_id": ["a", "b", "c", "d"],
+            "experiment": ["", "", "", ""],
+            "model.activation": ["relu", "relu", "linear", "relu"],
+            "model.depth": [2, 2, 2, 3],
+            "model.batchnorm": [False] * 4,
+            "model.bias": [False, True, False, False],
+            "data.kind": ["gaussian", "digits", "gaussian", "gaussian"],
+            "status": ["finished"] * 4,
+        }
+    )
+    assert list(EXPERIMENTS["E11"].rows(f)["run_id"]) == ["a", "b"]
