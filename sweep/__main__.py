@@ -35,8 +35,46 @@ def _options(group: str) -> list[str]:
     ]
 
 
+def _yaml_error(exc: BaseException) -> BaseException | None:
+    """The YAML syntax error behind ``exc`` (itself, or a cause/context), if any."""
+    import yaml
+
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, yaml.YAMLError):
+            return exc
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return None
+
+
+def _yaml_sentence(exc: BaseException) -> str:
+    """``FILE: YAML syntax error at line L, column C: PROBLEM`` (1-based, as editors count)."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    problem = (getattr(exc, "problem", None) or str(exc).splitlines()[0]).strip().rstrip(".")
+    context = (getattr(exc, "context", None) or "").strip()
+    if mark is None:
+        return f"a config file is not valid YAML: {problem}."
+    where = f"line {mark.line + 1}, column {mark.column + 1}"
+    start = getattr(exc, "context_mark", None)
+    if context and start is not None and start is not mark:
+        context += f" started at line {start.line + 1}, column {start.column + 1}"
+    detail = f"{problem} ({context})" if context else problem
+    return f"{mark.name} is not valid YAML at {where}: {detail}; fix the file and run again."
+
+
 def _sentence(exc: BaseException) -> str:
     """One sentence out of a Hydra / OmegaConf error."""
+    if _yaml_error(exc) is not None:
+        return _yaml_sentence(_yaml_error(exc))
+    override_text = getattr(exc, "override", None)
+    if isinstance(override_text, str) and "=" in override_text:  # OverrideParseException
+        name = override_text.split("=", 1)[0].lstrip("+~")
+        value = override_text.split("=", 1)[1]
+        problem = str(getattr(exc, "message", exc)).splitlines()[0].rstrip(".")
+        return (
+            f"{name}: the command-line value {value!r} does not parse ({problem}); "
+            f"write a list as '{name}=[v1,v2]' in quotes."
+        )
     text = str(exc).strip()
     missing = re.search(r"Could not find '([\w\-]+)/([\w.\-]+)'", text)
     if missing:
@@ -66,35 +104,47 @@ def _fail(message: str) -> None:
     sys.exit(2)
 
 
+def _dry_run(sweep, total: int) -> None:
+    """Print the header (from the blocks: no expansion), then stream one line per trial."""
+    from sweep.grid import axes, batch_count, iter_specs
+
+    names = axes(sweep)
+    out = sys.stdout
+    try:
+        print(
+            f"sweep '{sweep.grid}': {total} trials in "
+            f"{batch_count(sweep, sweep.runner.batch_size)} batches; axes: "
+            f"{', '.join(names) or 'none'}",
+            flush=True,
+        )
+        for spec in iter_specs(sweep):
+            p = spec.params()
+            out.write(spec.key + " " + " ".join(f"{a}={p[a]}" for a in names) + "\n")
+        out.flush()
+    except BrokenPipeError:  # `python -m sweep ... sweep.dry_run=true | head`
+        sys.stdout = open(os.devnull, "w")
+    except ConfigError as exc:  # a bad point found while streaming
+        out.flush()
+        _fail(str(exc))
+
+
 @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base=None)
 def _app(cfg: DictConfig) -> None:
-    from sweep.grid import expand
+    from sweep.grid import check_size, expand
 
     raw = OmegaConf.to_container(cfg, resolve=True)
     text = OmegaConf.to_yaml(cfg)
     try:
         sweep = load(raw)
-        specs = expand(sweep)
+        total = check_size(sweep)  # counted, not expanded: a too-big grid is refused at once
+        specs = None if sweep.options.dry_run else expand(sweep)
         from sweep.store import resolve_store
 
         resolve_store(sweep.tracking)  # a bad $MLFLOW_TRACKING_URI fails here, not later
     except ConfigError as exc:
         _fail(str(exc))
-    if sweep.options.dry_run:
-        from sweep.grid import batches, varying_fields
-
-        print(
-            f"sweep '{sweep.grid}': {len(specs)} trials in "
-            f"{len(batches(specs, sweep.runner.batch_size))} batches; axes: "
-            f"{', '.join(varying_fields(specs)) or 'none'}"
-        )
-        axes = varying_fields(specs)
-        try:
-            for spec in specs:
-                p = spec.params()
-                print(spec.key, " ".join(f"{a}={p[a]}" for a in axes))
-        except BrokenPipeError:  # `python -m sweep ... sweep.dry_run=true | head`
-            sys.stdout = open(os.devnull, "w")
+    if specs is None:
+        _dry_run(sweep, total)
         return
     from sweep.runner import run_sweep
     from sweep.store import StoreError
@@ -117,6 +167,10 @@ def main() -> None:
         _app()
     except (HydraException, OmegaConfBaseException) as exc:
         _fail(_sentence(exc))
+    except Exception as exc:  # a YAML syntax error in a config file reaches us unwrapped
+        if _yaml_error(exc) is None:
+            raise
+        _fail(_yaml_sentence(_yaml_error(exc)))
     except KeyboardInterrupt:
         print(
             "interrupted: the trials that finished are recorded; run the same command to resume.",

@@ -492,43 +492,52 @@ def load(cfg: Mapping) -> Sweep:
 def check_spec(spec: TrialSpec) -> None:
     """Checks that involve several fields of one trial point."""
     d, m, t = spec.data, spec.model, spec.train
-    at = f" at the trial point {_point(spec)}"
+
+    def at() -> str:  # only when raising: a grid of 10^6 points is checked point by point
+        return f" at the trial point {_point(spec)}"
+
     if d.outputs > d.n:
-        raise ConfigError(f"data.outputs must be <= data.n (got outputs={d.outputs}, n={d.n}){at}.")
+        raise ConfigError(
+            f"data.outputs must be <= data.n (got outputs={d.outputs}, n={d.n}){at()}."
+        )
     if d.kind == "whitened" and d.n > d.d:
-        raise ConfigError(f"data.n must be <= data.d for whitened data (got n={d.n}, d={d.d}){at}.")
+        raise ConfigError(
+            f"data.n must be <= data.d for whitened data (got n={d.n}, d={d.d}){at()}."
+        )
     if d.whiten == "exact" and d.n > d.d:
         raise ConfigError(
             f"data.n must be <= data.d for data.whiten=exact (X Xᵀ = I_n needs n orthonormal "
-            f"rows; got n={d.n}, d={d.d}){at}."
+            f"rows; got n={d.n}, d={d.d}){at()}."
         )
     if d.kind == "spline_1d" and d.d != 1:
-        raise ConfigError(f"data.d must be 1 for spline_1d data (got d={d.d}){at}.")
+        raise ConfigError(f"data.d must be 1 for spline_1d data (got d={d.d}){at()}.")
     if d.kind == "spline_1d" and d.targets == "onehot":
-        raise ConfigError(f"data.targets must be gaussian or signed for spline_1d data{at}.")
+        raise ConfigError(f"data.targets must be gaussian or signed for spline_1d data{at()}.")
     if (d.kind == "spline_1d" or d.targets == "signed") and d.outputs != 1:
         raise ConfigError(
             f"data.outputs must be 1 for {d.kind if d.kind == 'spline_1d' else 'signed'} "
-            f"targets (got outputs={d.outputs}){at}."
+            f"targets (got outputs={d.outputs}){at()}."
         )
     if (d.kind == "spline_1d" or d.targets == "signed") and d.n < 2:
-        raise ConfigError(f"data.n must be >= 2 for this data (got n={d.n}){at}.")
+        raise ConfigError(f"data.n must be >= 2 for this data (got n={d.n}){at()}.")
     if d.kind == "digits" and d.targets == "onehot" and d.outputs > 10:
-        raise ConfigError(f"data.outputs must be <= 10 for one-hot digits (got {d.outputs}){at}.")
+        raise ConfigError(f"data.outputs must be <= 10 for one-hot digits (got {d.outputs}){at()}.")
     if d.kind == "digits" and d.d != DIGITS_DIM:
-        raise ConfigError(f"data.d must be {DIGITS_DIM} for digits data (got d={d.d}){at}.")
+        raise ConfigError(f"data.d must be {DIGITS_DIM} for digits data (got d={d.d}){at()}.")
     if d.kind == "digits" and d.n > DIGITS_SAMPLES:
-        raise ConfigError(f"data.n must be <= {DIGITS_SAMPLES} for digits data (got n={d.n}){at}.")
+        raise ConfigError(
+            f"data.n must be <= {DIGITS_SAMPLES} for digits data (got n={d.n}){at()}."
+        )
     if t.batch_size > d.n:
         raise ConfigError(
-            f"train.batch_size must be 0 (full batch) or <= data.n (got batch_size={t.batch_size}, n={d.n}){at}."
+            f"train.batch_size must be 0 (full batch) or <= data.n (got batch_size={t.batch_size}, n={d.n}){at()}."
         )
     if t.polish > 0 and t.dtype != "float64":
         raise ConfigError(
-            f"train.polish must be 0 when train.dtype is {t.dtype} (polish is float64 only){at}."
+            f"train.polish must be 0 when train.dtype is {t.dtype} (polish is float64 only){at()}."
         )
     if m.batchnorm and d.n < 2:
-        raise ConfigError(f"data.n must be >= 2 with model.batchnorm (got n={d.n}){at}.")
+        raise ConfigError(f"data.n must be >= 2 with model.batchnorm (got n={d.n}){at()}.")
 
 
 def _point(spec: TrialSpec) -> str:

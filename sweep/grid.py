@@ -5,6 +5,10 @@ tuple of values. A block expands to the Cartesian product of its tuples (fields 
 fixed order of :meth:`TrialSpec.params`, so the order of trials is reproducible), and the
 grid is the union of its blocks with repeated points (equal ``key``) kept once.
 
+Nothing here needs the whole grid in memory to describe it: :func:`count`, :func:`axes` and
+:func:`batch_count` work on the blocks, and :func:`iter_specs` expands lazily, so a grid of
+10^6 points is sized and refused (``sweep.max_trials``) at once and dry-runs as a stream.
+
 Trials whose :meth:`TrialSpec.batch_shape` agree train together in one call of the batched
 trainer; :func:`batches` groups them, at most ``max_batch`` per batch.
 """
@@ -12,47 +16,167 @@ trainer; :func:`batches` groups them, at most ``max_batch`` per batch.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+import math
+from collections.abc import Iterator, Sequence
 
-from sweep.config import GROUP_SPECS, ConfigError, Sweep, check_spec
-from sweep.schema import TrialSpec
+from sweep.config import GROUP_SPECS, Block, ConfigError, Sweep, check_spec
+from sweep.schema import PER_NETWORK, TrialSpec
 
-__all__ = ["batches", "expand", "varying_fields"]
+__all__ = [
+    "axes",
+    "batch_count",
+    "batches",
+    "check_size",
+    "count",
+    "expand",
+    "iter_specs",
+    "varying_fields",
+]
 
 
-def _spec(point: dict[str, object], experiment: str) -> TrialSpec:
-    groups = {}
-    for group, typ in GROUP_SPECS.items():
-        prefix = group + "."
-        groups[group] = typ(
-            **{k[len(prefix) :]: v for k, v in point.items() if k.startswith(prefix)}
+def _block_size(block: Block) -> int:
+    return math.prod(len(v) for v in block.values.values())
+
+
+def count(sweep: Sweep) -> int:
+    """Trials of the sweep, counted without expanding it: Σ over blocks of the product of
+    their axis lengths, less the points two blocks share (repeated points run once).
+
+    Exact: blocks of different experiments never share a point; two blocks of one
+    experiment share the Cartesian product of the intersections of their value sets.
+    With more than two blocks of one experiment overlapping each other the shared points
+    are counted by walking the smaller blocks' points (rare; grids stay small then).
+    """
+    total = sum(_block_size(b) for b in sweep.blocks)
+    by_exp: dict[str, list[Block]] = {}
+    for b in sweep.blocks:
+        by_exp.setdefault(b.experiment, []).append(b)
+    for group in by_exp.values():
+        overlaps = [
+            (i, j, _shared(group[i], group[j]))
+            for i in range(len(group))
+            for j in range(i + 1, len(group))
+        ]
+        overlaps = [o for o in overlaps if o[2]]
+        if not overlaps:
+            continue
+        if len({i for o in overlaps for i in o[:2]}) == 2 * len(overlaps):  # disjoint pairs
+            total -= sum(o[2] for o in overlaps)
+        else:
+            seen: set[tuple] = set()
+            total -= sum(_block_size(b) for b in group)
+            for b in group:
+                names = list(b.values)
+                seen.update(
+                    tuple(zip(names, c, strict=True))
+                    for c in itertools.product(*(b.values[n] for n in names))
+                )
+            total += len(seen)
+    return total
+
+
+def _shared(a: Block, b: Block) -> int:
+    """Points two blocks of one experiment have in common."""
+    out = 1
+    for name, values in a.values.items():
+        other = b.values.get(name, ())
+        out *= sum(1 for v in values if v in other)
+        if out == 0:
+            return 0
+    return out
+
+
+def check_size(sweep: Sweep) -> int:
+    """The trial count, or :class:`ConfigError` when it exceeds ``sweep.max_trials``."""
+    n = count(sweep)
+    limit = sweep.options.max_trials
+    if n > limit:
+        raise ConfigError(
+            f"the grid expands to {n} trials, more than sweep.max_trials={limit}; "
+            f"shrink an axis or raise sweep.max_trials."
         )
-    return TrialSpec(**groups, seed=int(point["seed"]), experiment=experiment)  # type: ignore[arg-type]
+    return n
+
+
+def iter_specs(sweep: Sweep) -> Iterator[TrialSpec]:
+    """Every trial of the sweep, lazily, each point once (first occurrence kept), in a stable
+    order: blocks in order, each the Cartesian product of its axes in params order.
+
+    Checks the size first (:func:`check_size`, no expansion); each point is checked
+    (:func:`~sweep.config.check_spec`) as it is produced, so :class:`ConfigError` may come
+    after some points were yielded.
+    """
+    check_size(sweep)
+    seen: set[str] | None = set() if len(sweep.blocks) > 1 else None
+    valid: set[tuple] = set()  # (data, model, train) already checked: seeds repeat them
+    for block in sweep.blocks:
+        names = list(block.values)
+        split = {
+            group: [
+                (i, n[len(group) + 1 :]) for i, n in enumerate(names) if n.startswith(group + ".")
+            ]
+            for group in GROUP_SPECS
+        }
+        made: dict[str, dict[tuple, object]] = {group: {} for group in GROUP_SPECS}
+        seed_at = names.index("seed")
+        for combo in itertools.product(*(block.values[n] for n in names)):
+            groups = {}
+            for group, cls in GROUP_SPECS.items():  # one instance per distinct value tuple
+                values = tuple(combo[i] for i, _ in split[group])
+                inst = made[group].get(values)
+                if inst is None:
+                    inst = made[group][values] = cls(
+                        **{f: v for (_, f), v in zip(split[group], values, strict=True)}
+                    )
+                groups[group] = inst
+            spec = TrialSpec(**groups, seed=int(combo[seed_at]), experiment=block.experiment)
+            point = (groups["data"], groups["model"], groups["train"])
+            if point not in valid:  # check_spec reads no seed and no experiment
+                check_spec(spec)
+                valid.add(point)
+            if seen is not None:
+                if spec.key in seen:
+                    continue
+                seen.add(spec.key)
+            yield spec
 
 
 def expand(sweep: Sweep) -> list[TrialSpec]:
-    """Every trial of the sweep, each point once (first occurrence kept), in a stable order.
+    """Every trial of the sweep as a list (:func:`iter_specs`).
 
     Raises :class:`ConfigError` if a point is inconsistent (e.g. ``data.outputs > data.n``)
     or the grid has more than ``sweep.max_trials`` points.
     """
-    out: dict[str, TrialSpec] = {}
-    limit = sweep.options.max_trials
-    for block in sweep.blocks:
-        names = list(block.values)
-        size = 1
-        for name in names:
-            size *= len(block.values[name])
-        if size + len(out) > limit:
-            raise ConfigError(
-                f"the grid expands to more than sweep.max_trials={limit} trials; "
-                f"shrink an axis or raise sweep.max_trials."
-            )
-        for combo in itertools.product(*(block.values[n] for n in names)):
-            spec = _spec(dict(zip(names, combo, strict=True)), block.experiment)
-            check_spec(spec)
-            out.setdefault(spec.key, spec)
-    return list(out.values())
+    return list(iter_specs(sweep))
+
+
+def axes(sweep: Sweep) -> list[str]:
+    """The params that take more than one value over the sweep, from its blocks alone
+    (equal to :func:`varying_fields` of its expansion), in params order."""
+    union: dict[str, set] = {}
+    for b in sweep.blocks:
+        for name, values in b.values.items():
+            union.setdefault(name, set()).update(values)
+        union.setdefault("experiment", set()).add(b.experiment)
+    return [k for k in TrialSpec().params() if len(union.get(k, ())) > 1]
+
+
+def batch_count(sweep: Sweep, max_batch: int) -> int:
+    """Number of :func:`batches` of the sweep's trials, counted from the blocks: trials that
+    differ only in per-network fields (:data:`~sweep.schema.PER_NETWORK`), the seed and the
+    experiment share a batch shape. Blocks that share points (small grids) are expanded."""
+    if count(sweep) != sum(_block_size(b) for b in sweep.blocks):
+        return len(batches(expand(sweep), max_batch))
+    sizes: dict[tuple, int] = {}
+    for b in sweep.blocks:
+        shape_names = [
+            n for n in b.values if n.split(".")[0] in GROUP_SPECS and n not in PER_NETWORK
+        ]
+        per_shape = math.prod(len(v) for n, v in b.values.items() if n not in shape_names)
+        for combo in itertools.product(*(b.values[n] for n in shape_names)):
+            key = tuple(zip(shape_names, combo, strict=True))
+            sizes[key] = sizes.get(key, 0) + per_shape
+    return sum(-(-n // max_batch) for n in sizes.values())
 
 
 def batches(specs: Sequence[TrialSpec], max_batch: int) -> list[list[TrialSpec]]:

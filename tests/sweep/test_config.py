@@ -283,3 +283,26 @@ def test_allowed_names_are_the_ones_the_solvers_accept() -> None:
         d = 64 if v == "digits" else (1 if v == "spline_1d" else 6)
         make_dataset(v, "gaussian", n=4, d=d, outputs=1, seed=0)
     assert "moons" not in allowed("data.kind", kinds)
+
+
+def test_grid_file_with_a_yaml_syntax_error_names_file_line_and_column(tmp_path) -> None:
+    grid = tmp_path / "extra" / "grid"
+    grid.mkdir(parents=True)
+    (grid / "broken.yaml").write_text("grid:\n  name: broken\nmodel:\n  depth: [2, 3\n  width: 4\n")
+    search = f"hydra.searchpath=[file://{tmp_path / 'extra'}]"
+    proc = _run_cli(["+grid=broken", search, "sweep.dry_run=true"], tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    errors = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(errors) == 1, proc.stderr
+    _one_sentence(errors[0])
+    assert str(grid / "broken.yaml") in errors[0]
+    assert "line 5, column 8" in errors[0] and "line 4, column 10" in errors[0], errors[0]
+    assert not (tmp_path / "mlruns.db").exists()
+
+
+def test_unparsable_command_line_value_names_the_field(tmp_path) -> None:
+    proc = _run_cli(["model.depth=[2,3", "sweep.dry_run=true"], tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    errors = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(errors) == 1 and errors[0].startswith("config error: model.depth"), proc.stderr
+    _one_sentence(errors[0])

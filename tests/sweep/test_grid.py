@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from sweep.config import load
+from sweep.config import ConfigError, load
 from sweep.grid import batches, expand, varying_fields
 from sweep.schema import TrialSpec
 from tests.sweep.conftest import CONF, compose, sweep_env
@@ -265,3 +265,100 @@ def test_a_store_written_before_a_new_field_resumes_after_it_with_nothing_rerun(
     assert all(hasattr(s.data, "whiten") for s in specs)
     again = run_sweep(sweep, specs, batch_fn=quick, out=open(os.devnull, "w"))
     assert (again.total, again.skipped, len(again.results)) == (4, 4, 0)
+
+
+# ---------------------------------------------------------------- counting and streaming
+
+SHAPED = [
+    {
+        "model": {"depth": [2, 3]},
+        "train": {"beta": [0.1, 0.2, 0.3], "steps": [5, 6]},
+        "seed": [0, 1, 2],
+    },
+    {
+        "model": {"depth": [2, 2, 3]},
+        "grid": {
+            "name": "g",
+            "blocks": {
+                "A": {"model": {"depth": [2, 3]}, "experiment": "X"},
+                "B": {"model": {"depth": [3, 4]}, "experiment": "X"},
+                "C": {"model": {"depth": 4}},
+            },
+        },
+    },
+    {
+        "grid": {
+            "name": "g",
+            "blocks": {  # three mutually overlapping blocks of one experiment
+                "A": {"model": {"depth": [2, 3]}, "experiment": "X"},
+                "B": {"model": {"depth": [3, 4]}, "experiment": "X"},
+                "C": {"model": {"depth": [2, 4]}, "experiment": "X"},
+            },
+        },
+    },
+]
+
+
+@pytest.mark.parametrize(
+    "cfg", SHAPED + [None], ids=["axes", "two-overlap", "three-overlap", "paper"]
+)
+def test_count_axes_and_batch_count_from_blocks_equal_the_expansion(cfg) -> None:
+    from sweep.grid import axes, batch_count, count
+
+    sweep = load(cfg if cfg is not None else compose(["+grid=paper"]))
+    specs = expand(sweep)
+    assert count(sweep) == len(specs)
+    assert axes(sweep) == varying_fields(specs)
+    for size in (1, 4, 16):
+        assert batch_count(sweep, size) == len(batches(specs, size))
+
+
+def test_a_million_point_grid_is_refused_before_any_point_is_made(monkeypatch) -> None:
+    import sweep.grid as grid
+
+    def no_point(spec):  # pragma: no cover - would mean the grid was expanded
+        raise AssertionError("a point was expanded")
+
+    monkeypatch.setattr(grid, "check_spec", no_point)
+    cfg = {"train": {"beta": [0.001 * (i + 1) for i in range(1000)]}, "seed": list(range(1001))}
+    sweep = load(cfg)
+    assert grid.count(sweep) == 1_001_000
+    with pytest.raises(ConfigError, match="1001000 trials.*sweep.max_trials=100000"):
+        next(grid.iter_specs(sweep))
+
+
+def test_a_million_point_grid_streams_lazily() -> None:
+    import sweep.grid as grid
+
+    cfg = {
+        "train": {"beta": [0.001 * (i + 1) for i in range(1000)]},
+        "seed": list(range(1001)),
+        "sweep": {"max_trials": 2_000_000},
+    }
+    sweep = load(cfg)
+    it = grid.iter_specs(sweep)
+    first = [next(it) for _ in range(3)]
+    assert [s.seed for s in first] == [0, 1, 2] and {s.train.beta for s in first} == {0.001}
+    # beta and seed are per network: one batch shape, counted without expanding
+    assert grid.batch_count(sweep, 16) == -(-1_001_000 // 16)
+
+
+def test_fast_key_path_is_the_canonical_json_of_key_params(monkeypatch) -> None:
+    import hashlib
+
+    from sweep.schema import _canonical_json
+
+    cfg = {
+        "data": {"kind": ["gaussian", "whitened"], "n": [4, 5], "d": 6},
+        "model": {"activation": ["linear", "relu"], "bias": [False, True]},
+        "train": {"beta": [0.1, 1e-300, 3.0], "init": ["he", "gaussian"]},
+        "seed": [0, 7],
+    }
+    specs = expand(load(cfg))
+    _with_new_fields(monkeypatch)
+    grown = expand(load(cfg))
+    for s in specs + grown:
+        canon = json.dumps(s.key_params(), sort_keys=True, separators=(",", ":"), default=str)
+        assert _canonical_json(s.key_params()) == canon
+        assert s.key == hashlib.sha256(canon.encode()).hexdigest()[:20]
+    assert [s.key for s in grown] == [s.key for s in specs]
