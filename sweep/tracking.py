@@ -256,6 +256,10 @@ class Tracker:
         self._stop = threading.Event()
         self._heart: threading.Thread | None = None
         self._chunks = 0
+        # a SQL store (SQLite by default): many runs per transaction instead of 3 calls per run
+        self._sql = (
+            _SqlWriter(self._ts, self.experiment_id) if _SqlWriter.usable(self._ts) else None
+        )
 
     # ------------------------------------------------------------ store calls
 
@@ -503,6 +507,35 @@ class Tracker:
             self._withdraw(claim.run_id)  # others may have polled before it was visible
         raise AssertionError("unreachable")
 
+    def _create_many(self, specs: list[TrialSpec]) -> list[_Claim]:
+        """Claims for ``specs``: one transaction on a SQL store (made again if it took more
+        than ``settle / 2``), else one ``create_run`` each (in parallel against a server)."""
+        if not specs:
+            return []
+        if self._sql is None:
+            return self._map(self._create, specs)
+        for attempt in range(4):
+            t0 = time.time()
+            start = int(t0 * 1000)
+            rows = [
+                (
+                    uuid.uuid4().hex,
+                    f"{s.experiment or self.experiment}-{s.key[:8]}",
+                    start,
+                    self._claim_tags(s),
+                    self._user,
+                )
+                for s in specs
+            ]
+            claims = self._call(self._sql.create, rows)
+            if time.time() - t0 <= self.settle / 2 or attempt == 3:
+                with self._lock:
+                    self.stats.claimed += len(claims)
+                return claims
+            for c in claims:
+                self._withdraw(c.run_id)
+        raise AssertionError("unreachable")
+
     def _withdraw(self, run_id: str) -> None:
         """Take back a claim: KILLED (so pollers see it end), then deleted."""
         from mlflow.entities import RunStatus
@@ -535,7 +568,7 @@ class Tracker:
                 s for s in specs if s.key not in self._claims and not self._blocked(s.key, None)
             ]
             self.stats.elsewhere += sum(1 for s in specs if s.key not in self._claims) - len(todo)
-        claims = self._map(self._create, todo)
+        claims = self._create_many(todo)
         with self._lock:
             for spec, c in zip(todo, claims, strict=True):
                 self._claims[spec.key] = c
@@ -620,51 +653,75 @@ class Tracker:
             )
 
     def _writer(self) -> None:
+        """Take every queued result; write, in one group, those whose claims are settled (a
+        poll that started ``settle`` s after the claim has been read); hold the others."""
+        held: list[_Item] = []
+        stop = False
         while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            items = [item]
-            while len(items) < self.group:
+            if not held:
+                item = self._queue.get()
+                if item is None:
+                    return
+                held.append(item)
+            while not stop and len(held) < 50 * self.group:
                 try:
                     nxt = self._queue.get_nowait()
                 except queue.Empty:
                     break
                 if nxt is None:
-                    self._queue.put(None)  # for another writer (or this one, next round)
-                    break
-                items.append(nxt)
+                    stop = True
+                else:
+                    held.append(nxt)
             with self._lock:
                 if self._busy == 0:
                     self._busy_since = time.perf_counter()
                 self._busy += 1
+            group: list[_Item] = []
             try:
-                self._write_group(items)
+                bare = [it for it in held if it.claim is None]  # recorded without a claim
+                for it, claim in zip(
+                    bare, self._create_many([it.spec for it in bare]), strict=True
+                ):
+                    it.claim = claim
+                    with self._lock:
+                        self._claims[it.spec.key] = claim
+                # a claim is settled once a poll started `settle` s after it: every claim
+                # ordered before it was visible then
+                first = min(it.claim.start_ms for it in held) / 1000.0 + self.settle
+                wait = first - time.time()
+                if wait > 0:
+                    time.sleep(wait)
+                if self._last_poll is None or self._last_poll < first:
+                    self._poll(first)
+                polled = self._last_poll or 0.0
+                ready = [it for it in held if it.claim.start_ms / 1000.0 + self.settle <= polled]
+                group = ready[: self.group]
+                taken = {id(it) for it in group}
+                held = [it for it in held if id(it) not in taken]
+                self._write_group(group)
             except Exception as exc:  # recorded and re-raised by finish(): never silently lost
+                failed = group or held
                 with self._lock:
                     self.stats.errors.extend(
-                        f"{it.spec.key}: {type(exc).__name__}: {exc}" for it in items
+                        f"{it.spec.key}: {type(exc).__name__}: {exc}" for it in failed
                     )
+                if not group:
+                    held = []
             finally:
                 with self._lock:
                     self._busy -= 1
                     if self._busy == 0:
                         self.stats.seconds += time.perf_counter() - self._busy_since
+            if stop and not held:
+                self._queue.put(None)  # the sentinel this writer took, for no one else: harmless
+                return
 
     def _write_group(self, items: list[_Item]) -> None:
+        """Settle the claims of ``items`` (polled already) and write the winners."""
         from mlflow.entities import RunStatus
 
-        for it in items:
-            if it.claim is None:  # recorded without a claim at dispatch: claim it now
-                it.claim = self._create(it.spec)
-                with self._lock:
-                    self._claims[it.spec.key] = it.claim
-        # every claim ordered before ours was visible once `settle` seconds have passed
-        needed = max(it.claim.start_ms for it in items) / 1000.0 + self.settle
-        wait = needed - time.time()
-        if wait > 0:
-            time.sleep(wait)
-        self._poll(needed)
+        if not items:
+            return
         winners, stale = [], []
         with self._lock:
             for it in items:
@@ -679,8 +736,17 @@ class Tracker:
         for rid in stale:  # a dead driver's claim on a key this one now records
             self._call(self._ts.update_run_info, rid, RunStatus.KILLED, now, None)
         ref = self._upload_results(winners) if self.remote and winners else None
-        for it in winners:
-            self._write(it, ref)
+        if self._sql is not None and winners:
+            rows = []
+            for it in winners:
+                metrics, params, tags = self._payload(it, ref)
+                self._artifacts(it)
+                status = "FAILED" if it.result.status == "failed" else "FINISHED"
+                rows.append((it.claim.run_id, metrics, params, tags, status))
+            self._call(self._sql.finish, rows)
+        else:
+            for it in winners:
+                self._write(it, ref)
         with self._lock:
             self.stats.dropped += len(losers)
             self.stats.taken_over += len(stale)
@@ -698,10 +764,11 @@ class Tracker:
         self._call(self.client.log_text, self.parent_id, text, name)
         return f"runs:/{self.parent_id}/{name}"
 
-    def _write(self, it: _Item, ref: str | None) -> None:
-        from mlflow.entities import Metric, Param, RunStatus, RunTag
+    def _payload(self, it: _Item, ref: str | None) -> tuple[list, list, list]:
+        """(metrics with curve points, params, result tags) of one trial's child run."""
+        from mlflow.entities import Metric, Param, RunTag
 
-        spec, result, claim = it.spec, it.result, it.claim
+        spec, result = it.spec, it.result
         tags = {
             TAG_STATUS: result.status,
             TAG_NODE_ID: result.node_id or "driver",
@@ -720,20 +787,31 @@ class Tracker:
                 if v is not None and math.isfinite(float(v)):
                     metrics.append(Metric(CURVE_PREFIX + cname, float(v), now, int(step)))
         params = [Param(k, str(v)) for k, v in spec.params().items()]
-        tag_list = [RunTag(k, v) for k, v in tags.items()]
+        return metrics, params, [RunTag(k, v) for k, v in tags.items()]
+
+    def _artifacts(self, it: _Item) -> None:
+        if not self.remote:
+            self._artifact(it.claim, ARTIFACT_RESULT, it.result.to_json())
+        if it.result.status == "failed":
+            self._artifact(it.claim, ARTIFACT_TRACEBACK, it.result.error or "(no traceback)")
+
+    def _write(self, it: _Item, ref: str | None) -> None:
+        """One trial through MLflow's store API: ``log_batch`` (split at MLflow's limits),
+        its artifacts, then FINISHED / FAILED."""
+        from mlflow.entities import RunStatus
+
+        run_id = it.claim.run_id
+        metrics, params, tag_list = self._payload(it, ref)
         # MLflow's limits per log_batch: 100 params + tags, 1000 entities in all
         first = 1000 - len(params[:100]) - len(tag_list)
-        self._call(self._ts.log_batch, claim.run_id, metrics[:first], params[:100], tag_list)
+        self._call(self._ts.log_batch, run_id, metrics[:first], params[:100], tag_list)
         for i in range(100, len(params), 100):
-            self._call(self._ts.log_batch, claim.run_id, [], params[i : i + 100], [])
+            self._call(self._ts.log_batch, run_id, [], params[i : i + 100], [])
         for i in range(first, len(metrics), 1000):
-            self._call(self._ts.log_batch, claim.run_id, metrics[i : i + 1000], [], [])
-        if not self.remote:
-            self._artifact(claim, ARTIFACT_RESULT, result.to_json())
-        if result.status == "failed":
-            self._artifact(claim, ARTIFACT_TRACEBACK, result.error or "(no traceback)")
-        status = RunStatus.FAILED if result.status == "failed" else RunStatus.FINISHED
-        self._call(self._ts.update_run_info, claim.run_id, status, int(time.time() * 1000), None)
+            self._call(self._ts.log_batch, run_id, metrics[i : i + 1000], [], [])
+        self._artifacts(it)
+        status = RunStatus.FAILED if it.result.status == "failed" else RunStatus.FINISHED
+        self._call(self._ts.update_run_info, run_id, status, int(time.time() * 1000), None)
 
     def _artifact(self, claim: _Claim, name: str, text: str) -> None:
         """A text artifact; written straight to disk for a local (file://) artifact store."""
@@ -783,3 +861,129 @@ def _sqlite_finished_keys(path: Path, experiment_id: str) -> set[str] | None:
     finally:
         con.close()
     return {r[0] for r in rows}
+
+
+class _SqlWriter:
+    """Many runs per transaction into a SQL-backed MLflow store (SQLite, or a database URI
+    given directly as ``tracking.uri``), through SQLAlchemy Core on MLflow's own table
+    definitions (``mlflow.store.tracking.dbmodels.models``): rows exactly as
+    ``SqlAlchemyStore.create_run`` / ``log_batch`` / ``update_run_info`` write them (the
+    ``mlflow.runName`` tag, ``latest_metrics`` = each key's entry with the largest
+    ``(step, timestamp, value)``), in one transaction per group instead of three per run.
+    :meth:`usable` checks the installed MLflow's tables first; otherwise the Tracker keeps to
+    the store API."""
+
+    _COLUMNS = {
+        "runs": {"run_uuid", "name", "source_type", "source_name", "entry_point_name", "user_id",
+                 "status", "start_time", "end_time", "deleted_time", "source_version",
+                 "lifecycle_stage", "artifact_uri", "experiment_id"},
+        "tags": {"key", "value", "run_uuid"},
+        "params": {"key", "value", "run_uuid"},
+        "metrics": {"key", "value", "timestamp", "step", "is_nan", "run_uuid"},
+        "latest_metrics": {"key", "value", "timestamp", "step", "is_nan", "run_uuid"},
+    }  # fmt: skip
+
+    def __init__(self, store, experiment_id: str) -> None:
+        from mlflow.store.tracking.dbmodels import models
+
+        self.engine = store.engine
+        self.experiment_id = int(experiment_id)
+        self.location = store.get_experiment(experiment_id).artifact_location.rstrip("/")
+        self.t = {
+            "runs": models.SqlRun.__table__,
+            "tags": models.SqlTag.__table__,
+            "params": models.SqlParam.__table__,
+            "metrics": models.SqlMetric.__table__,
+            "latest_metrics": models.SqlLatestMetric.__table__,
+        }
+
+    @classmethod
+    def usable(cls, store) -> bool:
+        try:
+            from mlflow.store.tracking.dbmodels import models
+            from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+        except ImportError:
+            return False
+        if not isinstance(store, SqlAlchemyStore):
+            return False
+        tables = {
+            "runs": models.SqlRun,
+            "tags": models.SqlTag,
+            "params": models.SqlParam,
+            "metrics": models.SqlMetric,
+            "latest_metrics": models.SqlLatestMetric,
+        }
+        return all(
+            {c.name for c in tables[name].__table__.columns} == cols
+            for name, cols in cls._COLUMNS.items()
+        )
+
+    def create(self, rows: list[tuple[str, str, int, dict[str, str], str]]) -> list[_Claim]:
+        """Insert RUNNING runs ``(run_id, name, start_ms, tags, user)`` in one transaction."""
+        claims, runs, tags = [], [], []
+        for run_id, name, start, run_tags, user in rows:
+            uri = f"{self.location}/{run_id}/artifacts"
+            runs.append(
+                {
+                    "run_uuid": run_id,
+                    "name": name,
+                    "source_type": "UNKNOWN",
+                    "source_name": "",
+                    "entry_point_name": "",
+                    "user_id": user,
+                    "status": "RUNNING",
+                    "start_time": start,
+                    "end_time": None,
+                    "deleted_time": None,
+                    "source_version": "",
+                    "lifecycle_stage": "active",
+                    "artifact_uri": uri,
+                    "experiment_id": self.experiment_id,
+                }  # fmt: skip
+            )
+            for k, v in {**run_tags, "mlflow.runName": name}.items():
+                tags.append({"key": k, "value": v, "run_uuid": run_id})
+            claims.append(_Claim(run_id, start, uri))
+        with self.engine.begin() as conn:
+            conn.execute(self.t["runs"].insert(), runs)
+            conn.execute(self.t["tags"].insert(), tags)
+        return claims
+
+    def finish(self, rows: list[tuple[str, list, list, list, str]]) -> None:
+        """For each ``(run_id, metrics, params, tags, status)``: its params, tags, metrics and
+        latest metrics, then the status and end time — one transaction for all."""
+        from sqlalchemy import and_
+
+        params, tags, metrics, latest = [], [], [], []
+        for run_id, mets, pars, tgs, _ in rows:
+            params += [{"key": p.key, "value": p.value, "run_uuid": run_id} for p in pars]
+            tags += [{"key": t.key, "value": t.value, "run_uuid": run_id} for t in tgs]
+            seen: dict[tuple, dict] = {}
+            best: dict[str, dict] = {}
+            for m in mets:
+                row = {"key": m.key, "value": float(m.value), "timestamp": int(m.timestamp),
+                       "step": int(m.step), "is_nan": False, "run_uuid": run_id}  # fmt: skip
+                seen[(m.key, row["timestamp"], row["step"], row["value"])] = row
+                cur = best.get(m.key)
+                if cur is None or (row["step"], row["timestamp"], row["value"]) > (
+                    cur["step"],
+                    cur["timestamp"],
+                    cur["value"],
+                ):
+                    best[m.key] = row
+            metrics += list(seen.values())
+            latest += list(best.values())
+        now = int(time.time() * 1000)
+        runs = self.t["runs"]
+        with self.engine.begin() as conn:
+            for name, data in (("params", params), ("tags", tags), ("metrics", metrics),
+                               ("latest_metrics", latest)):  # fmt: skip
+                if data:
+                    conn.execute(self.t[name].insert(), data)
+            for status in {r[4] for r in rows}:
+                ids = [r[0] for r in rows if r[4] == status]
+                conn.execute(
+                    runs.update()
+                    .where(and_(runs.c.run_uuid.in_(ids), runs.c.status == "RUNNING"))
+                    .values(status=status, end_time=now)
+                )
