@@ -138,6 +138,10 @@ def _app(cfg: DictConfig) -> None:
         sweep = load(raw)
         total = check_size(sweep)  # counted, not expanded: a too-big grid is refused at once
         specs = None if sweep.options.dry_run else expand(sweep)
+        if specs is not None and sweep.runner.kind == "local":
+            from sweep.runner import check_address
+
+            check_address(sweep.runner)  # before the store: a dead cluster writes nothing
         from sweep.store import resolve_store
 
         resolve_store(sweep.tracking)  # a bad $MLFLOW_TRACKING_URI fails here, not later
@@ -154,6 +158,8 @@ def _app(cfg: DictConfig) -> None:
     except StoreError as exc:  # checked before anything is written (sweep.store)
         print(f"store error: {exc}", file=sys.stderr)
         sys.exit(2)
+    except ConfigError as exc:  # runner.address unreachable: checked before the parent run opens
+        _fail(str(exc))
 
 
 def main() -> None:

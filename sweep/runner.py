@@ -16,20 +16,38 @@ times; if it still fails, or the batch function itself raises, its trials are re
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import re
+import signal
+import socket
 import sys
+import tempfile
 import time
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TextIO
 
-from sweep.config import RunnerConfig, Sweep
+from sweep.config import ConfigError, RunnerConfig, Sweep
 from sweep.grid import batches, varying_fields
 from sweep.progress import Progress, summary_table
 from sweep.schema import TrialResult, TrialSpec
 
-__all__ = ["BatchFn", "RunStats", "SweepReport", "run_batches", "run_sweep", "start_ray"]
+__all__ = [
+    "AddressError",
+    "BatchFn",
+    "RunStats",
+    "SweepReport",
+    "check_address",
+    "cleanup_local_instances",
+    "run_batches",
+    "run_sweep",
+    "start_ray",
+    "stop_ray",
+]
 
 BatchFn = Callable[..., list[TrialResult]]  # (specs, *, device) -> results, one per spec
 
@@ -109,9 +127,59 @@ def _inline_device(device: str) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+class AddressError(ConfigError):
+    """``runner.address`` (or ``$RAY_ADDRESS``) names no reachable Ray cluster."""
+
+
+ADDRESS_TIMEOUT = 5.0  # seconds a TCP connection to runner.address may take
+_ADDRESS = re.compile(
+    r"^(?:ray://)?(?:\[(?P<v6>[^\]]+)\]|(?P<host>[^:/\[\]]+)):(?P<port>\d{1,5})/?$"
+)
+
+
+def _address(runner: RunnerConfig) -> tuple[str | None, str]:
+    """The Ray address to join (None: a new local instance) and where it came from."""
+    if runner.address:
+        return runner.address, "runner.address"
+    env = os.environ.get("RAY_ADDRESS") or None
+    return env, "$RAY_ADDRESS"
+
+
+def check_address(runner: RunnerConfig) -> None:
+    """One TCP connection to the cluster's address, within :data:`ADDRESS_TIMEOUT` seconds:
+    :class:`AddressError` (one sentence) when nothing listens there — before any run is opened,
+    instead of Ray's own minutes of retries. ``auto`` and ``local`` are left to Ray."""
+    address, source = _address(runner)
+    if address is None or address in ("auto", "local"):
+        return
+    m = _ADDRESS.match(address.strip())
+    if m is None:
+        raise AddressError(
+            f"{source} must be auto, HOST:PORT or ray://HOST:PORT (got {address!r})."
+        )
+    host, port = m.group("v6") or m.group("host"), int(m.group("port"))
+    try:
+        socket.create_connection((host, port), timeout=ADDRESS_TIMEOUT).close()
+    except OSError as exc:
+        why = (
+            f"no answer within {ADDRESS_TIMEOUT:g} s"
+            if isinstance(exc, TimeoutError)
+            else (exc.strerror or str(exc)).lower()
+        )
+        raise AddressError(
+            f"{source}={address} is unreachable ({why}); "
+            f"start the Ray cluster or fix the address (nothing was run or recorded)."
+        ) from None
+
+
 def start_ray(runner: RunnerConfig) -> bool:
-    """Connect to (or start) Ray; returns whether this call started it (so we shut it down)."""
-    address = runner.address or os.environ.get("RAY_ADDRESS") or None
+    """Connect to (or start) Ray; returns whether this call started it (so we shut it down).
+
+    A new local instance is recorded (:func:`cleanup_local_instances`) so that, if this
+    driver is killed, the next driver removes the Ray processes it left behind. Failing to
+    join a cluster raises :class:`AddressError` (one sentence).
+    """
+    address, source = _address(runner)
     if address is None:
         # a new single-node instance: keep every listener on 127.0.0.1 (DESIGN.md, "Ray on loopback")
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
@@ -120,6 +188,7 @@ def start_ray(runner: RunnerConfig) -> bool:
     if ray.is_initialized():
         return False
     if address is None:
+        cleanup_local_instances()
         from ray._private import ray_constants
 
         ray_constants.ENABLE_RAY_CLUSTER = os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] not in (
@@ -127,7 +196,7 @@ def start_ray(runner: RunnerConfig) -> bool:
             "false",
             "False",
         )
-        ray.init(
+        ctx = ray.init(
             address="local",  # a new instance, even when another Ray runs on this machine
             num_cpus=runner.num_cpus,
             num_gpus=runner.num_gpus,
@@ -135,9 +204,148 @@ def start_ray(runner: RunnerConfig) -> bool:
             _node_ip_address="127.0.0.1",
             log_to_driver=True,
         )
+        _record_local_instance(ctx.address_info.get("session_dir"))
     else:
-        ray.init(address=address, log_to_driver=True)
+        check_address(runner)
+        try:
+            ray.init(address=address, log_to_driver=True)
+        except (ConnectionError, TimeoutError, RuntimeError, ValueError) as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0].rstrip(".")
+            raise AddressError(
+                f"{source}={address}: Ray could not join the cluster ({first}); start it or fix "
+                f"the address (nothing was run or recorded)."
+            ) from None
     return True
+
+
+def stop_ray(started: bool) -> None:
+    """Shut Ray down if :func:`start_ray` started it, and forget its local-instance record."""
+    if not started:
+        return
+    import ray
+
+    ray.shutdown()
+    if _RECORD is not None:
+        _RECORD.unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------- Ray processes of killed drivers
+
+# A local Ray instance (gcs_server, raylet, agents, workers) outlives a driver killed with
+# SIGKILL. Each driver that starts one writes a record here: its own pid and start time, and
+# the pid + start time of every process whose command line names the instance's session
+# directory (the instance's roots; agents and workers are their descendants). A later driver
+# kills the processes of records whose driver is gone — only those: a Ray cluster started by
+# anyone else has no record, and a pid reused since is recognised by its start time.
+RECORDS = Path(
+    os.environ.get("DUALSWEEP_RAY_RECORDS")
+    or Path(tempfile.gettempdir()) / f"dualsweep-ray-{os.getuid()}"
+)
+_RECORD: Path | None = None
+
+
+def _start_time(pid: int) -> int | None:
+    """Start time of a process (clock ticks since boot, /proc/PID/stat field 22), None if gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[19])
+
+
+def _processes() -> dict[int, tuple[int, str]]:
+    """pid -> (parent pid, command line) of every process we can see."""
+    out = {}
+    for entry in Path("/proc").iterdir() if Path("/proc").is_dir() else ():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except (OSError, ValueError, IndexError):
+            continue
+        out[int(entry.name)] = (ppid, cmd)
+    return out
+
+
+def _record_local_instance(session_dir: str | None) -> None:
+    global _RECORD
+    if not session_dir or not Path("/proc").is_dir():
+        return
+    procs = _processes()
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _) in procs.items():
+        children.setdefault(ppid, []).append(pid)
+    # the processes naming the session (gcs_server, raylet, monitors) and their descendants
+    # (the dashboard / runtime-env agents and workers, renamed "ray::…": they outlive a kill)
+    stack = [pid for pid, (_, cmd) in procs.items() if session_dir in cmd and pid != os.getpid()]
+    roots: dict[int, int | None] = {}
+    while stack:
+        pid = stack.pop()
+        if pid not in roots:
+            roots[pid] = _start_time(pid)
+            stack.extend(children.get(pid, []))
+    record = {
+        "driver": os.getpid(),
+        "driver_start": _start_time(os.getpid()),
+        "session_dir": session_dir,
+        "roots": {str(pid): t for pid, t in roots.items() if t is not None},
+    }
+    RECORDS.mkdir(parents=True, exist_ok=True)
+    path = RECORDS / f"{os.getpid()}-{record['driver_start']}.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(record))
+    tmp.replace(path)
+    _RECORD = path
+
+
+def cleanup_local_instances(*, grace: float = 2.0) -> int:
+    """Kill the Ray processes that local instances of killed drivers of ours left behind
+    (see :data:`RECORDS`); returns how many processes were signalled."""
+    if not RECORDS.is_dir():
+        return 0
+    procs: dict[int, tuple[int, str]] | None = None
+    victims: list[tuple[int, int | None]] = []
+    for path in sorted(RECORDS.glob("*.json")):
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError):
+            path.unlink(missing_ok=True)
+            continue
+        driver = int(record.get("driver", 0))
+        if driver and _start_time(driver) == record.get("driver_start"):
+            continue  # its driver still runs: not ours to touch
+        if procs is None:
+            procs = _processes()
+        children: dict[int, list[int]] = {}
+        for pid, (ppid, _) in procs.items():
+            children.setdefault(ppid, []).append(pid)
+        for pid_text, started in record.get("roots", {}).items():
+            root = int(pid_text)
+            if _start_time(root) != started:
+                continue  # gone, or the pid now belongs to another process
+            stack = [root]
+            while stack:
+                pid = stack.pop()
+                victims.append((pid, _start_time(pid)))
+                stack.extend(children.get(pid, []))
+        path.unlink(missing_ok=True)
+    for pid, _ in victims:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and any(_start_time(p) == t for p, t in victims):
+        time.sleep(0.05)
+    for pid, started in victims:
+        if _start_time(pid) == started:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+    if victims:
+        print(
+            f"removed {len(victims)} Ray process(es) left by a killed driver's local instance",
+            file=sys.stderr,
+        )
+    return len(victims)
 
 
 def run_batches(
@@ -191,8 +399,7 @@ def run_batches(
                 for spec, res in zip(batch, results, strict=True):
                     on_result(spec, res)
     finally:
-        if started:
-            ray.shutdown()
+        stop_ray(started)
     return stats
 
 
@@ -217,6 +424,9 @@ def run_sweep(
     done = set() if sweep.options.rerun else tracker.finished_keys()
     todo = [s for s in specs if s.key not in done]
     axes = varying_fields(list(specs))
+    # join (or start) Ray before the parent run opens: an unreachable runner.address is one
+    # sentence (AddressError) within seconds, with no run left RUNNING
+    ray_started = start_ray(sweep.runner) if todo and sweep.runner.kind == "local" else False
     tracker.start(
         params={
             "grid": sweep.grid,
@@ -267,6 +477,7 @@ def run_sweep(
     finally:
         progress.close()
         tracker.finish(status)
+        stop_ray(ray_started)
     wall = time.perf_counter() - t0
     report = SweepReport(
         total=len(specs),
