@@ -17,7 +17,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-__all__ = ["main"]
+__all__ = ["exit_status", "main"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -78,15 +78,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{time.perf_counter() - t0:.1f} s"
     )
     if args.check:
-        bad = counts["FAIL"] + (counts["INCONCLUSIVE"] if args.strict else 0)
-        if bad:
+        status = exit_status(doc, strict=args.strict)
+        if status:
+            bad = counts["FAIL"] + (counts["INCONCLUSIVE"] if args.strict else 0)
             print(
                 f"analysis --check: {bad} experiment(s) "
                 + ("FAIL or INCONCLUSIVE (--strict)" if args.strict else "FAIL"),
                 file=sys.stderr,
             )
-            return 1
+        return status
     return 0
+
+
+def exit_status(doc: dict, *, strict: bool = False) -> int:
+    """``--check``'s exit status for a ``verdicts.json`` document: 1 when any experiment is
+    FAIL (or INCONCLUSIVE with ``strict``), else 0."""
+    bad = {"FAIL", "INCONCLUSIVE"} if strict else {"FAIL"}
+    return int(any(e["status"] in bad for e in doc.get("experiments", [])))
 
 
 if __name__ == "__main__":

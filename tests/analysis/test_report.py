@@ -123,3 +123,44 @@ def test_smoke_report_and_missing_experiment(smoke, tmp_path) -> None:
     )
     assert missing.returncode == 2 and "no trials" in missing.stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_check_gates_on_fail_end_to_end(tmp_path) -> None:
+    """``--check`` on real MLflow stores written by the sweep's writer: the ideal store exits
+    0 (INCONCLUSIVE is not fatal) and 1 with ``--strict`` when any experiment is INCONCLUSIVE;
+    the same store with E4's objectives raised 2% exits 1 and says ``E4  FAIL``."""
+    import copy
+
+    from tests.analysis.conftest import record
+    from tests.analysis.synthetic import ideal
+
+    specs, results = ideal()
+    uri = f"sqlite:///{tmp_path / 'ideal.db'}"
+    record(uri, tmp_path / "art", "ideal", specs, results)
+    bad = [copy.deepcopy(r) for r in results]
+    for s, r in zip(specs, bad, strict=True):
+        if s.experiment == "E4":
+            r.sgd_objective = r.exact_objective * 1.02
+    uri_bad = f"sqlite:///{tmp_path / 'bad.db'}"
+    record(uri_bad, tmp_path / "art_bad", "ideal", specs, bad)
+
+    def check(store: str, *extra: str) -> subprocess.CompletedProcess:
+        return _run(
+            ["--experiment", "ideal", "--out", str(tmp_path / "r"), "--tracking-uri", store,
+             "--no-curves", "--check", *extra],
+            tmp_path,
+        )  # fmt: skip
+
+    ok = check(uri)
+    assert ok.returncode == 0, ok.stdout + ok.stderr[-2000:]
+    lines = {ln.split()[0]: ln.split()[1] for ln in ok.stdout.splitlines() if ln[:1] in "ER"}
+    assert {k: v for k, v in lines.items() if k in [s.experiment for s in specs]} == {
+        s.experiment: "PASS" for s in specs
+    }
+    inconclusive = [k for k, v in lines.items() if v == "INCONCLUSIVE"]
+    strict = check(uri, "--strict")
+    assert strict.returncode == (1 if inconclusive else 0)
+    failing = check(uri_bad)
+    assert failing.returncode == 1
+    assert any(ln.split()[:2] == ["E4", "FAIL"] for ln in failing.stdout.splitlines())
+    assert "FAIL" in failing.stderr
