@@ -9,7 +9,8 @@ writer thread as it arrives → summary.
 Ray: ``ray.init(address=runner.address or $RAY_ADDRESS)``; without an address a new
 local instance with ``runner.num_cpus`` CPUs whose listeners stay on 127.0.0.1. Each task
 reserves ``cpus_per_task`` / ``gpus_per_task`` (fractions allowed) and trains on CUDA when
-it got a GPU. A task whose worker process dies is re-run up to ``runner.max_retries``
+it got a GPU; its torch and BLAS thread pools hold :func:`task_threads` (= its whole CPUs)
+threads, so tasks never oversubscribe a node's cores. A task whose worker process dies is re-run up to ``runner.max_retries``
 times; if it still fails, or the batch function itself raises, its trials are recorded as
 ``failed`` with the error as traceback, and the sweep goes on.
 """
@@ -26,7 +27,7 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -45,8 +46,10 @@ __all__ = [
     "cleanup_local_instances",
     "run_batches",
     "run_sweep",
+    "limit_threads",
     "start_ray",
     "stop_ray",
+    "task_threads",
 ]
 
 BatchFn = Callable[..., list[TrialResult]]  # (specs, *, device) -> results, one per spec
@@ -104,16 +107,49 @@ def _call(
     return results, time.perf_counter() - t0
 
 
+def task_threads(cpus: float) -> int:
+    """Compute threads of a task that reserved ``cpus`` CPUs: ``max(1, ⌊cpus⌋)``.
+
+    Ray runs as many tasks at once as a node has CPUs to reserve, so with threads =
+    reserved CPUs the node's cores are used once each: 16 tasks × 1 thread on a 16-core
+    node with ``cpus_per_task=1``, 4 × 4 with ``cpus_per_task=4``; a fraction of a CPU gets
+    one thread. (Unlimited, each task would start one thread per core of the node: 16 × 16.)
+    """
+    return max(1, int(cpus))
+
+
+@contextlib.contextmanager
+def limit_threads(threads: int) -> Iterator[None]:
+    """Within the block: torch's intra-op pool and the BLAS/OpenMP pools numpy and scipy use
+    (threadpoolctl) hold ``threads`` threads; the previous sizes are restored after."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:  # pragma: no cover - scikit-learn brings it
+            yield
+        else:
+            with threadpool_limits(limits=threads):
+                yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _ray_batch(
-    specs: list[TrialSpec], fn: BatchFn | None, device: str
+    specs: list[TrialSpec], fn: BatchFn | None, device: str, threads: int = 1
 ) -> tuple[list[TrialResult], float, str]:
-    """Body of the Ray task: choose the device, run the batch, stamp the node id."""
+    """Body of the Ray task: choose the device, run the batch with ``threads`` compute
+    threads (:func:`task_threads` of its CPU reservation), stamp the node id."""
     import ray
 
     if device == "auto":
         device = "cuda" if ray.get_gpu_ids() else "cpu"
     node = ray.get_runtime_context().get_node_id()
-    results, seconds = _call(fn, specs, device)
+    with limit_threads(threads):
+        results, seconds = _call(fn, specs, device)
     for r in results:
         r.node_id = node
     return results, seconds, node
@@ -382,7 +418,8 @@ def run_batches(
         device = (
             "cuda" if runner.device == "cuda" else ("cpu" if runner.device == "cpu" else "auto")
         )
-        refs = {task.remote(list(b), batch_fn, device): list(b) for b in groups}
+        threads = task_threads(runner.cpus_per_task)
+        refs = {task.remote(list(b), batch_fn, device, threads): list(b) for b in groups}
         pending = list(refs)
         while pending:
             ready, pending = ray.wait(pending, num_returns=1)

@@ -162,3 +162,89 @@ def test_ray_processes_of_a_killed_driver_are_removed_and_nothing_else(tmp_path,
     finally:
         if driver.poll() is None:
             driver.kill()
+
+
+# ---------------------------------------------------------------- threads per task
+
+
+def test_task_threads_follow_the_cpu_reservation() -> None:
+    from sweep.runner import task_threads
+
+    assert [task_threads(c) for c in (0.25, 0.5, 1, 1.0, 1.5, 2, 4.0, 16)] == [
+        1,
+        1,
+        1,
+        1,
+        1,
+        2,
+        4,
+        16,
+    ]
+
+
+def test_limit_threads_sets_torch_and_blas_pools_and_restores_them() -> None:
+    import torch
+    from threadpoolctl import threadpool_info
+
+    from sweep.runner import limit_threads
+
+    before = torch.get_num_threads()
+    blas_before = [p["num_threads"] for p in threadpool_info()]
+    with limit_threads(1):
+        assert torch.get_num_threads() == 1
+        assert all(p["num_threads"] == 1 for p in threadpool_info())
+    assert torch.get_num_threads() == before
+    assert [p["num_threads"] for p in threadpool_info()] == blas_before
+
+
+def report_threads(specs: list, *, device: str = "cpu") -> list:
+    """A batch function that reports the compute threads it was given (for the Ray test)."""
+    import torch
+    from threadpoolctl import threadpool_info
+
+    from sweep.schema import TrialResult
+
+    blas = max((p["num_threads"] for p in threadpool_info()), default=0)
+    extra = {"torch_threads": float(torch.get_num_threads()), "blas_threads": float(blas)}
+    return [TrialResult(key=s.key, status="finished", extra=dict(extra)) for s in specs]
+
+
+THREADS_DRIVER = """
+import json, sys
+from sweep.config import RunnerConfig, load
+from sweep.grid import batches, expand
+from sweep.runner import run_batches, start_ray, stop_ray
+from tests.sweep.test_runner import report_threads
+
+specs = expand(load({"seed": [0, 1, 2, 3]}))
+started = start_ray(RunnerConfig(num_cpus=4))
+out = {}
+for cpus in (1, 2, 0.5):
+    seen = []
+    run_batches(batches(specs, 1), RunnerConfig(cpus_per_task=cpus), batch_fn=report_threads,
+                on_result=lambda s, r: seen.append(r.extra))
+    out[str(cpus)] = seen
+stop_ray(started)
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.slow
+def test_each_ray_task_gets_as_many_threads_as_cpus_it_reserved(tmp_path) -> None:
+    import json
+
+    records = tmp_path / "records"
+    proc = subprocess.run(
+        [sys.executable, "-c", THREADS_DRIVER],
+        cwd=REPO,
+        env=sweep_env(DUALSWEEP_RAY_RECORDS=str(records), OMP_NUM_THREADS="", MKL_NUM_THREADS=""),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    seen = json.loads(proc.stdout.strip().splitlines()[-1])
+    for cpus, threads in (("1", 1), ("2", 2), ("0.5", 1)):
+        assert len(seen[cpus]) == 4
+        assert {e["torch_threads"] for e in seen[cpus]} == {threads}, seen
+        assert {e["blas_threads"] for e in seen[cpus]} <= {threads, 0}, seen
