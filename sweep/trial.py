@@ -10,9 +10,11 @@ as a Ray task; it never raises for one trial's own trouble: a network whose loss
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 import time
 import traceback
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -173,43 +175,62 @@ def _m_star(problem: Problem, opt) -> int | None:
     return None if m_star is None else int(m_star)
 
 
+SOLVE_CACHE = 64  # optima kept per process (grids sweep the width at fixed data, β, bias)
+_SOLVED: OrderedDict[str, object] = OrderedDict()
+
+
+def _solve_any_width(problem: Problem):
+    """``solve(problem)`` at ``width=None`` (the optimum over every width), memoised per process
+    on the problem's content (X, Y, β, depth, activation, bias): the trials of one data point that
+    differ only in width (or in training settings) share one solve — §10's program takes seconds.
+    A ``NotCovered`` is memoised too and raised again. Solvers are deterministic, so a hit
+    returns what a fresh solve would."""
+    key = hashlib.sha256(
+        problem.X.tobytes()
+        + problem.Y.tobytes()
+        + repr(
+            (problem.X.shape, problem.Y.shape, problem.beta, problem.depth, problem.activation)
+            + (problem.bias, problem.batchnorm)
+        ).encode()
+    ).hexdigest()
+    if key not in _SOLVED:
+        try:
+            _SOLVED[key] = solve(dataclasses.replace(problem, width=None))
+        except NotCovered as exc:
+            _SOLVED[key] = exc
+        while len(_SOLVED) > SOLVE_CACHE:
+            _SOLVED.popitem(last=False)
+    _SOLVED.move_to_end(key)
+    found = _SOLVED[key]
+    if isinstance(found, NotCovered):
+        raise NotCovered(str(found))
+    return found
+
+
 def _optimum(problem: Problem) -> tuple[object | None, object | None, str | None]:
     """``(optimum, wide, not_covered)`` of a trial's problem (width = the trial's width m).
 
-    ``optimum``: ``solve(problem)`` when it covers the problem AT THIS WIDTH. When it does not
-    because m is below the optimum's m* (closed forms refuse; a solver that ignores the width
-    returns an optimum with ``m_star > m``), ``wide`` is the optimum over every width: its P*
-    (THEORY's P*, "width ≥ m*") is still a certified lower bound on this width-m problem, which
-    the trained net cannot reach (it lacks m* − m neurons) — E11's "width < m*" trials.
+    The optimum over every width (:func:`_solve_any_width`) with m* neurons / paths; if
+    ``m* ≤ m`` it is this trial's ``optimum`` (its network has m* neurons; padding with zero
+    neurons to m changes nothing). If ``m < m*``, ``wide`` is that optimum: its P* (THEORY's P*,
+    "width ≥ m*") is a certified lower bound on this width-m problem, which the trained net
+    cannot reach (it lacks m* − m neurons) — E11's "width < m*" trials. Batch-norm problems are
+    solved at their width (their closed forms read it).
     """
-    try:
-        found = solve(problem)
-    except NotCovered as exc:
-        found, reason = None, str(exc)
-    else:
-        reason = None
     m = problem.width
-    if m is None:
-        return found, None, reason
-    if found is not None:
-        k = _m_star(problem, found) if _is_exact(found) else None
-        if k is None or k <= m:
-            return found, None, None
-        wide, reason = found, f"width {m} is below the optimum's m* = {k}"
-    else:
-        try:
-            wide = solve(dataclasses.replace(problem, width=None))
-        except NotCovered:
-            return None, None, reason
-        k = _m_star(problem, wide) if _is_exact(wide) else None
-        if k is None or k <= m:
-            return None, None, reason
-    p_any = float(wide.objective)
+    try:
+        found = solve(problem) if problem.batchnorm or m is None else _solve_any_width(problem)
+    except NotCovered as exc:
+        return None, None, str(exc)
+    k = _m_star(problem, found) if _is_exact(found) else None
+    if m is None or k is None or k <= m or problem.batchnorm:
+        return found, None, None
     return (
         None,
-        wide,
-        f"{reason}: P* of this width m = {m} is unknown (> P* = {p_any:.6g} of width >= m* = {k}, "
-        f"family {wide.family}, logged as p_star_any_width and lower_bound)",
+        found,
+        f"width {m} is below the optimum's m* = {k}: P* of this width is unknown (> P* = "
+        f"{float(found.objective):.6g} of width >= m*, family {found.family}, logged as "
+        f"p_star_any_width and lower_bound)",
     )
 
 

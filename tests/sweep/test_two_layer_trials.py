@@ -289,3 +289,52 @@ def test_a_width_below_m_star_logs_p_star_of_any_width_as_a_bound(activation, ou
     assert f"width {width} is below" in r.not_covered and "p_star_any_width" in r.not_covered
     # the narrow net cannot reach P*: it is short of m* - m neurons / rank
     assert r.upper_bound > wide.objective * (1 + 1e-6)
+
+
+@pytest.mark.skipif(
+    not HAVE_TWO_LAYER, reason="solve() does not dispatch to THEORY §10 yet (H-twolayer)"
+)
+def test_spline_trials_carry_p_star() -> None:
+    """THEORY §5 / E6: 1-D data with biases is §10's program with a bias column, for every β;
+    depth 2 logs P* (never above the trained objective), depth 3 a certified bracket."""
+    specs = [
+        TrialSpec(
+            data=DataSpec(kind="spline_1d", targets="signed", n=6, d=1, outputs=1),
+            model=ModelSpec(depth=depth, width=12, activation="relu", bias=True),
+            train=TrainSpec(beta=0.01, steps=500, lr=0.002, polish=100, log_every=100),
+            experiment="E6",
+        )
+        for depth in (2, 3)
+    ]
+    two, three = (run_batch([s])[0] for s in specs)
+    assert two.status == three.status == "finished", (two.error, three.error)
+    assert two.family == "relu_two_layer", two.not_covered
+    assert two.exact_objective <= min(two.sgd_objective, two.polished_objective) * (1 + 1e-8)
+    assert two.certificate <= two.exact_objective * (1 + 1e-8)
+    assert two.m_star >= 1
+    assert three.exact_objective is None and three.not_covered
+    assert three.lower_bound <= three.upper_bound
+
+
+def test_trials_differing_only_in_width_share_one_solve(monkeypatch) -> None:
+    calls = []
+    real = trial.solve
+
+    def counting(problem):
+        calls.append(problem.width)
+        return real(problem)
+
+    monkeypatch.setattr(trial, "solve", counting)
+    monkeypatch.setattr(trial, "_SOLVED", type(trial._SOLVED)())
+    specs = [
+        dataclasses.replace(relu_spec(seed=9), model=ModelSpec(depth=2, width=w, activation="relu"))
+        for w in (1, 4, 8)
+    ]
+    results = [run_batch([s])[0] for s in specs]
+    assert calls == [None]  # one solve, at width=None, for the three widths
+    fresh = solve(make_problem(specs[1]))  # widths ≥ m* = 2 get exactly the fresh optimum
+    assert results[1].exact_objective == results[2].exact_objective == fresh.objective
+    assert results[0].extra["p_star_any_width"] == fresh.objective
+    # a different β is a different problem: solved again
+    run_batch([relu_spec(seed=9, beta=0.3)])
+    assert calls == [None, None]
