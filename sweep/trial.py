@@ -302,6 +302,8 @@ def _analyse(
     if diverged:
         return result
 
+    # ½‖Y‖²: the objective of the zero network (analysis flags P* equal to it: nothing to test)
+    result.extra["null_objective"] = 0.5 * float(np.sum(np.square(problem.Y)))
     found, wide, result.not_covered = _optimum(problem)
     opt = found if found is not None and _is_exact(found) else None  # P* known (§1–§6, §10)
     if opt is not None:
@@ -343,6 +345,8 @@ def _analyse(
         )
     if spec.model.batchnorm:
         result.extra.update(_collapse(problem, net))
+        if opt is not None and opt.network is not None:  # the prediction: NC of the optimum
+            result.extra.update(_collapse(problem, opt.network, prefix="nc_opt"))
     if spec.model.ball != "none":
         from solvers.rescaled import rescaled_gap
 
@@ -360,8 +364,9 @@ def _scalars(prefix: str, values: dict) -> dict[str, float]:
     }
 
 
-def _collapse(problem: Problem, net: Network) -> dict[str, float]:
-    """Neural-collapse statistics of the last hidden features (THEORY §6), one-hot targets only."""
+def _collapse(problem: Problem, net: Network, prefix: str = "nc") -> dict[str, float]:
+    """Neural-collapse statistics of the last hidden features (THEORY §6), one-hot targets only
+    (``nc_opt.*`` for the closed-form optimal network: what theory predicts for these classes)."""
     from solvers.batchnorm import neural_collapse
     from solvers.problem import last_hidden
 
@@ -370,7 +375,7 @@ def _collapse(problem: Problem, net: Network) -> dict[str, float]:
         return {}
     H = last_hidden(problem, net)
     stats = neural_collapse(H, Y.argmax(axis=1), W=np.asarray(net.weights[-1]))
-    return _scalars("nc", stats)
+    return _scalars(prefix, stats)
 
 
 def run_batch(
