@@ -11,7 +11,8 @@ collapse: NC1 = 0, and
   s_k = √n_k − β/√n. Centring by the feature mean μ_G = Σ_k (n_k/n) μ_k makes the pairwise
   cosines depend on the n_k (−1/(K−1) only when they are equal) and NC3 < 1. The trial logs
   these predictions as ``nc_opt.*`` — the same statistics of the closed-form optimal network
-  (:func:`solvers.batchnorm.solve_batchnorm`); without them the row is INCONCLUSIVE.
+  (:func:`solvers.batchnorm.solve_batchnorm`); :func:`collapse_prediction` is the formula
+  above (tested against them); without ``nc_opt.*`` the row is INCONCLUSIVE.
 """
 
 from __future__ import annotations
@@ -25,6 +26,27 @@ from analysis.experiments.verdicts import reaches_optimum, structure_check
 from analysis.tables import column, fmt
 
 BALANCED = "onehot_balanced"
+
+
+def collapse_prediction(counts: np.ndarray, beta: float) -> dict[str, float]:
+    """NC2 / NC3 mean cosines at §6's optimum for one-hot targets with class sizes ``counts``.
+
+    With n = Σ n_k, s_k = (√n_k − β/√n)_+, class means μ_k = a_k ê_k (ê_k orthonormal,
+    a_k ∝ √s_k/√n_k), classifier columns w_k = b_k ê_k (b_k ∝ √s_k), μ_G = Σ_k (n_k/n) μ_k and
+    w̄ = (1/K) Σ_k w_k: returns the mean over pairs k < l of cos(μ_k − μ_G, μ_l − μ_G) and the
+    mean over k of cos(w_k − w̄, μ_k − μ_G). Balanced classes give −1/(K−1) and 1.
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    n, K = counts.sum(), counts.size
+    s = np.maximum(np.sqrt(counts) - beta / np.sqrt(n), 0.0)
+    M = np.diag(np.sqrt(s) / np.sqrt(counts))
+    M = M - (counts / n) @ M
+    W = np.diag(np.sqrt(s))
+    W = W - W.mean(axis=0)
+    unit = M / np.linalg.norm(M, axis=1, keepdims=True)
+    nc2 = float((unit @ unit.T)[np.triu_indices(K, 1)].mean())
+    nc3 = float(np.mean(np.sum(unit * W, axis=1) / np.linalg.norm(W, axis=1)))
+    return {"nc2_cosine_mean": nc2, "nc3_cosine_mean": nc3}
 
 
 def _match(f: pd.DataFrame) -> pd.Series:

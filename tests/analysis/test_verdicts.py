@@ -320,3 +320,36 @@ def test_check_exit_status() -> None:
     assert exit_status(doc("PASS", "INCONCLUSIVE")) == 0
     assert exit_status(doc("PASS", "INCONCLUSIVE"), strict=True) == 1
     assert exit_status(doc("FAIL", "PASS")) == 1
+
+
+@pytest.mark.parametrize("activation", ["linear", "relu"])
+def test_unbalanced_collapse_prediction_matches_the_closed_form_optimum(activation: str) -> None:
+    """E7's derivation for random class sizes (``collapse_prediction``) against the NC
+    statistics of solvers' §6 optimal network — what the trial logs as ``nc_opt.*``."""
+    import numpy as np
+
+    from analysis.experiments.e7_batchnorm import collapse_prediction
+    from solvers import Problem
+    from solvers.batchnorm import neural_collapse, solve_batchnorm
+    from solvers.problem import last_hidden
+
+    rng = np.random.default_rng(3)
+    for counts in ([5, 6, 1], [2, 3, 7, 4], [4, 4, 4]):
+        labels = rng.permutation(np.repeat(np.arange(len(counts)), counts))
+        n = labels.size
+        Y = np.eye(len(counts))[labels]
+        X = rng.standard_normal((n, n + 3)) / np.sqrt(n)
+        for depth in (2, 3):
+            p = Problem(X=X, Y=Y, depth=depth, beta=0.3, activation=activation, width=2 * n,
+                        batchnorm=True)  # fmt: skip
+            opt = solve_batchnorm(p)
+            H = last_hidden(p, opt.network)
+            got = neural_collapse(H, labels, W=np.asarray(opt.network.weights[-1]))
+            want = collapse_prediction(np.asarray(counts), 0.3)
+            for k, v in want.items():
+                assert abs(got[k] - v) <= 1e-9, (counts, depth, k, got[k], v)
+        if len(set(counts)) == 1:
+            assert abs(want["nc2_cosine_mean"] + 1 / (len(counts) - 1)) <= 1e-12
+            assert abs(want["nc3_cosine_mean"] - 1) <= 1e-12
+        else:
+            assert want["nc2_cosine_mean"] != pytest.approx(-1 / (len(counts) - 1), abs=1e-3)
