@@ -16,7 +16,14 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["PREFERRED_SOLVER", "bn_linear", "group_lasso", "nuclear_dual", "nuclear_primal"]
+__all__ = [
+    "PREFERRED_SOLVER",
+    "bn_linear",
+    "group_lasso",
+    "nuclear_dual",
+    "nuclear_primal",
+    "relu_two_layer",
+]
 
 PREFERRED_SOLVER = "CLARABEL"
 
@@ -106,3 +113,38 @@ def bn_linear(
     gamma = beta / np.sqrt(Y.shape[0])
     prob = cp.Problem(cp.Minimize(0.5 * cp.sum_squares(F - Y) + gamma * cp.normNuc(F)))
     return _solve(prob, solver, stats), np.asarray(F.value)
+
+
+def relu_two_layer(
+    X: np.ndarray,
+    y: np.ndarray,
+    beta: float,
+    patterns: np.ndarray,
+    *,
+    bias: bool = False,
+    solver: str | None = PREFERRED_SOLVER,
+    stats: dict | None = None,
+) -> tuple[float, np.ndarray, np.ndarray]:
+    """THEORY §10's convex program over the given patterns (rows of ``patterns``, (P, n) bool):
+    ``min ½‖Σ_i D_i X̃(v_i − w_i) − y‖² + β Σ (‖v_i,X‖ + ‖w_i,X‖)`` s.t.
+    ``(2D_i − I)X̃v_i ≥ 0``, ``(2D_i − I)X̃w_i ≥ 0``, ``X̃ = [X, 1]`` with bias (the penalty on
+    the X-part only); returns (value, V, W) with V, W of shape (P, d or d+1)."""
+    cp = _cvxpy()
+    X = np.asarray(X, float)
+    y = np.asarray(y, float).reshape(-1)
+    Xt = np.hstack([X, np.ones((X.shape[0], 1))]) if bias else X
+    D = np.asarray(patterns, float)
+    P, k = D.shape[0], Xt.shape[1]
+    d = X.shape[1]
+    V = cp.Variable((P, k))
+    W = cp.Variable((P, k))
+    fit = 0
+    cons = []
+    for i in range(P):
+        Di = D[i][:, None] * Xt
+        fit = fit + Di @ (V[i] - W[i])
+        Si = (2.0 * D[i] - 1.0)[:, None] * Xt
+        cons += [Si @ V[i] >= 0, Si @ W[i] >= 0]
+    pen = cp.sum(cp.norm(V[:, :d], 2, axis=1)) + cp.sum(cp.norm(W[:, :d], 2, axis=1))
+    prob = cp.Problem(cp.Minimize(0.5 * cp.sum_squares(fit - y) + beta * pen), cons)
+    return _solve(prob, solver, stats), np.asarray(V.value), np.asarray(W.value)
