@@ -82,6 +82,78 @@ def _run(kind: str, args: argparse.Namespace, steps: int, width: int) -> dict[st
     }
 
 
+# ---------------------------------------------------------------- both cores (H-sweep)
+
+
+def both_cores(cpus: int, seeds: int, steps: int, width: int, reps: int) -> None:
+    """Compute-bound trials: local Ray on ``cpus`` cores (one task per core, one thread per
+    task: ``sweep.runner.task_threads``) against ``runner=inline`` on one core (one torch/BLAS
+    thread), interleaved ``reps`` times so machine load hits both alike. Trial compute only:
+    no MLflow store, Ray started (and its workers warmed) beforehand. Prints wall times and
+    the speed-up inline/Ray (target: >= 1.8 on 2 cores)."""
+    import statistics
+
+    from sweep.config import RunnerConfig
+    from sweep.grid import batches
+    from sweep.runner import limit_threads, run_batches, stop_ray
+
+    cfg = {
+        "data": {"kind": "whitened", "n": 32, "d": 64},
+        "model": {"activation": "linear", "depth": 3, "width": width},
+        "train": {"beta": 0.1, "steps": steps, "lr": 0.01, "log_every": 500},
+        "seed": list(range(seeds)),
+    }
+    specs = expand(load(cfg))
+    groups = batches(specs, max(1, len(specs) // (2 * cpus)))  # 2 tasks per core
+    t0 = time.perf_counter()
+    started = start_ray(RunnerConfig(num_cpus=cpus))
+    ray_start = time.perf_counter() - t0
+    ray_runner = RunnerConfig(kind="local", cpus_per_task=1.0)
+    warm = [[s] for s in expand(load({**cfg, "train": {**cfg["train"], "steps": 5}}))][:cpus]
+    run_batches(warm, ray_runner, on_result=lambda s, r: None)
+    with limit_threads(1):  # the inline path warm too (lazy imports of the trial engine)
+        run_batches(
+            warm[:1], RunnerConfig(kind="inline", device="cpu"), on_result=lambda s, r: None
+        )
+
+    def timed(kind: str) -> float:
+        failed = []
+        t = time.perf_counter()
+        if kind == "inline":
+            with limit_threads(1):
+                run_batches(
+                    groups,
+                    RunnerConfig(kind="inline", device="cpu"),
+                    on_result=lambda s, r: failed.append(r.status != "finished"),
+                )
+        else:
+            run_batches(
+                groups, ray_runner, on_result=lambda s, r: failed.append(r.status != "finished")
+            )
+        wall = time.perf_counter() - t
+        assert len(failed) == len(specs) and not any(failed), f"{kind}: trials failed"
+        return wall
+
+    walls: dict[str, list[float]] = {"inline": [], "ray": []}
+    for _ in range(reps):
+        for kind in ("inline", "ray"):
+            walls[kind].append(timed(kind))
+    stop_ray(started)
+    print(
+        f"both cores: {len(specs)} trials (whitened n=32 d=64, linear L=3 m={width}, {steps} "
+        f"steps) in {len(groups)} batches; Ray start-up {ray_start:.1f} s (not counted)"
+    )
+    for kind, w in walls.items():
+        print(
+            f"  {kind:>6}: wall {', '.join(f'{x:.1f}' for x in w)} s (median {statistics.median(w):.1f})"
+        )
+    ratios = [a / b for a, b in zip(walls["inline"], walls["ray"], strict=True)]
+    print(
+        f"  speed-up inline(1 core)/Ray({cpus} cores): {', '.join(f'{r:.2f}' for r in ratios)} "
+        f"(median {statistics.median(ratios):.2f}x; target >= 1.8x)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=50, help="seeds per grid point (4 points)")
@@ -92,7 +164,18 @@ def main() -> None:
     parser.add_argument("--big-width", type=int, default=32, help="hidden width of bigger trials")
     parser.add_argument("--cpus", type=int, default=2, help="CPUs of the local Ray instance")
     parser.add_argument("--batch-size", type=int, default=16, help="runner.batch_size")
+    parser.add_argument(
+        "--both-cores",
+        action="store_true",
+        help="only the compute-bound Ray-vs-inline section (uses --cpus, --seeds, --big-steps, --big-width)",
+    )
+    parser.add_argument(
+        "--reps", type=int, default=3, help="interleaved repetitions (--both-cores)"
+    )
     args = parser.parse_args()
+    if args.both_cores:
+        both_cores(args.cpus, args.seeds, args.big_steps, args.big_width, args.reps)
+        return
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
     import ray
