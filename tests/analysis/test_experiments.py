@@ -24,6 +24,7 @@ from analysis.tables import fmt, to_markdown
 from tests.conftest import assert_close
 
 PNG = b"\x89PNG\r\n\x1a\n"
+MAX_WIDTH_PX = 1800
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +66,8 @@ def _figure_ok(outcome: ex.Outcome) -> None:
     assert outcome.figure is not None and outcome.figure.exists(), outcome.id
     data = outcome.figure.read_bytes()
     assert data[:8] == PNG and len(data) > 10_000, (outcome.id, len(data))
+    width = int.from_bytes(data[16:20], "big")  # IHDR: legible in a 1200 px page, not 3179 px
+    assert 400 <= width <= MAX_WIDTH_PX, (outcome.id, width)
     csv = pd.read_csv(outcome.files["csv"])
     assert len(csv) == len(outcome.table)
     assert outcome.files["md"].read_text() == to_markdown(outcome.table)

@@ -353,3 +353,17 @@ def test_unbalanced_collapse_prediction_matches_the_closed_form_optimum(activati
             assert abs(want["nc3_cosine_mean"] - 1) <= 1e-12
         else:
             assert want["nc2_cosine_mean"] != pytest.approx(-1 / (len(counts) - 1), abs=1e-3)
+
+
+def test_e6_figure_draws_every_seed_and_e9_stays_legible() -> None:
+    """E6: one panel per (seed, β) — no seed left out (the worst fit included); E9: two
+    panels (covered / not covered) whose width does not grow with the number of groups."""
+    specs, results = ideal()
+    frame = frame_from_results(specs, results)
+    e6 = ex.EXPERIMENTS["E6"]
+    done = e6.rows(frame)
+    res = e6.fn(done, ex.Inputs(frame))
+    assert len(res.figure.axes) == done["seed"].nunique() * done["train.beta"].nunique()
+    e9 = ex.EXPERIMENTS["E9"].fn(frame, ex.Inputs(frame))
+    assert len(e9.figure.axes) == 2 and e9.figure.get_size_inches()[0] <= 12.5
+    assert set(e9.table["covered"]) == {True, False}
