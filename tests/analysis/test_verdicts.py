@@ -367,3 +367,21 @@ def test_e6_figure_draws_every_seed_and_e9_stays_legible() -> None:
     e9 = ex.EXPERIMENTS["E9"].fn(frame, ex.Inputs(frame))
     assert len(e9.figure.axes) == 2 and e9.figure.get_size_inches()[0] <= 12.5
     assert set(e9.table["covered"]) == {True, False}
+
+
+def test_e9_a_certified_p_star_is_known_only_to_its_own_gap() -> None:
+    """A numerical P* certified to 1e-6 (§10): a certificate 1e-7 above it is not a violation;
+    1e-5 above it is."""
+
+    def change(factor: float):
+        def f(_s, r) -> None:
+            r.extra["optimum_rel_gap"] = 1e-6
+            r.certificate = r.exact_objective * factor
+            r.sgd_objective = r.exact_objective * 1.01  # the SGD net itself is not at P*
+
+        return f
+
+    specs, results = _perturbed("E3", change(1 + 1e-7))
+    assert _check(_run(specs, results, "E9"), "bound ≤ P*").status is ex.Status.PASS
+    specs, results = _perturbed("E3", change(1 + 1e-5))
+    assert _check(_run(specs, results, "E9"), "bound ≤ P*").status is ex.Status.FAIL
