@@ -800,7 +800,7 @@ def _solve_on(
     lam0 = y - y.mean() if p.bias else y
     _, viol = _price(geo, lam0, beta=0.0)
     state.add([(D, s) for D, s, _ in viol[: 2 * add_per_round]])
-    lower, best = 0.0, None
+    lower, best, best_own = 0.0, None, 0.0
     inner_tol = 1e-10
     rounds = 0
     for rounds in range(1, max_rounds + 1):  # noqa: B007 - reported
@@ -824,17 +824,18 @@ def _solve_on(
                     )
                     cands.append((objective(p, net), net, m_star, dirs, (Sp, Zp, cp_, 0.0)))
         cands.sort(key=lambda c: c[0])
-        if best is None or cands[0][0] < best[0]:
-            best = cands[0]
         viol = []
-        for c in cands:
+        for c in cands:  # each network certifies itself: keep the one with the smallest own gap
             lam = _residual(p, c[1])
             cbar, v = _price(geo, lam, beta=beta)
-            lower = max(lower, _scaled_dual(lam, y, beta, cbar))
+            if not geo.exact:  # sampled cells bound nothing: the provable relaxation instead
+                cbar = relaxed_dual_norm(p.X, lam, bias=p.bias)
+            own = _scaled_dual(lam, y, beta, cbar)
+            lower = max(lower, own)
             viol = viol or v
-            if best[0] - lower <= tol * abs(best[0]):
-                break
-        if best[0] - lower <= tol * abs(best[0]):
+            if best is None or c[0] - own < best[0] - best_own:
+                best, best_own = c, own
+        if best[0] - lower <= tol * abs(best[0]) and best[0] - best_own <= tol * abs(best[0]):
             break
         # keep the blocks in use, add the most violated new ones
         nu = np.linalg.norm(Z[:, : geo.r], axis=1)
@@ -847,9 +848,10 @@ def _solve_on(
     upper, net, m_star, dirs, (sb, Zb, cb, dropb) = best
     net2, m2, dirs2, _ = _network_from_blocks(p, geo, sb, Zb, rel_drop=dropb, const=cb, reduce=True)
     up2 = objective(p, net2)
-    # fewer neurons, the same objective up to round-off: keep it if it is still as certified
-    if up2 <= upper * (1.0 + 1e-12) or up2 - lower <= tol * abs(up2):
+    # fewer neurons, the same output and objective up to round-off: keep it if still certified
+    if up2 - lower <= tol * abs(up2) or up2 <= upper * (1.0 + 1e-12):
         upper, net, m_star, dirs = up2, net2, m2, dirs2
+    upper = min(upper, best[0]) if net is best[1] else upper
     net = _pad(p, net, net.weights[0].shape[1])
     info = {
         "patterns": int(geo.patterns.shape[0]),

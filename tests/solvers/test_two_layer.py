@@ -1,0 +1,320 @@
+"""THEORY §10: the pattern program for two-layer ReLU networks on any data.
+
+References: the convex program written independently in cvxpy over ALL enumerated patterns
+(``solvers.reference.relu_two_layer``, Clarabel, ~1e-8 relative), the per-cell maximum of the
+dual constraint in cvxpy, dense random sampling of directions (enumeration and ``c(λ)``), the
+closed forms of §3/§4 where they apply, and multistart float64 L-BFGS of the network (slow).
+Tolerances: our solve is certified to a relative gap 1e-8; against cvxpy we allow 2e-7 relative
+(cvxpy's own accuracy); certificates must never exceed the certified upper end by more than
+1e-12 relative (round-off).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from solvers import NotCovered, Problem, certificate, objective, solve
+from solvers.problem import Network, Status
+from solvers.two_layer import (
+    dual_norm,
+    enumerate_patterns,
+    pattern_count_bound,
+    relaxed_dual_norm,
+    solve_two_layer,
+    solve_two_layer_path,
+    two_layer_certificate,
+)
+
+cp = pytest.importorskip("cvxpy")
+from solvers.reference import relu_two_layer  # noqa: E402
+
+REF_RTOL = 2e-7
+
+
+def _brute_patterns(X: np.ndarray, bias: bool, samples: int, seed: int) -> set[bytes]:
+    rng = np.random.default_rng(seed)
+    Xt = np.hstack([X, np.ones((X.shape[0], 1))]) if bias else X
+    U = rng.standard_normal((Xt.shape[1], samples))
+    P = (Xt @ U >= 0).T
+    return set(map(bytes, np.packbits(P, axis=1)))
+
+
+def _as_set(P: np.ndarray) -> set[bytes]:
+    return set(map(bytes, np.packbits(P, axis=1)))
+
+
+def _instance(n: int, d: int, seed: int, beta: float, bias: bool) -> Problem:
+    rng = np.random.default_rng(seed)
+    return Problem(rng.standard_normal((n, d)), rng.standard_normal(n), 2, beta, "relu", bias=bias)
+
+
+# ----------------------------------------------------------------------------- enumeration
+@pytest.mark.parametrize(
+    ("n", "d", "bias"),
+    [(10, 1, False), (10, 1, True), (12, 2, False), (9, 2, True), (10, 3, False)],
+)
+def test_enumeration_complete_and_count_in_general_position(n: int, d: int, bias: bool) -> None:
+    X = np.random.default_rng(n * 10 + d).standard_normal((n, d))
+    E = enumerate_patterns(X, bias=bias)
+    r = d + int(bias)
+    assert len(_as_set(E)) == E.shape[0]  # unique rows
+    assert E.shape[0] == pattern_count_bound(n, r)  # general position: the bound is attained
+    assert _brute_patterns(X, bias, 200_000, 1) <= _as_set(E)
+
+
+def test_enumeration_exact_counts_1d_and_2d() -> None:
+    x = np.array([[-2.0], [-1.0], [0.5], [3.0]])
+    assert enumerate_patterns(x).shape[0] == 2  # {x > 0}, {x < 0}
+    assert enumerate_patterns(x, bias=True).shape[0] == 2 * 4  # thresholds, two directions
+    # 2-D, no bias: n lines through 0 in general position cut the plane into 2n sectors
+    ang = np.array([0.1, 0.7, 1.3, 2.0, 2.9])
+    X = np.stack([np.cos(ang), np.sin(ang)], axis=1) * np.array([1, 2, 3, 4, 5])[:, None]
+    assert enumerate_patterns(X).shape[0] == 10
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_enumeration_degenerate_data(bias: bool) -> None:
+    """Duplicates, collinear rows and integer grids: still complete (checked by sampling)."""
+    X = np.array([[1, 0], [2, 0], [0, 1], [1, 1], [1, 1], [-1, 1], [3, 3], [-2, 0]], float)
+    assert _brute_patterns(X, bias, 1_000_000, 2) <= _as_set(enumerate_patterns(X, bias=bias))
+    rng = np.random.default_rng(5)
+    G = rng.integers(-2, 3, size=(14, 3)).astype(float)
+    G = G[np.any(G != 0, axis=1)]
+    assert _brute_patterns(G, bias, 1_000_000, 3) <= _as_set(enumerate_patterns(G, bias=bias))
+
+
+def test_enumeration_check_can_fail() -> None:
+    """The completeness check above is not vacuous: dropping one pattern is detected."""
+    X = np.random.default_rng(0).standard_normal((8, 2))
+    E = enumerate_patterns(X)
+    assert not _brute_patterns(X, False, 200_000, 1) <= _as_set(E[1:])
+
+
+# ----------------------------------------------------------------------------- c(λ)
+@pytest.mark.parametrize(
+    ("n", "d", "bias"), [(9, 2, False), (8, 3, False), (8, 2, True), (7, 3, True)]
+)
+def test_dual_norm_exact_against_cvxpy_cells_and_sampling(n: int, d: int, bias: bool) -> None:
+    rng = np.random.default_rng(n + 7 * d)
+    X = rng.standard_normal((n, d))
+    lam = rng.standard_normal(n)
+    if bias:
+        lam -= lam.mean()
+    c, exact = dual_norm(X, lam, bias=bias)
+    assert exact
+    Xt = np.hstack([X, np.ones((n, 1))]) if bias else X
+    best = 0.0
+    for D in enumerate_patterns(X, bias=bias):
+        A = (2.0 * D - 1.0)[:, None] * Xt
+        g = (D * lam) @ Xt
+        for s in (1.0, -1.0):
+            z = cp.Variable(Xt.shape[1])
+            prob = cp.Problem(cp.Maximize(s * g @ z), [A @ z >= 0, cp.norm(z[:d]) <= 1])
+            prob.solve(solver="CLARABEL")
+            best = max(best, float(prob.value))
+    assert c == pytest.approx(best, rel=1e-7)
+    U = rng.standard_normal((d, 200_000))
+    U /= np.linalg.norm(U, axis=0)
+    B = rng.uniform(-5, 5, U.shape[1]) if bias else 0.0
+    sampled = float(np.max(np.abs(lam @ np.maximum(X @ U + B, 0.0))))
+    assert sampled <= c * (1 + 1e-12)
+    assert relaxed_dual_norm(X, lam, bias=bias) >= c * (1 - 1e-12)  # the relaxation is valid
+
+
+def test_dual_norm_uncentred_with_bias_is_infinite() -> None:
+    X = np.random.default_rng(0).standard_normal((6, 2))
+    assert dual_norm(X, np.ones(6), bias=True)[0] == np.inf
+
+
+# ----------------------------------------------------------------------------- P* vs cvxpy
+CASES = [
+    (8, 1, 0.05, False),
+    (8, 1, 0.01, True),
+    (10, 2, 0.1, False),
+    (10, 2, 0.05, True),
+    (9, 3, 0.1, False),
+    (8, 3, 0.2, True),
+    (8, 5, 0.1, False),
+]
+
+
+@pytest.mark.reference
+@pytest.mark.parametrize(("n", "d", "beta", "bias"), CASES)
+def test_pstar_equals_cvxpy_on_all_patterns(n: int, d: int, beta: float, bias: bool) -> None:
+    p = _instance(n, d, 100 + n + d, beta, bias)
+    opt = solve_two_layer(p)
+    ref, _, _ = relu_two_layer(p.X, p.Y[:, 0], beta, enumerate_patterns(p.X, bias=bias), bias=bias)
+    assert opt.status is Status.CERTIFIED
+    assert opt.family == "relu_two_layer"
+    assert opt.rel_gap <= 1e-8
+    assert opt.objective == pytest.approx(ref, rel=REF_RTOL)
+    assert opt.lower_bound <= ref * (1 + REF_RTOL)
+    # the network realises the value, m* neurons with unit directions
+    assert objective(p, opt.network) == pytest.approx(opt.objective, rel=1e-12)
+    W1, W2 = opt.network.weights
+    active = int(np.sum(np.abs(W2[:, 0]) > 0))
+    assert opt.m_star <= active <= opt.m_star + int(bias)  # + a constant neuron with bias
+    assert opt.m_star <= n + 1
+    assert opt.directions.shape == (d, opt.m_star)
+    np.testing.assert_allclose(np.linalg.norm(opt.directions, axis=0), 1.0, rtol=1e-12)
+    # tight certificate at the optimal network
+    cert = two_layer_certificate(p, opt.network)
+    assert cert <= opt.objective * (1 + 1e-12)
+    assert cert >= opt.objective * (1 - 1e-6)
+
+
+def test_solve_dispatches_and_closed_forms_win() -> None:
+    p = _instance(12, 3, 1, 0.1, False)
+    opt = solve(p)
+    assert opt.family == "relu_two_layer" and opt.status is Status.CERTIFIED
+    # whitened data: §3's closed form wins and agrees with the pattern program
+    Q, _ = np.linalg.qr(np.random.default_rng(2).standard_normal((7, 4)))
+    pw = Problem(Q.T, np.array([1.0, -2.0, 0.5, 0.3]), 2, 0.3, "relu")
+    closed = solve(pw)
+    assert closed.family == "relu_whitened" and closed.status is Status.EXACT
+    ours = solve_two_layer(pw)
+    assert ours.objective == pytest.approx(closed.objective, rel=1e-8)
+    assert ours.m_star == closed.m_star
+    # rank-one data: §4
+    c = np.array([2.0, -1.0, 0.5, 1.5, -0.7])
+    pr = Problem(np.outer(c, [0.6, 0.8]), np.array([1.0, 0.3, -0.2, 2.0, 0.4]), 2, 0.2, "relu")
+    closed = solve(pr)
+    assert closed.family == "relu_rank_one"
+    assert solve_two_layer(pr).objective == pytest.approx(closed.objective, rel=1e-8)
+
+
+def test_certificate_dispatch_is_tight_and_moves() -> None:
+    p = _instance(12, 2, 3, 0.1, True)
+    opt = solve(p)
+    assert opt.family == "relu_two_layer"
+    assert certificate(p, opt.network) == pytest.approx(opt.objective, rel=1e-6)
+    W1, W2 = opt.network.weights
+    moved = Network(weights=(W1 * 1.1, W2), biases=opt.network.biases)
+    c1 = certificate(p, moved)
+    assert c1 < certificate(p, opt.network)
+    assert c1 <= opt.objective
+
+
+def test_certificate_never_above_pstar_on_many_networks() -> None:
+    """Random, perturbed and optimal networks on several problems: certificate ≤ the certified
+    upper end P*(1 + 1e-8) — counted over 300 networks."""
+    rng = np.random.default_rng(11)
+    checked = 0
+    for i, (n, d, beta, bias) in enumerate(
+        [(10, 2, 0.1, False), (9, 2, 0.05, True), (8, 3, 0.2, False)]
+    ):
+        p = _instance(n, d, 200 + i, beta, bias)
+        opt = solve_two_layer(p)
+        upper = opt.objective
+        W1, W2 = opt.network.weights
+        b = opt.network.biases
+        for k in range(100):
+            if k % 3 == 0:  # random network of random width
+                m = int(rng.integers(1, 12))
+                net = Network(
+                    weights=(rng.standard_normal((d, m)), rng.standard_normal((m, 1))),
+                    biases=(rng.standard_normal(m),) if bias else None,
+                )
+            else:  # the optimum, perturbed (k % 3 == 1: tiny, 2: larger)
+                eps = 1e-6 if k % 3 == 1 else 1e-2
+                net = Network(
+                    weights=(
+                        W1 + eps * rng.standard_normal(W1.shape),
+                        W2 + eps * rng.standard_normal(W2.shape),
+                    ),
+                    biases=(b[0] + eps * rng.standard_normal(b[0].shape),) if bias else None,
+                )
+            cert = two_layer_certificate(p, net)
+            assert cert <= upper * (1 + 1e-12)
+            assert cert <= objective(p, net) * (1 + 1e-12)
+            checked += 1
+    assert checked == 300
+
+
+def test_unscaled_residual_would_break_validity() -> None:
+    """The scaling by β/c(λ) is what makes the bound valid: the unscaled dual value of a random
+    network's residual lies above P* (the check above can fail)."""
+    p = _instance(10, 2, 5, 0.1, False)
+    opt = solve_two_layer(p)
+    rng = np.random.default_rng(0)
+    net = Network(weights=(rng.standard_normal((2, 3)), rng.standard_normal((3, 1))))
+    y = p.Y[:, 0]
+    lam = y - net.weights[1][:, 0] @ np.maximum(p.X @ net.weights[0], 0).T
+    assert 0.5 * y @ y - 0.5 * np.sum((lam - y) ** 2) > opt.objective
+    assert two_layer_certificate(p, net) <= opt.objective
+
+
+# ----------------------------------------------------------------------------- paths, brackets
+def test_beta_path_matches_single_solves() -> None:
+    p = _instance(10, 2, 9, 0.1, False)
+    betas = [0.3, 0.1, 0.03]
+    path = solve_two_layer_path(p, betas)
+    for beta, opt in zip(betas, path, strict=True):
+        single = solve_two_layer(dataclasses.replace(p, beta=beta))
+        assert opt.status is Status.CERTIFIED
+        assert opt.objective == pytest.approx(single.objective, rel=2e-8)
+
+
+def test_beyond_the_cap_is_a_bracket() -> None:
+    p = _instance(12, 3, 4, 0.1, False)
+    exact = solve_two_layer(p)
+    br = solve_two_layer(p, cap=50)
+    assert br.status is Status.BRACKET
+    assert "cap" in br.info["not_covered"]
+    assert br.lower_bound <= exact.lower_bound * (1 + 1e-12)
+    assert br.objective >= exact.objective * (1 - 1e-8)
+    assert objective(p, br.network) == pytest.approx(br.objective, rel=1e-12)
+    assert two_layer_certificate(p, exact.network, cap=50) <= exact.objective
+
+
+# ----------------------------------------------------------------------------- bad input
+def test_bad_inputs_are_named() -> None:
+    rng = np.random.default_rng(0)
+    with pytest.raises(NotCovered, match="n = 1"):
+        solve_two_layer(Problem(np.ones((1, 2)), [1.0], 2, 0.1, "relu"))
+    X = rng.standard_normal((6, 2))
+    X[3] = 0.0
+    with pytest.raises(NotCovered, match="zero row"):
+        solve_two_layer(Problem(X, rng.standard_normal(6), 2, 0.1, "relu"))
+    with pytest.raises(NotCovered, match="exceed the cap 100"):
+        enumerate_patterns(rng.standard_normal((20, 3)), cap=100)
+    with pytest.raises(NotCovered, match="K = 2"):
+        solve_two_layer(
+            Problem(rng.standard_normal((5, 2)), rng.standard_normal((5, 2)), 2, 0.1, "relu")
+        )
+    with pytest.raises(NotCovered, match="depth 3"):
+        solve_two_layer(
+            Problem(rng.standard_normal((5, 2)), rng.standard_normal(5), 3, 0.1, "relu")
+        )
+    with pytest.raises(ValueError, match="solvers.Problem"):
+        solve_two_layer("not a problem")
+    # a zero row is fine with a bias (x = 0 is an ordinary point of a 1-D spline)
+    x = np.array([[-1.0], [0.0], [1.0], [2.0]])
+    assert solve_two_layer(Problem(x, [1.0, 0.0, 1.0, -1.0], 2, 0.01, "relu", bias=True)).is_exact
+
+
+def test_zero_targets() -> None:
+    p = Problem(np.random.default_rng(0).standard_normal((5, 2)), np.zeros(5), 2, 0.1, "relu")
+    opt = solve_two_layer(p)
+    assert opt.objective == 0.0 and opt.m_star == 0 and opt.is_exact
+
+
+# ----------------------------------------------------------------------------- L-BFGS (slow)
+@pytest.mark.slow
+@pytest.mark.reference
+@pytest.mark.parametrize(
+    ("n", "d", "beta", "bias"),
+    [(8, 1, 0.05, True), (10, 2, 0.1, False), (9, 3, 0.2, True), (8, 5, 0.2, False)],
+)
+def test_lbfgs_never_below_and_reaches_pstar(n: int, d: int, beta: float, bias: bool) -> None:
+    from tests.lbfgs import lbfgs_multistart
+
+    p = _instance(n, d, 300 + n + d, beta, bias)
+    opt = solve_two_layer(p)
+    runs = lbfgs_multistart(p, width=max(2 * opt.m_star, 8), starts=6, seed=1)
+    values = np.array([v for v, _ in runs])
+    assert np.all(values >= opt.lower_bound * (1 - 1e-9))
+    assert values.min() <= opt.objective * (1 + 1e-6)
