@@ -79,8 +79,9 @@ def kill9(proc: subprocess.Popen) -> bool:
     return alive
 
 
-def wait_for(cond: Callable[[], bool], proc: subprocess.Popen, timeout: float = 120) -> bool:
-    """Poll ``cond`` every few ms until it holds (True) or ``proc`` exits / times out (False)."""
+def wait_for(cond: Callable[[], bool], proc: subprocess.Popen, timeout: float = 900) -> bool:
+    """Poll ``cond`` every few ms until it holds (True) or ``proc`` exits (False); after
+    ``timeout`` s (a hung driver) ``proc`` is killed and TimeoutError raised."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if cond():
@@ -88,6 +89,7 @@ def wait_for(cond: Callable[[], bool], proc: subprocess.Popen, timeout: float = 
         if proc.poll() is not None:
             return cond()
         time.sleep(0.004)
+    kill9(proc)
     raise TimeoutError(f"condition not reached within {timeout} s")
 
 
