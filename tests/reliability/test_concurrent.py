@@ -1,7 +1,7 @@
 """Several ``python -m sweep`` drivers started together on one grid (issue 12, defects 2 and 3):
 on a fresh SQLite store (one machine) and on an MLflow tracking server backed by PostgreSQL
-(several machines). Every driver exits 0, no trial is lost, and — with claims — every trial
-key has exactly one FINISHED run. Counted with SQL on the database itself.
+(several machines). Every driver exits 0, no trial is lost, and every trial key has exactly one
+FINISHED run (the drivers' claims, sweep.tracking). Counted with SQL on the database itself.
 """
 
 from __future__ import annotations
@@ -18,17 +18,6 @@ from tests.reliability import helpers as h
 pytestmark = pytest.mark.slow
 
 N = 12  # trials of the grid
-
-
-# Whether sweep.tracking claims trials before running them (issue 12, defect 3, H-record's).
-# Without claims, drivers on one grid run every trial once each: strict xfail until they land.
-CLAIMS = True
-EXACTLY_ONCE = pytest.mark.xfail(
-    not CLAIMS,
-    reason="needs claims in sweep.tracking (issue 12 defect 3): without them every driver runs "
-    "every trial",
-    strict=True,
-)
 
 
 def _drivers(n: int, cmd_of, cwd: Path, logs: Path) -> list[tuple[int, str, float]]:
@@ -74,7 +63,6 @@ def test_drivers_on_a_fresh_sqlite_store_all_finish_and_lose_nothing(sqlite_swee
     assert set(counts) == keys  # zero lost
 
 
-@EXACTLY_ONCE
 def test_drivers_on_sqlite_run_each_key_exactly_once(sqlite_sweep) -> None:
     _, _, rows, keys = sqlite_sweep
     h.assert_exactly_once(rows, keys)
@@ -130,7 +118,6 @@ def test_drivers_on_a_server_all_finish_and_lose_nothing(server_sweep) -> None:
     assert set(h.finished_per_key(rows)) == keys
 
 
-@EXACTLY_ONCE
 def test_drivers_on_a_server_run_each_key_exactly_once(server_sweep) -> None:
     _, _, rows, keys = server_sweep
     h.assert_exactly_once(rows, keys)
