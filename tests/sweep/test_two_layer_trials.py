@@ -211,7 +211,7 @@ def test_real_two_layer_solver_on_gaussian_data(bias: bool) -> None:
     spec = TrialSpec(
         data=DataSpec(kind="gaussian", targets="gaussian", n=12, d=2, outputs=1),
         model=ModelSpec(depth=2, width=30, activation="relu", bias=bias),
-        train=TrainSpec(beta=0.1, steps=2000, lr=0.02, momentum=0.9, polish=200, log_every=500),
+        train=TrainSpec(beta=0.1, steps=400, lr=0.02, momentum=0.9, polish=50, log_every=100),
     )
     (r,) = run_batch([spec])
     assert r.status == "finished", r.error
