@@ -203,6 +203,7 @@ def test_closed_form_relu_trials_log_m_star() -> None:
 # ---------------------------------------------------------------- the real §10 solver
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     not HAVE_TWO_LAYER, reason="solve() does not dispatch to THEORY §10 yet (H-twolayer)"
 )
