@@ -220,7 +220,7 @@ def _figure(data: pd.DataFrame):
     ax.set_xscale("log", base=2)
     ax.set_ylim(-1.05, 1.05)
     ax.set_xlabel("width / m* (log₂)")
-    ax.set_ylabel("w1_alignment (weighted best cosine, 1 = all optimal neurons found)")
+    ax.set_ylabel("w1_alignment (1 = every optimal neuron found)")
     ax.set_title("trained neurons vs the optimal ones" if len(rows) else "no alignment logged")
     h.legend(ax)
     return fig
