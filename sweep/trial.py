@@ -268,8 +268,9 @@ def _optimum_fields(result: TrialResult, problem: Problem, net: Network, opt, wi
         result.family = opt.family
         result.not_covered = (
             f"{opt.family}: P* only bracketed in [{lower:.6g}, {upper:.6g}] "
-            f"(status {_status(opt)}: the solver could not certify P*, e.g. activation patterns "
-            f"sampled instead of enumerated)"
+            f"(status {_status(opt)}: the solver's own bracket has relative width "
+            f"{float(getattr(opt, 'rel_gap', math.nan)):.3g} — activation patterns sampled beyond "
+            f"the enumeration cap, or the solver stopped before its tolerance)"
         )
     if not math.isfinite(lower) or not math.isfinite(upper):
         return
