@@ -575,15 +575,24 @@ class Tracker:
         return todo
 
     def claimed(self, groups) -> Iterator[list[TrialSpec]]:
-        """``claim`` each batch of ``groups`` as it is taken (lazily), starting at an offset
-        derived from this driver's sweep id so that drivers started together take different
-        batches first; empty batches (every key owned elsewhere) are left out."""
-        groups = list(groups)
-        if not groups:
+        """``claim`` each batch of ``groups`` as it is taken (lazily); empty batches (every
+        key owned elsewhere) are left out. Each driver starts at an offset derived from its
+        sweep id and, when a batch shows that it met another driver, jumps to a random batch
+        further on, so that drivers started together work on different keys."""
+        import random
+        from collections import deque
+
+        order = deque(groups)
+        if not order:
             return
-        k = int(self.sweep_id, 16) % len(groups)
-        for batch in groups[k:] + groups[:k]:
+        rng = random.Random(self.sweep_id)
+        order.rotate(-(int(self.sweep_id, 16) % len(order)))
+        while order:
+            batch = order.popleft()
+            before = self.stats.elsewhere
             won = self.claim(list(batch))
+            if self.stats.elsewhere > before and len(order) > 1:
+                order.rotate(-rng.randrange(len(order)))
             if won:
                 yield won
 

@@ -6,7 +6,11 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import sys
+import time
 from pathlib import Path
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 import pytest
 
@@ -169,3 +173,213 @@ def _raw(tmp_path: Path) -> dict:
         },
         "sweep": {"progress": False},
     }
+
+
+# ---------------------------------------------------------------------------- claims (issue 12 #3)
+
+
+def _specs(n: int, name: str = "claims") -> list[TrialSpec]:
+    sweep = load({"grid": {"name": name}, "seed": list(range(n)), "runner": {"kind": "inline"}})
+    return expand(sweep)
+
+
+def _store(tmp_path: Path):
+    from sweep.store import Store
+
+    return Store(f"sqlite:///{tmp_path / 'mlruns.db'}", (tmp_path / "art").as_uri())
+
+
+def _finished_per_key(tracker: Tracker) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for r in tracker.trial_runs():
+        if r.info.status == "FINISHED":
+            key = r.data.tags[TAG_TRIAL_KEY]
+            counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def test_two_drivers_claiming_the_same_keys_at_once_record_each_exactly_once(
+    tmp_path: Path,
+) -> None:
+    """Both claim every key before either polls (the worst race): at record time the later
+    claim of each key sees the earlier, live one and is withdrawn; the earlier records."""
+    specs = _specs(6)
+    a = Tracker(_store(tmp_path), "claims", settle=0.2)
+    b = Tracker(_store(tmp_path), "claims", settle=0.2)
+    a.start(params={})
+    b.start(params={})
+    a._poll()  # both see nothing of the other yet: every key is free for both
+    b._poll()
+    assert [s.key for s in a.claim(specs)] == [s.key for s in specs]
+    assert [s.key for s in b.claim(specs)] == [s.key for s in specs]
+    results = quick(specs)
+    for spec, res in zip(specs, results, strict=True):
+        b.record(spec, res)
+        a.record(spec, res)
+    b.finish("FINISHED")
+    a.finish("FINISHED")
+    assert a.stats.runs + b.stats.runs == len(specs)
+    assert a.stats.dropped + b.stats.dropped == len(specs)
+    assert _finished_per_key(a) == {s.key: 1 for s in specs}
+    # the losers' runs are gone from the active view (withdrawn: KILLED, then deleted)
+    assert len(a.trial_runs()) == len(specs)
+
+
+def test_a_later_driver_skips_keys_claimed_by_a_live_one_and_takes_over_dead_ones(
+    tmp_path: Path,
+) -> None:
+    specs = _specs(4)
+    owner = Tracker(_store(tmp_path), "claims", settle=0.2)
+    owner.start(params={})
+    assert len(owner.claim(specs[:2])) == 2
+    # a driver on another machine: alive while its heartbeat is fresh, then stale
+    remote = owner.client.create_run(
+        owner.experiment_id,
+        tags={
+            TAG_KIND: "sweep",
+            TAG_DRIVER: "elsewhere:123",
+            "sweep_id": "remote0000",
+            "heartbeat": f"{time.time():.3f}",
+        },
+    )
+    for spec in specs[2:]:
+        owner.client.create_run(
+            owner.experiment_id,
+            tags={
+                TAG_KIND: "trial",
+                TAG_TRIAL_KEY: spec.key,
+                "sweep_id": "remote0000",
+                "mlflow.parentRunId": remote.info.run_id,
+            },
+        )
+    later = Tracker(_store(tmp_path), "claims", settle=0.2, stale_after=2.0)
+    later.start(params={})
+    owner.client.set_tag(remote.info.run_id, "heartbeat", f"{time.time():.3f}")
+    assert later.claim(specs) == []  # two of a live local driver, two of a live remote one
+    assert later.stats.elsewhere == 4
+    time.sleep(2.2)  # the remote driver's heartbeat is now older than stale_after
+    later._last_poll = None  # forget the view: read every RUNNING claim again
+    won = later.claim(specs)
+    assert [s.key for s in won] == [s.key for s in specs[2:]]
+    for spec, res in zip(won, quick(won), strict=True):
+        later.record(spec, res)
+    later.finish("FINISHED")
+    assert later.stats.taken_over == 2  # the dead driver's claims were marked KILLED
+    for spec, res in zip(specs[:2], quick(specs[:2]), strict=True):
+        owner.record(spec, res)
+    owner.finish("FINISHED")
+    assert _finished_per_key(owner) == {s.key: 1 for s in specs}
+    # the stale-driver sweep: the remote parent is KILLED by the next start-up's close_stale
+    assert Tracker(_store(tmp_path), "claims", stale_after=2.0).close_stale() == 1
+
+
+_DRIVER = """
+import sys, time
+from pathlib import Path
+from sweep.config import load
+from sweep.grid import batches, expand
+from sweep.store import Store
+from sweep.tracking import Tracker
+from tests.sweep.test_tracking import slow_quick
+tmp, n, me, drivers = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+specs = expand(load({"grid": {"name": "race"}, "seed": list(range(n)), "runner": {"kind": "inline"}}))
+tracker = Tracker(Store(f"sqlite:///{tmp / 'mlruns.db'}", (tmp / "art").as_uri()), "race")
+tracker.close_stale()
+done = tracker.finished_keys()
+tracker.start(params={})
+(tmp / f"ready-{me}").touch()  # start together: wait for every driver to be this far
+while len(list(tmp.glob("ready-*"))) < drivers:
+    time.sleep(0.01)
+computed = 0
+for batch in tracker.claimed(batches([s for s in specs if s.key not in done], 4)):
+    for spec, res in zip(batch, slow_quick(batch), strict=True):
+        tracker.record(spec, res)
+        computed += 1
+tracker.finish("FINISHED")
+print("computed", computed, "recorded", tracker.stats.runs)
+"""
+
+
+def slow_quick(specs: list[TrialSpec], *, device: str = "cpu") -> list[TrialResult]:
+    """``quick`` at 50 ms a trial, so that concurrent drivers overlap."""
+    time.sleep(0.05 * len(specs))
+    return quick(specs, device=device)
+
+
+@pytest.mark.parametrize("drivers", [2, 4])
+def test_concurrent_drivers_on_sqlite_record_each_key_exactly_once(
+    tmp_path: Path, drivers: int
+) -> None:
+    n = 64
+    from sweep.store import open_store
+
+    open_store(_store(tmp_path), "race")  # the store exists (its creation is sweep.store's)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _DRIVER, str(tmp_path), str(n), str(i), str(drivers)],
+            cwd=Path(__file__).resolve().parents[2],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for i in range(drivers)
+    ]
+    outs = [p.communicate(timeout=300)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    computed = [int(o.split("computed ")[1].split()[0]) for o in outs]
+    recorded = [int(o.split("recorded ")[1].split()[0]) for o in outs]
+    print(f"{drivers} drivers: computed {computed}, recorded {recorded}")
+    tracker = Tracker(_store(tmp_path), "race")
+    keys = {s.key for s in _specs(n, "race")}
+    assert _finished_per_key(tracker) == dict.fromkeys(keys, 1)  # once each, none lost
+    assert sum(recorded) == n
+    assert tracker.close_stale() == 0  # no claim left RUNNING
+
+
+def test_runs_written_in_one_sql_transaction_read_back_as_mlflow_writes_them(
+    tmp_path: Path,
+) -> None:
+    """The SQL path (SQLite) and MLflow's store API give the same run: params, metrics and
+    their latest values, curve histories, tags, status, artifact location."""
+    from sweep import tracking
+
+    spec = _specs(1)[0]
+    res = quick([spec])[0]
+    runs = {}
+    for mode in ("sql", "api"):
+        (tmp_path / mode).mkdir()
+        t = Tracker(_store(tmp_path / mode), "claims", settle=0.0)
+        if mode == "api":
+            t._sql = None
+        else:
+            assert isinstance(t._sql, tracking._SqlWriter)
+        t.start(params={})
+        t.claim([spec])
+        t.record(spec, res)
+        t.finish("FINISHED")
+        (run,) = t.trial_runs()
+        history = t.client.get_metric_history(run.info.run_id, "curve.objective")
+        runs[mode] = (t.client.get_run(run.info.run_id), [(m.step, m.value) for m in history])
+    (sql, sql_hist), (api, api_hist) = runs["sql"], runs["api"]
+    assert sql.data.params == api.data.params
+    assert sql.data.metrics == api.data.metrics and sql_hist == api_hist
+    volatile = {"sweep_id", "mlflow.parentRunId", "mlflow.user"}
+    strip = lambda tags: {k: v for k, v in tags.items() if k not in volatile}  # noqa: E731
+    assert strip(sql.data.tags) == strip(api.data.tags)
+    assert (sql.info.status, sql.info.run_name) == (api.info.status, api.info.run_name)
+    assert sql.info.artifact_uri.endswith(f"{sql.info.run_id}/artifacts")
+    assert Path(url2pathname(urlparse(sql.info.artifact_uri).path), "trial.json").is_file()
+
+
+def test_finished_keys_by_sql_equal_the_search_api(tmp_path: Path) -> None:
+    sweep, specs = _sweep(tmp_path)
+    run_sweep(sweep, specs[:2], batch_fn=quick, out=open(os.devnull, "w"))
+    run_sweep(sweep, specs[2:], batch_fn=boom, out=open(os.devnull, "w"))
+    tracker = _tracker(tmp_path)
+    done = [r for r in tracker.trial_runs() if r.info.status == "FINISHED"]
+    tracker.client.delete_run(done[0].info.run_id)  # deleted: no longer finished
+    by_api = {
+        r.data.tags[TAG_TRIAL_KEY] for r in tracker.trial_runs() if r.info.status == "FINISHED"
+    }
+    assert len(by_api) == 1
+    assert tracker.finished_keys() == by_api
