@@ -95,6 +95,24 @@ def test_sgd_short_of_p_star_but_polish_reaches_it_is_not_converged(eid: str) ->
     assert out.status is ex.Status.INCONCLUSIVE
 
 
+def test_polish_that_makes_no_progress_means_stuck() -> None:
+    """SGD 1e-3 above P*; the polish from there ends 2e-5 above (50× closer: not 100×) → FAIL;
+    ends 5e-6 above (200× closer, though not within 1e-6) → did not converge."""
+
+    def change(polished: float):
+        def f(_s, r) -> None:
+            r.sgd_objective = r.exact_objective * (1 + 1e-3)
+            r.polished_objective = r.exact_objective * (1 + polished)
+
+        return f
+
+    specs, results = _perturbed("E5", change(2e-5))
+    assert _check(_run(specs, results, "E5"), "reaches P*").status is ex.Status.FAIL
+    specs, results = _perturbed("E5", change(5e-6))
+    check = _check(_run(specs, results, "E5"), "reaches P*")
+    assert check.status is ex.Status.INCONCLUSIVE and "did not converge" in check.reason
+
+
 def test_e4_minibatch_noise_floor_is_the_threshold() -> None:
     """E4 trains by minibatch SGD: 5e-4 passes (THEORY §8 floor 1e-3), 2e-3 fails."""
     specs, results = _perturbed("E4", _raise(1 + 2e-3))
