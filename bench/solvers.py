@@ -1,4 +1,9 @@
-"""Closed forms vs cvxpy, side by side in one run (THEORY §1 and §2, L = 2).
+"""Closed forms vs their floor and vs cvxpy, side by side in one run (THEORY §1 and §2).
+
+0. The floor (issue 13): ``solve`` on whitened data (n = d = 500, K = 5, L = 3) against a bare
+   ``np.linalg.svd(X.T @ Y)`` — the one SVD the closed form cannot avoid. Interleaved
+   repetitions, a fresh ``Problem`` for every ``solve`` (detection is cached per problem, so
+   re-solving one problem would hide it); the table gives the median of each and their ratio.
 
 1. L = 2 linear, whitened X (n × n orthogonal, so d = n), K outputs: ``solve_linear_whitened``
    (SVD of XᵀY + soft-thresholding) vs ``min ½‖XW − Y‖² + β‖W‖_*`` in cvxpy.
@@ -9,7 +14,8 @@ cvxpy runs with its default solver (``solver=None``; SCS for this program); ``--
 default CLARABEL`` adds the interior-point solver (accurate, but minutes already at n = 200). A size is skipped when the previous size's time, scaled by
 ``(n/n_prev)^2`` (SCS measured ~n^1.4–2 here), predicts more than ``--budget`` seconds; the table says so.
 
-    OMP_NUM_THREADS=1 python -m bench.solvers          # the table in BENCHMARKS.md
+    OMP_NUM_THREADS=1 python -m bench.solvers          # the tables in BENCHMARKS.md
+    OMP_NUM_THREADS=1 python -m bench.solvers --floor-only   # table 0 only (seconds)
     python -m bench.solvers --sizes 200 500 --general 100x50
 
 (Run as a module: ``python bench/solvers.py`` would shadow the ``solvers`` package.)
@@ -23,7 +29,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from solvers import Problem, data
+from solvers import Problem, data, solve
+from solvers.detect import facts
 from solvers.linear import solve_linear_l2_general, solve_linear_whitened
 from solvers.reference import nuclear_primal
 
@@ -61,8 +68,8 @@ def _rows(
     for label, p in cases:
         t_ours, opt = _best_time(lambda p=p: ours(p), repeats)
         extra = ""
-        if getattr(opt, "info", {}).get("rel_gap") is not None:
-            extra = f" (gap {opt.info['rel_gap']:.1e}, {opt.info['iterations']} it)"
+        if opt.family == "linear_l2_general":
+            extra = f" ({opt.status.value}, gap {opt.rel_gap:.1e}, {opt.info['iterations']} it)"
         for solver in solvers:
             name = solver or "default"
             size = max(p.n, p.d)
@@ -86,6 +93,29 @@ def _rows(
     return lines
 
 
+def floor_table(n: int, K: int, L: int, repeats: int) -> list[str]:
+    """``solve`` vs a bare ``np.linalg.svd(X.T @ Y)``, interleaved; medians in ms and the ratio."""
+    X, Y = data.make_dataset("whitened", "gaussian", n=n, d=n, outputs=K, seed=n)
+    beta = float(np.median(np.linalg.svd(X.T @ Y, compute_uv=False)))
+    t_svd, t_solve, exact_checks = [], [], 0
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        np.linalg.svd(X.T @ Y)
+        t_svd.append(time.perf_counter() - t0)
+        p = Problem(X, Y, L, beta)  # fresh: nothing cached
+        t0 = time.perf_counter()
+        opt = solve(p)
+        t_solve.append(time.perf_counter() - t0)
+        exact_checks += facts(p).exact_checks
+    a, b = 1e3 * float(np.median(t_svd)), 1e3 * float(np.median(t_solve))
+    return [
+        "| case | bare svd(XᵀY) (ms) | solve (ms) | ratio | family | exact O(n²d) checks |",
+        "|---|---|---|---|---|---|",
+        f"| whitened n=d={n}, K={K}, L={L} | {a:.3f} | {b:.3f} | {b / a:.2f}× | {opt.family} "
+        f"| {exact_checks}/{repeats} |",
+    ]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[200, 500, 1000, 2000])
@@ -96,7 +126,14 @@ def main() -> None:
         "--solvers", nargs="+", default=["default"], help="default and/or names, e.g. CLARABEL"
     )
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--floor-only", action="store_true", help="only table 0 (solve vs bare SVD)")
+    ap.add_argument("--floor-repeats", type=int, default=200)
     args = ap.parse_args()
+    print("## Closed form vs its floor (one SVD of XᵀY)", flush=True)
+    table0 = floor_table(500, 5, 3, args.floor_repeats)
+    print("\n".join(table0), flush=True)
+    if args.floor_only:
+        return
     solvers = [None if s == "default" else s for s in args.solvers]
     K = args.outputs
 
@@ -117,7 +154,7 @@ def main() -> None:
     table1 = _rows(whitened, solve_linear_whitened, solvers, args.budget, args.repeats)
     print("\n## L = 2 linear, Gaussian data: FISTA (THEORY §2) vs cvxpy", flush=True)
     table2 = _rows(general, solve_linear_l2_general, solvers, args.budget, args.repeats)
-    print("\n" + "\n".join(table1) + "\n\n" + "\n".join(table2))
+    print("\n" + "\n".join(table0 + [""] + table1 + [""] + table2))
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ normalised column is ``√n û_j`` for a unit centred ``û_j``, so the BN output
 ``√n g_j`` with ``g_j = γ_j û_j + α_j e`` and ``‖g_j‖² = γ_j² + α_j²``.
 
 **Assumption checked here (rich BN input):** ``rank(C X) = n − 1`` (numerically
-``σ_{n−1}(C X) > 1e-8 σ_1(C X)``; needs ``d ≥ n − 1``, holds for whitened or generic X with
+``σ_{n−1}(C X) > BN_RANK_TOL·σ_1(C X)``, 1e-8 in :mod:`solvers.detect`; needs ``d ≥ n − 1``, holds for whitened or generic X with
 ``d ≥ n − 1``). Then every centred direction is ``C X b`` for some b and the unregularised
 earlier layers can carry ``X b`` to the BN input (identity layers for linear nets; for ReLU
 with ``L ≥ 3`` the first layer holds ``[X B, −X B]`` and ``relu(P) − relu(−P) = P`` rebuilds
@@ -35,28 +35,33 @@ from __future__ import annotations
 
 import numpy as np
 
-from solvers.problem import Network, NotCovered, Optimum, Problem, forward, optimal_width
-from solvers.relu import _check_problem
+from solvers.detect import BN_RANK_TOL, facts
+from solvers.problem import (
+    Network,
+    NotCovered,
+    Optimum,
+    Problem,
+    forward,
+    optimal_width,
+    require_problem,
+)
 
-__all__ = ["BN_RANK_TOL", "neural_collapse", "solve_batchnorm"]
-
-BN_RANK_TOL = 1e-8  # σ_{n−1}(C X)/σ_1(C X) must exceed this for rank(C X) = n − 1
+__all__ = ["neural_collapse", "solve_batchnorm"]
 
 
-def _bn_rank_check(X: np.ndarray) -> float:
-    n = X.shape[0]
+def _bn_rank_check(p: Problem) -> float:
+    n = p.n
     if n < 2:
         raise NotCovered("batch norm needs n >= 2 samples")
-    CX = X - X.mean(axis=0, keepdims=True)
-    S = np.linalg.svd(CX, compute_uv=False)
-    if S.size < n - 1 or S[0] == 0.0:
-        raise NotCovered(f"rank((I − 11ᵀ/n) X) < n − 1 = {n - 1}: d = {X.shape[1]} is too small")
-    ratio = float(S[n - 2] / S[0])
-    if ratio <= BN_RANK_TOL:
+    if n - 1 > min(n, p.d):
+        raise NotCovered(f"rank((I − 11ᵀ/n) X) < n − 1 = {n - 1}: d = {p.d} is too small")
+    found = facts(p)
+    if not found.bn_rich:
         raise NotCovered(
-            f"rank((I − 11ᵀ/n) X) < n − 1: σ_(n−1)/σ_1 = {ratio:.3e} <= {BN_RANK_TOL:g}"
+            f"rank((I − 11ᵀ/n) X) < n − 1: σ_(n−1)/σ_1 = {found.centred_rank_ratio:.3e} "
+            f"<= {BN_RANK_TOL:g}"
         )
-    return ratio
+    return found.centred_rank_ratio
 
 
 def _components(p: Problem) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
@@ -99,12 +104,12 @@ def solve_batchnorm(p: Problem) -> Optimum:
     Raises:
         NotCovered: naming the failing assumption.
     """
-    p = _check_problem(p)
+    p = require_problem(p)
     if not p.batchnorm:
         raise NotCovered("the problem has no batch norm")
     if p.bias:
         raise NotCovered("the network has biases (THEORY §6 has none)")
-    ratio = _bn_rank_check(p.X)
+    ratio = _bn_rank_check(p)
     n, L = p.n, p.L
     U, V, sig, family = _components(p)
     thr = p.beta / np.sqrt(n)

@@ -54,39 +54,21 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import numpy as np
-from scipy.optimize import brentq
 
+from solvers.nuclear import NuclearNorm
 from solvers.problem import Network, NotCovered, Optimum, Problem, forward, objective
+from solvers.scalar import huber, scaled_dual_value
 
-__all__ = ["certificate", "certified_gap", "dual_bound"]
-
-_ISO_RTOL = 1e-12  # "all non-zero singular values equal" (closed-form primal directions)
+__all__ = ["certificate", "certified_gap", "dual_bound", "two_layer_dual"]
 
 
 # --------------------------------------------------------------------------- small helpers
-def _huber(r: np.ndarray, g: np.ndarray) -> np.ndarray:
-    """``h_g(r)`` elementwise with broadcasting (``r ≥ 0``, ``g ≥ 0``)."""
-    r = np.asarray(r, dtype=np.float64)
-    g = np.asarray(g, dtype=np.float64)
-    return np.where(r <= g, 0.5 * r * r, g * r - 0.5 * g * g)
-
-
-def _scaled_value(a: np.ndarray, b: np.ndarray, alpha_max: np.ndarray) -> np.ndarray:
-    """``max_{0≤α≤α_max} α a − ½ α² b`` (``a = ⟨Λ,Y⟩``, ``b = ‖Λ‖²``), elementwise."""
-    a, b, alpha_max = np.broadcast_arrays(
-        np.asarray(a, float), np.asarray(b, float), np.asarray(alpha_max, float)
-    )
-    with np.errstate(divide="ignore", invalid="ignore"):
-        alpha = np.where(b > 0, np.clip(a / np.where(b > 0, b, 1.0), 0.0, alpha_max), 0.0)
-    return alpha * a - 0.5 * alpha * alpha * b
-
-
 def _direction_value(Lam: np.ndarray, Y: np.ndarray, beta: float, C: float) -> float:
     """Dual value of the best feasible multiple of ``Lam`` given the constant ``C(Λ)``."""
     a = float(np.sum(Lam * Y))
     b = float(np.sum(Lam * Lam))
     alpha_max = np.inf if C <= 0 else beta / C
-    return float(_scaled_value(a, b, alpha_max))
+    return float(scaled_dual_value(a, b, alpha_max))
 
 
 def _centre(A: np.ndarray) -> np.ndarray:
@@ -121,7 +103,7 @@ def _relu_bias_1d_constant(Lam: np.ndarray, x: np.ndarray) -> float:
 # --------------------------------------------------------------- ReLU / BN closed-form duals
 def _spectral_dual(sig: np.ndarray, gammas: np.ndarray) -> np.ndarray:
     """``max_{‖Λ‖₂ ≤ γ} ⟨Λ,Y⟩ − ½‖Λ‖² = Σ_k h_γ(σ_k(Y))`` for each γ."""
-    return np.sum(_huber(sig[None, :], gammas[:, None]), axis=1)
+    return np.sum(huber(sig[None, :], gammas[:, None]), axis=1)
 
 
 def _sign_split_dual(Y: np.ndarray, gammas: np.ndarray) -> np.ndarray:
@@ -130,7 +112,7 @@ def _sign_split_dual(Y: np.ndarray, gammas: np.ndarray) -> np.ndarray:
     b = np.linalg.norm(np.maximum(-Y, 0.0), axis=0)
     gammas = np.asarray(gammas, dtype=np.float64)
     if Y.shape[1] == 1:
-        return _huber(a[0], gammas) + _huber(b[0], gammas)
+        return huber(a[0], gammas) + huber(b[0], gammas)
     lo, hi = np.minimum(a, b), np.maximum(a, b)
 
     def c_of(nu: np.ndarray) -> np.ndarray:  # KKT: (a−c)_+ + (b−c)_+ = 2νc
@@ -149,7 +131,7 @@ def _sign_split_dual(Y: np.ndarray, gammas: np.ndarray) -> np.ndarray:
     c = c_of(nu_hi)
     norm = np.linalg.norm(c, axis=1)
     c = c * np.minimum(1.0, gammas / np.where(norm > 0, norm, 1.0))[:, None]  # feasible
-    return np.sum(_huber(a[None, :], c) + _huber(b[None, :], c), axis=1)
+    return np.sum(huber(a[None, :], c) + huber(b[None, :], c), axis=1)
 
 
 def _relu_dual_fn(Y: np.ndarray, *, centred: bool) -> Callable[[np.ndarray], np.ndarray]:
@@ -171,96 +153,36 @@ class _LinearDual:
     """Certified lower bounds on ``D(μ) = min_W ½‖XW − Y‖² + μ‖W‖_*`` (THEORY §2, §7).
 
     Every value is the dual value ``α⟨Λ,Y⟩ − ½α²‖Λ‖²`` of an explicit feasible ``αΛ``
-    (``‖XᵀαΛ‖₂ ≤ μ``) with ``Λ = Y − XW`` for a primal candidate ``W``; primal candidates come
-    from singular-value soft-thresholding (all non-zero singular values of X equal, e.g. whitened
-    or partial isometries: exact), a 1-D root (K = 1, group lasso: exact) or warm-started FISTA
-    (K > 1, general X).  Directions are stored as triples ``(⟨Λ,Y⟩, ‖Λ‖², ‖XᵀΛ‖₂)`` and re-used
-    at every μ (each one is a valid bound for every μ).
+    (``‖XᵀαΛ‖₂ ≤ μ``) with ``Λ = Y − XW`` for a primal candidate ``W`` from
+    :class:`solvers.nuclear.NuclearNorm` (exact where a closed form exists, warm-started FISTA
+    otherwise). Directions are stored as triples ``(⟨Λ,Y⟩, ‖Λ‖², ‖XᵀΛ‖₂)`` and re-used at
+    every μ (each one is a valid bound for every μ).
     """
 
     def __init__(self, X: np.ndarray, Y: np.ndarray) -> None:
-        U, s, Vt = np.linalg.svd(X, full_matrices=False)
-        keep = s > (s[0] * 1e-13 if s.size and s[0] > 0 else np.inf)
-        self.U, self.s = U[:, keep], s[keep]
-        self.B = self.U.T @ Y  # (r, K)
-        self.yperp2 = float(np.sum((Y - self.U @ self.B) ** 2))
-        self.Y2 = float(np.sum(Y * Y))
-        self.K = Y.shape[1]
-        self.iso = bool(self.s.size) and bool(
-            np.all(np.abs(self.s - self.s[0]) <= _ISO_RTOL * self.s[0])
-        )
-        self.mu_max = _opnorm(self.s[:, None] * self.B) if self.s.size else 0.0  # ‖XᵀY‖₂
-        self.triples: list[tuple[float, float, float]] = [(self.Y2, self.Y2, self.mu_max)]  # Λ = Y
+        self.nn = NuclearNorm(X, Y)
+        self.K, self.iso, self.mu_max = self.nn.K, self.nn.iso, self.nn.mu_max
+        yy = self.nn.yy
+        self.triples: list[tuple[float, float, float]] = [(yy, yy, self.mu_max)]  # Λ = Y
         self._G: np.ndarray | None = None  # FISTA warm start
 
-    # reduced coordinates: W = V G, XW = U diag(s) G
-    def _add(self, G: np.ndarray) -> tuple[float, float, float]:
-        R = self.B - self.s[:, None] * G
-        a = self.yperp2 + float(np.sum(R * self.B))
-        b = self.yperp2 + float(np.sum(R * R))
-        c = _opnorm(self.s[:, None] * R)
-        self.triples.append((a, b, c))
-        return a, b, c
-
-    def _primal(self, G: np.ndarray, mu: float) -> float:
-        R = self.s[:, None] * G - self.B
-        return (
-            0.5 * float(np.sum(R * R))
-            + 0.5 * self.yperp2
-            + mu * float(np.sum(np.linalg.svd(G, compute_uv=False)))
-        )
+    @property
+    def exact(self) -> bool:
+        """Every μ has a closed-form primal (no FISTA)."""
+        return self.nn.r == 0 or self.iso or self.K == 1
 
     def solve(self, mu: float, *, max_iter: int = 3000, rtol: float = 1e-12) -> None:
         """Add the direction of a (near-)optimal primal at ``mu``."""
-        if self.s.size == 0 or mu >= self.mu_max:
+        if self.nn.r == 0 or mu >= self.mu_max:
             return
-        if self.iso:
-            s0 = self.s[0]
-            Ub, sb, Vbt = np.linalg.svd(self.B, full_matrices=False)
-            G = (Ub * (np.maximum(sb - mu / s0, 0.0) / s0)) @ Vbt
-        elif self.K == 1:
-            b = self.B[:, 0]
-            sb = self.s * b
-
-            def psi(nu: float) -> float:
-                return nu * float(np.linalg.norm(sb / (self.s**2 + nu))) - mu
-
-            nsb = float(np.linalg.norm(sb))
-            hi = mu * float(self.s[0]) ** 2 / (nsb - mu) * 1.01 + 1e-300
-            while psi(hi) < 0:
-                hi *= 2.0
-            nu = brentq(psi, 0.0, hi, xtol=1e-300, rtol=4 * np.finfo(float).eps, maxiter=500)
-            G = (sb / (self.s**2 + nu))[:, None]
-        else:
-            G = self._fista(mu, max_iter=max_iter, rtol=rtol)
-        self._add(G)
-
-    def _fista(self, mu: float, *, max_iter: int, rtol: float) -> np.ndarray:
-        s2 = self.s[:, None]
-        step = 1.0 / float(self.s[0]) ** 2
-        G = np.zeros_like(self.B) if self._G is None else self._G.copy()
-        Z, theta, prev = G.copy(), 1.0, np.inf
-        for it in range(max_iter):
-            grad = s2 * (s2 * Z - self.B)
-            Ug, sg, Vgt = np.linalg.svd(Z - step * grad, full_matrices=False)
-            G_new = (Ug * np.maximum(sg - step * mu, 0.0)) @ Vgt
-            theta_new = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * theta * theta))
-            val = self._primal(G_new, mu)
-            if val > prev:  # adaptive restart
-                theta_new, Z = 1.0, G_new
-            else:
-                Z = G_new + ((theta - 1.0) / theta_new) * (G_new - G)
-            G, theta, prev = G_new, theta_new, val
-            if it % 20 == 19:
-                R = self.B - s2 * G
-                a = self.yperp2 + float(np.sum(R * self.B))
-                b = self.yperp2 + float(np.sum(R * R))
-                c = _opnorm(s2 * R)
-                dual = float(_scaled_value(a, b, np.inf if c == 0 else mu / c))
-                if val - dual <= rtol * max(abs(val), 1e-300):
-                    break
-        self._G = G
-        return G
+        found = self.nn.exact(mu)
+        if found is not None:
+            self.triples.append(self.nn.direction(found[0]))
+            return
+        Gp, Gd, *_ = self.nn.fista(mu, gap_tol=rtol, max_iter=max_iter, start=self._G)
+        self._G = Gp
+        self.triples.append(self.nn.direction(Gp))
+        self.triples.append(self.nn.direction(Gd))
 
     def values(self, mus: np.ndarray) -> np.ndarray:
         """``max`` over stored directions of the scaled dual value at each μ (valid for all μ)."""
@@ -269,7 +191,7 @@ class _LinearDual:
         mus = np.atleast_1d(mus)[:, None]
         with np.errstate(divide="ignore"):
             amax = np.where(c > 0, mus / np.where(c > 0, c, 1.0), np.inf)
-        return np.max(_scaled_value(a, b, amax), axis=1)[:, None]
+        return np.max(scaled_dual_value(a, b, amax), axis=1)[:, None]
 
 
 # -------------------------------------------------------------- rigorous inf over t > 0
@@ -385,7 +307,7 @@ def _linear_dual_of_mu(
     """The certified linear ``D(μ)``; the bool says whether fresh solves happen at every μ."""
     X, Y = _linear_data(p)
     lin = _LinearDual(X, Y)
-    fresh = lin.iso or lin.K == 1
+    fresh = lin.exact
 
     def D_of_mu(mus: np.ndarray) -> np.ndarray:
         mus = np.atleast_1d(mus)
@@ -448,6 +370,26 @@ def _weight_free_bound(p: Problem) -> float:
     return _deep_bound(p, D_of_mu, Xnorm, Y2)[0]
 
 
+def two_layer_dual(p: Problem, mu: float) -> float:
+    """A certified lower bound on the two-layer dual ``D`` with β replaced by ``mu`` (THEORY §7,
+    §9's ``D(t)`` at ``μ = β/t^{L−2}``), independent of the depth and of any weights.
+
+    Linear: the dual value of the (near-)optimal residual of ``min_W ½‖XW − Y‖² + μ‖W‖_*``
+    (exact to round-off where :class:`~solvers.nuclear.NuclearNorm` has a closed form, FISTA to
+    1e-13 otherwise); ReLU: the relaxations of the module docstring (``h_γ(‖y_+‖) + h_γ(‖y_−‖)``,
+    ``γ = μ/‖X‖₂`` for K = 1). With biases the centred problem (module docstring).
+    """
+    mu = float(mu)
+    if not np.isfinite(mu) or mu <= 0:
+        raise ValueError(f"mu must be a finite number > 0, got {mu!r}")
+    if p.activation == "linear":
+        lin, _, _ = _linear_dual_of_mu(p, path=False)
+        lin.solve(mu, max_iter=20000, rtol=1e-13)
+        return float(np.max(lin.values(np.array([mu]))))
+    D_of_mu, _, _ = _relu_dual_of_mu(p)
+    return float(np.max(D_of_mu(np.array([mu]))))
+
+
 def _two_layer_direction_bound(p: Problem, Lam: np.ndarray) -> float:
     """Scaled dual value of the direction ``Lam`` for an L = 2 problem without batch norm."""
     X = p.X
@@ -482,6 +424,11 @@ def certificate(
 ) -> float:
     """The best lower bound available: ``max(dual_bound, P*)`` (THEORY §7).
 
+    Two-layer ReLU, K = 1 (THEORY §10): also the residual scaled by the exact ``c(λ)`` over the
+    activation patterns (:func:`solvers.two_layer.two_layer_certificate`; tight at the optimal
+    network, moves with the weights); the pattern program itself is not run here (pass its
+    result as ``optimum`` to add its certified ``lower_bound``).
+
     The optimum contributes its certified ``Optimum.lower_bound``: P* itself for the closed
     forms (``Status.EXACT``), the dual value of a numerical solve (``CERTIFIED``/``BRACKET``,
     e.g. FISTA for L = 2 linear on general data) whose primal value sits above P*. If
@@ -490,12 +437,19 @@ def certificate(
     duality bound alone. ``optimum``: a ``solve(p)`` result the caller already has.
     """
     best = dual_bound(p, weights)
-    opt = optimum
-    if opt is None:
-        from solvers.solve import solve  # lazy: solve imports every family
+    from solvers.solve import closed_form, pattern_program_applies  # lazy: imports every family
+
+    if pattern_program_applies(p):  # THEORY §10: exact c(λ) over the activation patterns
+        from solvers.two_layer import two_layer_certificate
 
         try:
-            opt = solve(p)
+            best = max(best, two_layer_certificate(p, weights))
+        except NotCovered:
+            pass
+    opt = optimum
+    if opt is None:
+        try:  # closed forms only: §10's program is not run inside a certificate
+            opt = closed_form(p)
         except NotCovered:
             return best
     best = max(best, float(opt.lower_bound))

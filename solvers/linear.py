@@ -8,27 +8,26 @@ The cheapest layers realising an end-to-end map ``W`` with singular values ``s_k
 ``(βL/2) Σ_k s_k^{2/L}`` (balanced, aligned layers), so ``P*`` is a problem in ``W`` alone.
 
 **§1 — partial-isometry data** (every non-zero singular value of X equals 1 within
-:data:`ISOMETRY_TOL`; ``XXᵀ = I`` is the special case): with ``Xᵀ Y = U diag(σ) Vᵀ``::
+``WHITENED_TOL``, detected once per problem by :mod:`solvers.detect`; ``XXᵀ = I`` is the special
+case): with ``Xᵀ Y = U diag(σ) Vᵀ``::
 
     P* = ½‖Y − X XᵀY‖² + Σ_k g_L(σ_k)        (= ½‖Y‖² − ½‖XᵀY‖² + Σ_k g_L(σ_k))
 
 ``s*_k`` = the minimiser in ``g_L(σ_k)``; layers ``W_1 = U S^{1/L} Q_1ᵀ``,
 ``W_l = Q_{l−1} S^{1/L} Q_lᵀ``, ``W_L = Q_{L−1} S^{1/L} Vᵀ`` with ``S = diag(s*_k > 0)`` and
 ``Q_l`` the first coordinate vectors of ``R^m``. Any L ≥ 2, any K. For L = 2 the optimal dual
-is the residual ``Λ = Y − X W*``.
+is the residual ``Λ = Y − X W*``. Cost: one product ``XᵀY``, one thin SVD of it, one product
+``X(XᵀY)`` and K scalar root solves — the objective is the formula (the tests check that
+``objective(p, weights)`` agrees to 1e-12).
 
 **§2, L = 2, general X** — the convex problem ``min_W ½‖XW − Y‖² + β‖W‖_*`` with dual
-``max_Λ ⟨Λ, Y⟩ − ½‖Λ‖²  s.t.  ‖XᵀΛ‖₂ ≤ β``. With the thin SVD ``X = U_x S_x V_xᵀ`` (rank r)
-the optimum lies in ``W = V_x M`` (projecting onto X's row space never raises ``‖W‖_*``), so
-we solve the r-dimensional problem ``min_M ½‖S_x M − B‖² + β‖M‖_*`` (``B = U_xᵀY``) by FISTA
-with step ``1/σ_1(X)²``, prox = singular-value soft-thresholding, and adaptive (function-value)
-restart. Each iterate's residual ``R`` is scaled into the dual feasible set
-(``Λ = αR``, ``α = clip(⟨R,Y⟩/‖R‖², 0, β/‖XᵀR‖₂)``), which certifies the gap
-``P(W) − D(Λ)``. We stop when it is ``≤ gap_tol · P`` (default 1e-10). **If the iteration cap
-is reached first we do not raise**: the returned Optimum has ``info["converged"] = False``,
-``info["rel_gap"]`` the certified relative gap and ``info["lower_bound"]`` the dual value, so
-a sweep records an honest bracket ``[lower_bound, objective]`` instead of losing the trial.
-Layers ``W_1 = A = U S^{1/2}``, ``W_2 = S^{1/2} Vᵀ`` for ``W = U S Vᵀ``.
+``max_Λ ⟨Λ, Y⟩ − ½‖Λ‖²  s.t.  ‖XᵀΛ‖₂ ≤ β``, solved by :class:`solvers.nuclear.NuclearNorm`
+(closed form for K = 1, FISTA otherwise) to a certified relative duality gap ``gap_tol``
+(default 1e-10): the Optimum is ``CERTIFIED`` with ``lower_bound`` the dual value of the
+returned ``dual``. **If the iteration cap is reached first we do not raise**: the Optimum is a
+``BRACKET`` ``[lower_bound, objective]``, so a sweep records an honest bracket instead of
+losing the trial (and never logs it as P*). Layers ``W_1 = U S^{1/2}``, ``W_2 = S^{1/2} Vᵀ``
+for ``W = U S Vᵀ``.
 
 **§2, L ≥ 3, K = 1, general X** — ``P* = min_w ½‖Xw − y‖² + (βL/2)‖w‖^{2/L}``, computed as
 THEORY's rescaled form ``min( ½‖y‖², min_{t>0} [ GL(β/t^{L−2}) + (β/2)(L−2) t² ] )`` with
@@ -53,58 +52,25 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import brentq, minimize_scalar
 
-from solvers.problem import NotCovered, Optimum, Problem, Status, forward, objective, optimal_width
-from solvers.scalar import path_minimiser, path_value
+from solvers.detect import WHITENED_TOL, facts
+from solvers.nuclear import RANK_TOL, NuclearNorm, group_lasso_root
+from solvers.problem import (
+    NotCovered,
+    Optimum,
+    Problem,
+    Status,
+    objective,
+    optimal_width,
+    require_problem,
+)
+from solvers.scalar import path_solution
 
 __all__ = [
-    "ISOMETRY_TOL",
     "group_lasso",
-    "is_partial_isometry",
-    "is_whitened",
-    "nuclear_norm_l2",
-    "solve_linear",
     "solve_linear_deep_k1",
     "solve_linear_l2_general",
     "solve_linear_whitened",
 ]
-
-ISOMETRY_TOL = (
-    1e-10  # |σ_i(X) − 1| (or σ_i(X)) allowed for a partial isometry; ‖XXᵀ − I‖_F for whitened
-)
-RANK_TOL = 1e-12  # relative singular-value cutoff for rank(X) in §2
-
-
-def is_whitened(X: np.ndarray, *, tol: float = ISOMETRY_TOL) -> bool:
-    """``‖X Xᵀ − I_n‖_F ≤ tol`` (rows orthonormal; implies ``n ≤ d``)."""
-    X = np.asarray(X, dtype=np.float64)
-    n = X.shape[0]
-    if n > X.shape[1]:
-        return False
-    return bool(np.linalg.norm(X @ X.T - np.eye(n)) <= tol)
-
-
-def _isometry_defect(X: np.ndarray, tol: float) -> float | None:
-    """None if X is a partial isometry within ``tol``, else a singular value that is neither 0 nor 1.
-
-    Fast path: orthonormal rows (``‖XXᵀ − I‖_F ≤ tol``) or columns (``‖XᵀX − I‖_F ≤ tol``) cost
-    one Gram matrix; otherwise the singular values are computed.
-    """
-    X = np.asarray(X, dtype=np.float64)
-    n, d = X.shape
-    G = X @ X.T if n <= d else X.T @ X
-    if np.linalg.norm(G - np.eye(min(n, d))) <= tol:
-        return None
-    s = np.linalg.svd(X, compute_uv=False)
-    one = np.abs(s - 1.0) <= tol
-    good = one | (s <= tol)
-    if one.any() and np.all(good):
-        return None
-    return float(s[~good][0]) if not np.all(good) else float(s[0])
-
-
-def is_partial_isometry(X: np.ndarray, *, tol: float = ISOMETRY_TOL) -> bool:
-    """Every singular value of X is within ``tol`` of 0 or of 1 (and at least one is 1)."""
-    return _isometry_defect(X, tol) is None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -112,8 +78,7 @@ def is_partial_isometry(X: np.ndarray, *, tol: float = ISOMETRY_TOL) -> bool:
 
 
 def _check_linear(p: Problem) -> None:
-    if not isinstance(p, Problem):
-        raise ValueError(f"p must be a solvers.Problem, got {type(p).__name__}")
+    require_problem(p)
     if p.activation != "linear":
         raise NotCovered(f"activation is {p.activation!r}, not linear (THEORY §1–§2)")
     if p.bias:
@@ -148,140 +113,53 @@ def _optimum(p: Problem, Ws: list[np.ndarray], family: str, **kw: object) -> Opt
 # §1 partial isometry
 
 
-def solve_linear_whitened(p: Problem, *, tol: float = ISOMETRY_TOL) -> Optimum:
+def solve_linear_whitened(p: Problem) -> Optimum:
     """THEORY §1: deep linear net (any L ≥ 2, any K) on partial-isometry data.
 
     Returns:
-        Optimum with family ``"linear_whitened"``; ``info``: ``sigma`` (σ_k of XᵀY),
-        ``s`` (s*_k), ``rank``, ``closed_form`` (the formula's value); ``dual`` (L = 2 only)
-        the optimal dual variable ``Y − XW*``.
+        Optimum (``EXACT``) with family ``"linear_whitened"``; ``m_star`` = rank =
+        ``#{s*_k > 0}``, ``directions`` the top-rank left singular vectors of ``XᵀY``; ``dual``
+        (L = 2 only) the optimal dual variable ``Y − XW*``; for display ``info`` has ``sigma``
+        (σ_k of XᵀY) and ``s`` (s*_k).
     """
     _check_linear(p)
     X, Y, L = p.X, p.Y, p.L
-    bad = _isometry_defect(X, tol)
-    if bad is not None:
+    found = facts(p)
+    if not found.partial_isometry:
+        bad = found.isometry_defect
         raise NotCovered(
             f"X is not a partial isometry: a singular value {bad:.6g} is neither 0 nor 1 "
-            f"(tolerance {tol:g})"
+            f"(tolerance {WHITENED_TOL:g})"
         )
     XtY = X.T @ Y
     U, sigma, Vt = np.linalg.svd(XtY, full_matrices=False)
-    s = np.atleast_1d(path_minimiser(sigma, p.beta, L))
-    values = np.atleast_1d(path_value(sigma, p.beta, L))
-    outside = Y - X @ XtY
-    closed_form = 0.5 * float(np.sum(outside * outside)) + float(np.sum(values))
+    values, s = path_solution(sigma, p.beta, L)
+    XXtY = X @ XtY
+    outside = Y - XXtY
+    value = 0.5 * float(np.sum(outside * outside)) + float(np.sum(values))
     active = s > 0
     rank = int(active.sum())
     m = optimal_width(p, rank)
     Ws = _layers(U[:, active], s[active], Vt[active], L, m)
-    dual = Y - forward(p, Ws) if L == 2 else None
-    info = {"sigma": sigma, "s": s, "closed_form": closed_form}
-    return _optimum(
-        p, Ws, "linear_whitened", dual=dual, m_star=rank, directions=U[:, active], info=info
+    # f(X) = X U diag(s*) Vᵀ = (X XᵀY) V diag(s*/σ) Vᵀ on the active part (σ_k > s*_k > 0)
+    dual = None
+    if L == 2:
+        XU = XXtY @ (Vt[active].T / sigma[active])
+        dual = Y - (XU * s[active]) @ Vt[active]
+    info = {"sigma": sigma, "s": s}
+    return Optimum(
+        objective=value,
+        weights=Ws,
+        family="linear_whitened",
+        dual=dual,
+        m_star=rank,
+        directions=U[:, active],
+        info=info,
     )
 
 
 # ----------------------------------------------------------------------------------------------
-# §2, L = 2: nuclear norm by FISTA
-
-
-def _svt(Z: np.ndarray, tau: float) -> tuple[np.ndarray, float]:
-    U, s, Vt = np.linalg.svd(Z, full_matrices=False)
-    s = np.maximum(s - tau, 0.0)
-    k = s > 0
-    return (U[:, k] * s[k]) @ Vt[k], float(s.sum())
-
-
-def nuclear_norm_l2(
-    X: np.ndarray,
-    Y: np.ndarray,
-    beta: float,
-    *,
-    gap_tol: float = 1e-10,
-    max_iter: int = 200_000,
-) -> tuple[np.ndarray, np.ndarray, dict]:
-    """``min_W ½‖XW − Y‖² + β‖W‖_*`` to a certified relative duality gap ``gap_tol``.
-
-    Returns:
-        ``W`` (d, K), the dual-feasible ``Λ`` (n, K) of the last certificate, and ``info``
-        (``primal``, ``lower_bound``, ``rel_gap``, ``iterations``, ``converged``).
-    """
-    X = np.asarray(X, dtype=np.float64)
-    Y = np.asarray(Y, dtype=np.float64)
-    Ux, sx, Vxt = np.linalg.svd(X, full_matrices=False)
-    r = int(np.sum(sx > RANK_TOL * sx[0])) if sx.size and sx[0] > 0 else 0
-    Ux, sx, Vxt = Ux[:, :r], sx[:r], Vxt[:r]
-    B = Ux.T @ Y  # (r, K)
-    Y_out = Y - Ux @ B  # part of Y outside X's column space
-    out2 = float(np.sum(Y_out * Y_out))
-    yy = float(np.sum(Y * Y))
-    K = Y.shape[1]
-    if r == 0:
-        info = {
-            "primal": 0.5 * yy,
-            "lower_bound": 0.5 * yy,
-            "rel_gap": 0.0,
-            "iterations": 0,
-            "converged": True,
-        }
-        return np.zeros((X.shape[1], K)), Y.copy(), info
-    step = 1.0 / sx[0] ** 2
-    tau = beta * step
-    S = sx[:, None]
-
-    def certify(M: np.ndarray, nuc: float) -> tuple[float, float, float]:
-        Rr = B - S * M  # reduced residual (coordinates in U_x)
-        rr = float(np.sum(Rr * Rr))
-        primal = 0.5 * (rr + out2) + beta * nuc
-        rnorm2 = rr + out2
-        if rnorm2 == 0.0:
-            return primal, 0.0, 0.0
-        inner = float(np.sum(Rr * B)) + out2  # ⟨R, Y⟩
-        op = np.linalg.norm(S * Rr, 2)  # ‖XᵀR‖₂ = ‖S_x Rr‖₂
-        a_max = beta / op if op > 0 else np.inf
-        alpha = min(max(inner / rnorm2, 0.0), a_max)
-        dual = alpha * inner - 0.5 * alpha * alpha * rnorm2
-        return primal, dual, alpha
-
-    M = np.zeros((r, K))
-    Z = M.copy()
-    t = 1.0
-    best = (np.inf, -np.inf, M, 0.0)  # primal, lower bound, M, alpha of the best certificate
-    it = 0
-    converged = False
-    check_every = 10
-    for it in range(1, max_iter + 1):
-        G = S * (S * Z - B)
-        M_new, nuc = _svt(Z - step * G, tau)
-        if float(np.sum((Z - M_new) * (M_new - M))) > 0:  # gradient restart (O'Donoghue & Candès)
-            Z, M, t = M_new, M_new, 1.0
-        else:
-            t_new = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * t * t))
-            Z = M_new + ((t - 1.0) / t_new) * (M_new - M)
-            M, t = M_new, t_new
-        if it % check_every == 0 or it == 1:
-            primal, lower, alpha = certify(M, nuc)
-            if primal < best[0]:
-                best = (primal, best[1], M, best[3])
-            if lower > best[1]:
-                best = (best[0], lower, best[2], alpha)
-                best_dual_M = M
-            if best[0] - best[1] <= gap_tol * max(best[0], np.finfo(float).tiny):
-                converged = True
-                break
-    primal, lower, M_best, alpha = best
-    W = Vxt.T @ M_best
-    Mr = best_dual_M
-    Lam = alpha * (Ux @ (B - S * Mr) + Y_out)
-    info = {
-        "primal": primal,
-        "lower_bound": lower,
-        "rel_gap": (primal - lower) / max(primal, np.finfo(float).tiny),
-        "iterations": it,
-        "converged": converged,
-        "rank_X": r,
-    }
-    return W, Lam, info
+# §2, L = 2: nuclear norm (solvers.nuclear)
 
 
 def solve_linear_l2_general(
@@ -298,27 +176,27 @@ def solve_linear_l2_general(
     _check_linear(p)
     if p.L != 2:
         raise NotCovered(f"the nuclear-norm form needs depth 2, got depth {p.L}")
-    W, Lam, info = nuclear_norm_l2(p.X, p.Y, p.beta, gap_tol=gap_tol, max_iter=max_iter)
-    U, s, Vt = np.linalg.svd(W, full_matrices=False)
+    sol = NuclearNorm(p.X, p.Y).solve(p.beta, gap_tol=gap_tol, max_iter=max_iter)
+    U, s, Vt = np.linalg.svd(sol.W, full_matrices=False)
     keep = s > rank_tol * s[0] if s.size and s[0] > 0 else np.zeros(s.shape, bool)
     rank = int(keep.sum())
     m = optimal_width(p, rank)
     Ws = _layers(U[:, keep], s[keep], Vt[keep], 2, m)
     value = float(objective(p, Ws))
-    lower = min(float(info["lower_bound"]), value)
+    lower = min(sol.lower_bound, value)
     rel = (value - lower) / max(abs(value), np.finfo(float).tiny)
-    status = Status.CERTIFIED if info["converged"] and rel <= gap_tol else Status.BRACKET
-    extras = {k: info[k] for k in ("iterations", "rank_X")} | {"singular_values": s}
+    status = Status.CERTIFIED if sol.converged and rel <= gap_tol else Status.BRACKET
+    info = {"iterations": sol.iterations, "method": sol.method, "rank_X": sol.rank_X}
     return Optimum(
         objective=value,
         weights=Ws,
         family="linear_l2_general",
         status=status,
         lower_bound=lower,
-        dual=Lam,
+        dual=sol.dual,
         m_star=rank,
         directions=U[:, keep],
-        info=extras,
+        info=info | {"singular_values": s},
     )
 
 
@@ -355,21 +233,7 @@ class _Ridge:
 
 def _gl_mu(ridge: _Ridge, gamma: float) -> float | None:
     """The μ > 0 with ``μ‖w(μ)‖ = γ``, or None when ``w = 0`` (``‖Xᵀy‖ ≤ γ``)."""
-    if ridge.xty <= gamma or ridge.lam.size == 0:
-        return None
-
-    def h(log_mu: float) -> float:
-        mu = np.exp(log_mu)
-        return mu * float(np.linalg.norm(ridge.coef(mu))) - gamma
-
-    # μ/(λ_i + μ) ≤ γ/‖Xᵀy‖ for all i at μ = γλ_min/‖Xᵀy‖, ≥ γ/‖Xᵀy‖ at μ = γλ_max/(‖Xᵀy‖ − γ)
-    lo = np.log(gamma * ridge.lam.min() / ridge.xty)
-    hi = np.log(gamma * ridge.lam.max() / (ridge.xty - gamma))
-    while h(lo) > 0:  # rounding only
-        lo -= 1.0
-    while h(hi) < 0:
-        hi += 1.0
-    return float(np.exp(brentq(h, lo, hi, xtol=1e-15, rtol=4 * np.finfo(float).eps, maxiter=500)))
+    return group_lasso_root(ridge.lam, ridge.b, gamma)
 
 
 def group_lasso(X: np.ndarray, y: np.ndarray, gamma: float) -> tuple[float, np.ndarray]:
@@ -460,26 +324,3 @@ def solve_linear_deep_k1(p: Problem, *, grid: int = 200) -> Optimum:
         Ws = _layers(np.zeros((p.d, 0)), np.zeros(0), np.zeros((0, 1)), L, m)
     dirs = (w / norm_w)[:, None] if rank else np.zeros((p.d, 0))
     return _optimum(p, Ws, "linear_deep_k1", m_star=rank, directions=dirs, info={**info, "w": w})
-
-
-# ----------------------------------------------------------------------------------------------
-
-
-def solve_linear(p: Problem) -> Optimum:
-    """The linear families in order: §1 partial isometry, §2 L = 2, §2 L ≥ 3 with K = 1.
-
-    Raises:
-        NotCovered: L ≥ 3, K > 1 and X not a partial isometry (Schatten-2/L, no closed form),
-            or the problem is not a plain linear net.
-    """
-    _check_linear(p)
-    if is_partial_isometry(p.X):
-        return solve_linear_whitened(p)
-    if p.L == 2:
-        return solve_linear_l2_general(p)
-    if p.K == 1:
-        return solve_linear_deep_k1(p)
-    raise NotCovered(
-        f"linear depth {p.L} with K={p.K} on data that is not a partial isometry: a Schatten-2/{p.L} "
-        "quasi-norm problem with no closed form (THEORY §2)"
-    )

@@ -36,6 +36,7 @@ __all__ = [
     "objective",
     "optimal_width",
     "regulariser",
+    "require_problem",
 ]
 
 ACTIVATIONS = ("linear", "relu")
@@ -238,6 +239,13 @@ class Optimum:
     def is_exact(self) -> bool:
         """``objective`` may be reported as P* (``EXACT`` or ``CERTIFIED``)."""
         return self.status is not Status.BRACKET
+
+
+def require_problem(p: object) -> Problem:
+    """``p`` itself if it is a :class:`Problem`; ``ValueError`` naming the type otherwise."""
+    if not isinstance(p, Problem):
+        raise ValueError(f"p must be a solvers.Problem, got {type(p).__name__}")
+    return p
 
 
 def optimal_width(p: Problem, needed: int) -> int:

@@ -1,7 +1,8 @@
 """Rank-one data ``X = c aᵀ`` (``‖a‖ = 1``): closed forms of THEORY.md §4, K = 1, any L ≥ 2.
 
-**Assumption checked here:** the singular values of X satisfy ``σ_2 ≤ 1e-10·σ_1`` and
-``σ_1 > 0``; then ``a`` is the top right singular vector and ``c = X a``. (Weights are built
+**Assumption checked here:** the singular values of X satisfy ``σ_2 ≤ RANK_ONE_TOL·σ_1``
+(1e-10, :mod:`solvers.detect`) and ``σ_1 > 0``; then ``a`` is the top right singular vector
+and ``c = σ_1 u_1 ≈ X a``. (Weights are built
 for ``c aᵀ``; the objective on the given X differs by at most ``O(σ_2)``.)
 
 Write ``ĉ = c/‖c‖``, ``c_± = max(±c, 0)``, ``ĉ_± = c_±/‖c_±‖``, ``r = ⟨ĉ, y⟩``,
@@ -51,25 +52,31 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import brentq
 
-from solvers.problem import Network, NotCovered, Optimum, Problem, forward, optimal_width
-from solvers.relu import _check_problem
+from solvers.detect import RANK_ONE_TOL, facts
+from solvers.problem import (
+    Network,
+    NotCovered,
+    Optimum,
+    Problem,
+    forward,
+    optimal_width,
+    require_problem,
+)
 from solvers.scalar import path_minimiser, path_value
 
-__all__ = ["RANK_ONE_TOL", "solve_rank_one"]
-
-RANK_ONE_TOL = 1e-10  # σ_2/σ_1 allowed for "rank one"
+__all__ = ["solve_rank_one"]
 
 
-def _rank_one_factors(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-    S = np.linalg.svd(X, compute_uv=False)
-    if S[0] == 0.0:
+def _rank_one_factors(p: Problem) -> tuple[np.ndarray, np.ndarray, float]:
+    found = facts(p)
+    if found.opnorm == 0.0:
         raise NotCovered("X is zero, not rank one")
-    ratio = float(S[1] / S[0]) if S.size > 1 else 0.0
-    if ratio > RANK_ONE_TOL:
-        raise NotCovered(f"X is not rank one: σ_2/σ_1 = {ratio:.3e} > {RANK_ONE_TOL:g}")
-    _, _, Vt = np.linalg.svd(X, full_matrices=False)
-    a = Vt[0]
-    return X @ a, a, ratio
+    if found.rank_one is None:
+        raise NotCovered(
+            f"X is not rank one: σ_2/σ_1 = {found.rank_one_ratio:.3e} > {RANK_ONE_TOL:g}"
+        )
+    c, a = found.rank_one
+    return c, a, found.rank_one_ratio
 
 
 def _larger_root(r: float, beta: float, L: int) -> float | None:
@@ -190,7 +197,7 @@ def solve_rank_one(p: Problem) -> Optimum:
     """Exact optimum for rank-one data ``X = c aᵀ`` and K = 1 (THEORY §4, corrected; see module).
 
     Args:
-        p: a linear or ReLU problem, K = 1, no biases or batch norm, ``σ_2(X) ≤ 1e-10 σ_1(X)``.
+        p: a linear or ReLU problem, K = 1, no biases or batch norm, rank-one X.
 
     Returns:
         :class:`Optimum` (``EXACT``) with ``family`` ``"linear_rank_one"`` or
@@ -201,14 +208,14 @@ def solve_rank_one(p: Problem) -> Optimum:
     Raises:
         NotCovered: naming the failing assumption.
     """
-    p = _check_problem(p)
+    p = require_problem(p)
     if p.bias:
         raise NotCovered("the network has biases (THEORY §4 has none)")
     if p.batchnorm:
         raise NotCovered("the network has batch norm (see THEORY §6)")
     if p.K != 1:
         raise NotCovered(f"rank-one closed form needs K = 1, got K = {p.K}")
-    c, a, ratio = _rank_one_factors(p.X)
+    c, a, ratio = _rank_one_factors(p)
     if p.activation == "linear":
         value, Ws, info = _linear(p, c, a)
         family = "linear_rank_one"

@@ -4,8 +4,8 @@ Problem (THEORY §0, no biases, no batch norm, ReLU after every hidden layer)::
 
     P* = min_{W_1..W_L}  ½‖f(X) − Y‖_F²  +  (β/2) Σ_l ‖W_l‖_F²
 
-**Assumption checked here — whitened data:** ``‖X Xᵀ − I_n‖_F ≤ 1e-10`` (rows orthonormal,
-so ``n ≤ d``). Then ``X Xᵀ v = v`` for every ``v ∈ R^n``: a first-layer neuron ``w = Xᵀ v``
+**Assumption checked here — whitened data:** ``‖X Xᵀ − I_n‖_F ≤ WHITENED_TOL`` (1e-10,
+:mod:`solvers.detect`; rows orthonormal, so ``n ≤ d``). Then ``X Xᵀ v = v`` for every ``v ∈ R^n``: a first-layer neuron ``w = Xᵀ v``
 has pre-activation ``X w = v`` exactly, and any non-negative ``v`` passes the ReLU.
 
 - ``K = 1``:  ``P* = g_L(‖y_+‖) + g_L(‖y_−‖)`` (``y_± = max(±y, 0)``, ``g_L`` the path value of
@@ -32,23 +32,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from solvers.problem import Network, NotCovered, Optimum, Problem, forward, optimal_width
+from solvers.detect import WHITENED_TOL, facts
+from solvers.problem import (
+    Network,
+    NotCovered,
+    Optimum,
+    Problem,
+    forward,
+    optimal_width,
+    require_problem,
+)
 from solvers.scalar import path_minimiser, path_value
 
-__all__ = ["WHITENED_TOL", "solve_relu_whitened"]
-
-WHITENED_TOL = 1e-10  # ‖X Xᵀ − I_n‖_F allowed for "whitened"
-
-
-def _check_problem(p: object) -> Problem:
-    if not isinstance(p, Problem):
-        raise ValueError(f"p must be a solvers.Problem, got {type(p).__name__}")
-    return p
-
-
-def _whitening_error(X: np.ndarray) -> float:
-    n = X.shape[0]
-    return float(np.linalg.norm(X @ X.T - np.eye(n)))
+__all__ = ["solve_relu_whitened"]
 
 
 def _chain_network(
@@ -101,7 +97,7 @@ def solve_relu_whitened(p: Problem) -> Optimum:
     """Exact optimum of a deep ReLU network on whitened data (THEORY §3).
 
     Args:
-        p: a ReLU problem without biases or batch norm, ``‖XXᵀ − I‖_F ≤ 1e-10``; ``K = 1``
+        p: a ReLU problem without biases or batch norm, whitened X; ``K = 1``
             or one-hot ``Y``.
 
     Returns:
@@ -113,15 +109,15 @@ def solve_relu_whitened(p: Problem) -> Optimum:
     Raises:
         NotCovered: naming the failing assumption.
     """
-    p = _check_problem(p)
+    p = require_problem(p)
     if p.activation != "relu":
         raise NotCovered("activation is not relu")
     if p.bias:
         raise NotCovered("the network has biases (THEORY §3 has none)")
     if p.batchnorm:
         raise NotCovered("the network has batch norm (see THEORY §6)")
-    err = _whitening_error(p.X)
-    if err > WHITENED_TOL:
+    if not facts(p).whitened:
+        err = facts(p).whitening_error
         raise NotCovered(f"X is not whitened: ‖XXᵀ − I‖_F = {err:.3e} > {WHITENED_TOL:g}")
     vs, signs, family = _targets(p)
     L, beta = p.L, p.beta

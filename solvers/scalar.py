@@ -16,13 +16,28 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import brentq
 
-__all__ = ["huber", "path_minimiser", "path_value"]
+__all__ = ["huber", "path_minimiser", "path_solution", "path_value", "scaled_dual_value"]
 
 
-def huber(r: float | np.ndarray, gamma: float) -> float | np.ndarray:
-    """``h_γ(r)`` for ``r ≥ 0`` (elementwise)."""
+def huber(r: float | np.ndarray, gamma: float | np.ndarray) -> float | np.ndarray:
+    """``h_γ(r)`` for ``r ≥ 0``, ``γ ≥ 0`` (elementwise, broadcasting ``r`` against ``γ``)."""
     r = np.asarray(r, dtype=np.float64)
-    out = np.where(r <= gamma, 0.5 * r * r, gamma * r - 0.5 * gamma * gamma)
+    g = np.asarray(gamma, dtype=np.float64)
+    out = np.where(r <= g, 0.5 * r * r, g * r - 0.5 * g * g)
+    return float(out) if out.ndim == 0 else out
+
+
+def scaled_dual_value(
+    a: float | np.ndarray, b: float | np.ndarray, alpha_max: float | np.ndarray
+) -> float | np.ndarray:
+    """THEORY §7: ``max_{0 ≤ α ≤ α_max} α a − ½ α² b`` for a direction Λ with ``a = ⟨Λ, Y⟩``,
+    ``b = ‖Λ‖²`` (elementwise; ``α = clip(a/b, 0, α_max)``, 0 when ``b = 0``)."""
+    a, b, alpha_max = np.broadcast_arrays(
+        np.asarray(a, float), np.asarray(b, float), np.asarray(alpha_max, float)
+    )
+    with np.errstate(divide="ignore", invalid="ignore"):
+        alpha = np.where(b > 0, np.clip(a / np.where(b > 0, b, 1.0), 0.0, alpha_max), 0.0)
+    out = alpha * a - 0.5 * alpha * alpha * b
     return float(out) if out.ndim == 0 else out
 
 
@@ -49,6 +64,12 @@ def _path_single(r: float, beta: float, L: int) -> tuple[float, float]:
     if value < zero_value:
         return float(value), float(s)
     return zero_value, 0.0
+
+
+def path_solution(r: np.ndarray, beta: float, L: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(g_L(r), s*(r))`` elementwise over a 1-D ``r`` in one root solve per entry."""
+    pairs = [_path_single(v, beta, L) for v in np.asarray(r, dtype=np.float64).ravel()]
+    return np.array([v for v, _ in pairs]), np.array([s for _, s in pairs])
 
 
 def path_value(r: float | np.ndarray, beta: float, L: int) -> float | np.ndarray:

@@ -56,7 +56,14 @@ import torch
 from solvers.options import DTYPES, INITS
 from solvers.problem import Network, Problem, objective
 
-__all__ = ["DIVERGENCE_THRESHOLD", "TrainConfig", "TrainOutput", "train"]
+__all__ = [
+    "DIVERGENCE_THRESHOLD",
+    "TrainConfig",
+    "TrainOutput",
+    "forward_batch",
+    "forward_torch",
+    "train",
+]
 
 DIVERGENCE_THRESHOLD = 1e30
 _GPU_CHECK_EVERY = 16
@@ -248,6 +255,28 @@ def _param_list(params: dict) -> list[torch.Tensor]:
     return out
 
 
+def _hidden(shape: _Shape, params: dict, X: torch.Tensor) -> list[torch.Tensor]:
+    """The batched forward pass (THEORY §0; biases §5, batch norm §6): ``[H_0 = X, H_1, …,
+    H_{L−1}]``, ``H_l = σ(H_{l−1} W_l + b_l)`` — the torch twin of
+    :func:`solvers.problem.last_hidden` (tested against it to 1e-12 in float64), the only
+    forward pass of this module (losses, gradients, polish and :func:`forward_batch` use it).
+
+    ``X [B, s, d]``; weights ``[B, in, out]``; biases, γ, α ``[B, 1, m]``.
+    """
+    Ws = params["W"]
+    Hs = [X]
+    for l in range(shape.L - 1):
+        A = torch.baddbmm(params["b"][l], Hs[-1], Ws[l]) if shape.bias else torch.bmm(Hs[-1], Ws[l])
+        if shape.batchnorm and l == shape.L - 2:
+            A = A - A.mean(dim=1, keepdim=True)
+            var = (A * A).mean(dim=1, keepdim=True)
+            positive = var > 0
+            std = torch.sqrt(torch.where(positive, var, torch.ones_like(var)))
+            A = (A / std) * positive * params["gamma"] + params["alpha"]
+        Hs.append(torch.relu(A) if shape.activation == "relu" else A)
+    return Hs
+
+
 def _losses(
     shape: _Shape,
     params: dict,
@@ -261,17 +290,7 @@ def _losses(
     ``X [B, s, d]``, ``Y [B, s, K]``; weights ``[B, in, out]``; biases, γ, α ``[B, 1, m]``.
     """
     Ws = params["W"]
-    H = X
-    for l in range(shape.L - 1):
-        A = torch.baddbmm(params["b"][l], H, Ws[l]) if shape.bias else torch.bmm(H, Ws[l])
-        if shape.batchnorm and l == shape.L - 2:
-            A = A - A.mean(dim=1, keepdim=True)
-            var = (A * A).mean(dim=1, keepdim=True)
-            positive = var > 0
-            std = torch.sqrt(torch.where(positive, var, torch.ones_like(var)))
-            A = (A / std) * positive * params["gamma"] + params["alpha"]
-        H = torch.relu(A) if shape.activation == "relu" else A
-    R = torch.bmm(H, Ws[-1]) - Y
+    R = torch.bmm(_hidden(shape, params, X)[-1], Ws[-1]) - Y
     data = 0.5 * (R * R).sum(dim=(1, 2))
     if shape.batchnorm:
         reg_terms = [params["gamma"], params["alpha"], Ws[-1]]
@@ -316,10 +335,7 @@ def _manual_losses_and_grads(
     data_scale: float,
 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
     Ws = params["W"]
-    Hs = [X]
-    for l in range(shape.L - 1):
-        A = torch.baddbmm(params["b"][l], Hs[-1], Ws[l]) if shape.bias else torch.bmm(Hs[-1], Ws[l])
-        Hs.append(torch.relu(A) if shape.activation == "relu" else A)
+    Hs = _hidden(shape, params, X)
     R = torch.bmm(Hs[-1], Ws[-1]) - Y
     reg = sum(torch.linalg.vector_norm(W, dim=(1, 2)) ** 2 for W in Ws)
     losses = (0.5 * data_scale) * (R * R).sum(dim=(1, 2)) + 0.5 * beta * reg
@@ -393,6 +409,52 @@ def _to_numpy_networks(shape: _Shape, params: dict) -> list[Network]:
         )
         for i in range(Ws[0].shape[0])
     ]
+
+
+def forward_batch(
+    problems: Sequence[Problem],
+    networks: Sequence[Network],
+    *,
+    device: str | torch.device = "cpu",
+    dtype: str = "float64",
+) -> np.ndarray:
+    """``f(X_i)`` of network ``i`` on problem ``i`` for a batch of one shape, ``[B, n, K]``
+    (the batched pass the trainer uses; :func:`solvers.problem.forward` is the reference)."""
+    shape = _shape_of(problems)
+    if len(networks) != len(problems):
+        raise ValueError(f"networks must hold one network per problem ({len(problems)})")
+    dt = _DTYPES[dtype]
+
+    def stack(arrays: list[np.ndarray], view: tuple[int, ...] | None = None) -> torch.Tensor:
+        t = torch.from_numpy(np.stack([np.asarray(a, np.float64) for a in arrays]))
+        t = t.to(device=device, dtype=dt)
+        return t if view is None else t.reshape(view)
+
+    B = len(problems)
+    params: dict = {"W": [stack([net.weights[l] for net in networks]) for l in range(shape.L)]}
+    if shape.bias:
+        params["b"] = [
+            stack([net.biases[l] for net in networks], (B, 1, shape.m)) for l in range(shape.L - 1)
+        ]
+    if shape.batchnorm:
+        params["gamma"] = stack([net.gamma for net in networks], (B, 1, shape.m))
+        params["alpha"] = stack([net.alpha for net in networks], (B, 1, shape.m))
+    with torch.no_grad():
+        X = stack([p.X for p in problems])
+        out = torch.bmm(_hidden(shape, params, X)[-1], params["W"][-1])
+    return out.to("cpu", torch.float64).numpy()
+
+
+def forward_torch(p: Problem, weights: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Differentiable ``f(X)`` (n, K) of one bias- and BN-free network whose layers are torch
+    tensors (any dtype/device): the batched pass of this module with B = 1, for optimisers
+    that parametrise the layers themselves (e.g. :mod:`solvers.rescaled`)."""
+    if p.bias or p.batchnorm:
+        raise ValueError("p: forward_torch takes networks without biases or batch norm")
+    shape = _Shape(p.n, p.d, p.K, p.depth, int(weights[0].shape[1]), p.activation, False, False)
+    Ws = [W[None] for W in weights]
+    X = torch.tensor(p.X, dtype=Ws[0].dtype, device=Ws[0].device)[None]  # a copy: X is read-only
+    return torch.bmm(_hidden(shape, {"W": Ws}, X)[-1], Ws[-1])[0]
 
 
 def _safe_objective(p: Problem, net: Network) -> float:

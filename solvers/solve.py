@@ -1,6 +1,7 @@
 """``solve(p)``: detect which closed form of THEORY.md covers a problem and return its optimum.
 
-Detection (tolerances are module constants):
+Detection lives in :mod:`solvers.detect` (tolerances and tests, computed once per problem and
+cached, so the solver ``solve`` dispatches to does not detect again):
 
 - whitened: ``‖XXᵀ − I_n‖_F ≤ WHITENED_TOL`` (1e-10); partial isometry: every singular value
   of X within ``WHITENED_TOL`` of 0 or 1 (THEORY §0/§1);
@@ -31,44 +32,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from solvers.linear import (
-    is_partial_isometry,
-    is_whitened,
-    solve_linear_deep_k1,
-    solve_linear_l2_general,
-    solve_linear_whitened,
-)
-from solvers.problem import NotCovered, Optimum, Problem
+from solvers.detect import facts
+from solvers.linear import solve_linear_deep_k1, solve_linear_l2_general, solve_linear_whitened
+from solvers.problem import NotCovered, Optimum, Problem, require_problem
 
-__all__ = [
-    "RANK_ONE_TOL",
-    "WHITENED_TOL",
-    "is_onehot",
-    "is_partial_isometry",
-    "is_whitened",
-    "rank_one_factor",
-    "solve",
-]
-
-WHITENED_TOL = 1e-10
-RANK_ONE_TOL = 1e-10
-
-
-def rank_one_factor(
-    X: np.ndarray, *, tol: float = RANK_ONE_TOL
-) -> tuple[np.ndarray, np.ndarray] | None:
-    """``(c, a)`` with ``X ≈ c aᵀ``, ``‖a‖ = 1`` if ``σ_2(X) ≤ tol·σ_1(X)`` and ``X ≠ 0``, else None."""
-    X = np.asarray(X, dtype=np.float64)
-    U, s, Vt = np.linalg.svd(X, full_matrices=False)
-    if s[0] == 0 or (s.size > 1 and s[1] > tol * s[0]):
-        return None
-    return U[:, 0] * s[0], Vt[0].copy()
-
-
-def is_onehot(Y: np.ndarray) -> bool:
-    """Columns non-negative with disjoint supports (at most one non-zero entry per row)."""
-    Y = np.asarray(Y, dtype=np.float64)
-    return bool(np.all(Y >= 0) and np.all(np.count_nonzero(Y, axis=1) <= 1))
+__all__ = ["solve"]
 
 
 def _targets_word(Y: np.ndarray) -> str:
@@ -78,9 +46,10 @@ def _targets_word(Y: np.ndarray) -> str:
 
 
 def _solve_linear(p: Problem) -> Optimum:
-    if is_partial_isometry(p.X, tol=WHITENED_TOL):
-        return solve_linear_whitened(p, tol=WHITENED_TOL)
-    if p.K == 1 and rank_one_factor(p.X) is not None:
+    found = facts(p)
+    if found.partial_isometry:
+        return solve_linear_whitened(p)
+    if p.K == 1 and found.rank_one is not None:
         from solvers.rank_one import solve_rank_one
 
         return solve_rank_one(p)
@@ -95,8 +64,9 @@ def _solve_linear(p: Problem) -> Optimum:
 
 
 def _solve_relu(p: Problem) -> Optimum:
-    if is_whitened(p.X, tol=WHITENED_TOL):
-        if p.K > 1 and not is_onehot(p.Y):
+    found = facts(p)
+    if found.whitened:
+        if p.K > 1 and not found.onehot:
             raise NotCovered(
                 f"relu with K={p.K} {_targets_word(p.Y)} targets: not covered (THEORY §3 needs "
                 "K = 1 or one-hot targets)"
@@ -104,8 +74,7 @@ def _solve_relu(p: Problem) -> Optimum:
         from solvers.relu import solve_relu_whitened
 
         return solve_relu_whitened(p)
-    factor = rank_one_factor(p.X)
-    if factor is not None:
+    if found.rank_one is not None:
         if p.K > 1:
             raise NotCovered(
                 f"relu on rank-one data with K={p.K} outputs: not covered (THEORY §4 needs K = 1)"
@@ -113,17 +82,10 @@ def _solve_relu(p: Problem) -> Optimum:
         from solvers.rank_one import solve_rank_one
 
         return solve_rank_one(p)
-    n = p.n
-    err = (
-        f"‖XXᵀ − I‖_F = {np.linalg.norm(p.X @ p.X.T - np.eye(n)):.3e}"
-        if n <= p.d
-        else f"n = {n} > d = {p.d}"
-    )
-    s = np.linalg.svd(p.X, compute_uv=False)
-    ratio = s[1] / s[0] if s.size > 1 and s[0] > 0 else 0.0
+    err = f"‖XXᵀ − I‖_F = {found.whitening_error:.3e}" if p.n <= p.d else f"n = {p.n} > d = {p.d}"
     raise NotCovered(
         f"relu on data that is neither whitened ({err}; THEORY §3) nor rank one "
-        f"(σ_2/σ_1 = {ratio:.3e}; THEORY §4): no closed form"
+        f"(σ_2/σ_1 = {found.rank_one_ratio:.3e}; THEORY §4): no closed form"
     )
 
 
@@ -134,8 +96,7 @@ def solve(p: Problem) -> Optimum:
         ValueError: ``p`` is not a :class:`~solvers.problem.Problem`.
         NotCovered: no closed form applies; the message names the failing assumption.
     """
-    if not isinstance(p, Problem):
-        raise ValueError(f"p must be a solvers.Problem, got {type(p).__name__}")
+    require_problem(p)
     if p.bias:
         raise NotCovered("bias=True: no closed form except the 1-D spline limit β → 0 (THEORY §5)")
     if p.batchnorm:

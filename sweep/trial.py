@@ -348,11 +348,10 @@ def _analyse(
         result.extra.update(_collapse(problem, net))
         if opt is not None and opt.network is not None:  # the prediction: NC of the optimum
             result.extra.update(_collapse(problem, opt.network, prefix="nc_opt"))
-    if spec.model.ball != "none":
-        from solvers.rescaled import rescaled_gap
+    if spec.model.ball != "none":  # THEORY §9 / E8: both balls measured, whichever is named
+        from solvers.rescaled import rescaled_both
 
-        gap = rescaled_gap(problem, ball=spec.model.ball)
-        result.extra.update(_scalars("rescaled", gap))
+        result.extra.update({f"rescaled_{k}": v for k, v in rescaled_both(problem).items()})
     return result
 
 

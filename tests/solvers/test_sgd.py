@@ -410,3 +410,58 @@ def test_validation(rng: np.random.Generator) -> None:
         TrainConfig(steps=1, dtype="float16")
     with pytest.raises(ValueError, match="steps"):
         TrainConfig(steps=-1)
+
+
+@pytest.mark.parametrize(
+    ("activation", "depth", "bias", "batchnorm"),
+    [
+        ("linear", 2, False, False),
+        ("relu", 3, False, False),
+        ("relu", 4, True, False),
+        ("linear", 3, False, True),
+        ("relu", 3, True, True),
+    ],
+)
+def test_batched_forward_equals_float64_reference(
+    rng: np.random.Generator, activation: str, depth: int, bias: bool, batchnorm: bool
+) -> None:
+    """The one batched torch forward pass (``sgd._hidden`` via ``forward_batch``) against the
+    float64 numpy reference ``solvers.problem.forward``: every network of a batch of 4, ≤ 1e-12."""
+    from solvers.problem import forward
+    from solvers.sgd import forward_batch
+
+    n, d, K, m = 7, 5, 2, 6
+    problems, networks = [], []
+    for _ in range(4):
+        p = Problem(
+            rng.standard_normal((n, d)),
+            rng.standard_normal((n, K)),
+            depth,
+            0.3,
+            activation,
+            width=m,
+            bias=bias,
+            batchnorm=batchnorm,
+        )
+        dims = [d] + [m] * (depth - 1) + [K]
+        Ws = tuple(rng.standard_normal((dims[i], dims[i + 1])) for i in range(depth))
+        bs = tuple(rng.standard_normal(m) for _ in range(depth - 1)) if bias else None
+        g, a = (rng.standard_normal(m), rng.standard_normal(m)) if batchnorm else (None, None)
+        problems.append(p)
+        networks.append(Network(weights=Ws, biases=bs, gamma=g, alpha=a))
+    batched = forward_batch(problems, networks)
+    for i, (p, net) in enumerate(zip(problems, networks, strict=True)):
+        ref = forward(p, net)
+        assert batched[i].shape == ref.shape
+        err = float(np.max(np.abs(batched[i] - ref)))
+        assert err <= 1e-12 * max(1.0, float(np.max(np.abs(ref)))), err
+    # and it can fail: a perturbed weight is seen
+    bad = list(networks)
+    bad[0] = Network(
+        weights=(networks[0].weights[0] + 1e-9,) + networks[0].weights[1:],
+        biases=networks[0].biases,
+        gamma=networks[0].gamma,
+        alpha=networks[0].alpha,
+    )
+    moved = forward_batch(problems, bad)
+    assert np.max(np.abs(moved[0] - forward(problems[0], networks[0]))) > 1e-12

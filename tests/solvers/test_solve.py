@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from solvers import NotCovered, Optimum, Problem, Status, data, objective, solve
-from solvers.solve import is_onehot, is_partial_isometry, is_whitened, rank_one_factor
+from solvers.detect import is_onehot, is_partial_isometry, is_whitened, rank_one_factor
 from tests.conftest import assert_close
 from tests.problems import ZOO
 
@@ -84,9 +84,9 @@ def test_batchnorm_families() -> None:
             "Schatten-2/3",
         ),
         (
-            lambda: Problem(
+            lambda: Problem(  # depth 3: L = 2 has THEORY §10's program (solvers.two_layer)
                 *data.make_dataset("gaussian", "signed", n=6, d=3, outputs=1, seed=0),
-                2,
+                3,
                 0.1,
                 "relu",
             ),
