@@ -255,3 +255,20 @@ def test_sgd_objective_is_sgd_alone_and_the_polish_is_reported_apart() -> None:
     assert (
         TrialResult.from_json(polished.to_json()).polished_objective == polished.polished_objective
     )
+
+
+def test_rescaled_trial_logs_both_balls() -> None:
+    """THEORY §9 / E8: a trial naming a ball measures BOTH (operator primal by direct network
+    minimisation, Frobenius by the spectral reduction) and logs them under rescaled_{op,fro}_*."""
+    s = spec(
+        data={"outputs": 2, "n": 6, "d": 8},
+        model={"ball": "operator"},
+        train={"beta": 0.3, "steps": 20, "polish": 0},
+    )
+    (r,) = run_batch([s])
+    assert r.status == "finished", r.error
+    names = {f"rescaled_{b}_{w}" for b in ("op", "fro") for w in ("primal", "dual", "gap", "t")}
+    assert names <= set(r.metrics())
+    assert r.extra["rescaled_op_dual"] <= r.extra["rescaled_op_primal"] * (1 + 1e-6)
+    assert abs(r.extra["rescaled_op_gap"]) <= 1e-6  # operator balls: dual-exact (measured)
+    assert r.extra["rescaled_fro_gap"] > 0.01  # Frobenius balls, K = 2: a real gap
