@@ -137,8 +137,9 @@ def _out_of_reach_check(data: pd.DataFrame) -> object:
 
 def _reaches_check(done: pd.DataFrame, data: pd.DataFrame) -> object:
     wide = done[(data["regime"] == WIDE).values]
-    check = reaches_optimum(wide, section="§10", what="P* (width ≥ m*)")
-    check.name = "width ≥ m*: reaches P*"
+    check = reaches_optimum(
+        wide, section="§10", what="P* (width ≥ m*)", name="width ≥ m*: reaches P*"
+    )
     check.claim = (
         "With at least m* neurons P* is attainable, and (S)GD reaches it from its initialisation "
         "(THEORY §10 for attainability; §8 for the tolerance)."

@@ -15,7 +15,7 @@ import pytest
 from analysis import frame_from_results
 from analysis.experiments import EXPERIMENTS, Status, run
 from analysis.experiments.e11_two_layer_width import NARROW, WIDE, e11_rows
-from analysis.experiments.verdicts import AT_OPT, GD_TOL
+from analysis.experiments.verdicts import AT_OPT, GD_TOL, POLISH_PROGRESS
 from sweep.schema import DataSpec, ModelSpec, TrainSpec, TrialSpec
 from sweep.trial import run_batch
 
@@ -80,10 +80,20 @@ def test_verdict_on_the_real_trials(frame, tmp_path) -> None:
     reach = _check(out, "width ≥ m*: reaches P*")
     rows = e11_rows(frame)
     wide = rows[rows["regime"] == WIDE]
-    within = int((wide["sgd_rel_gap"].abs() <= GD_TOL).sum())  # full-batch GD: GD_TOL
-    assert (reach.n, reach.passed) == (3, within)
-    assert reach.status is (Status.PASS if within == 3 else Status.FAIL)
-    assert out.status is (Status.PASS if within == 3 else Status.FAIL)
+    sgd, pol = wide["sgd_rel_gap"], wide["polished_rel_gap"]
+    within = sgd.abs() <= GD_TOL  # full-batch GD: GD_TOL
+    # verdicts.reaches_optimum: short of P* but the polish from SGD's end goes on to it (or
+    # 1/POLISH_PROGRESS closer) = "did not converge", not counted
+    slow = ~within & ((pol <= GD_TOL) | (pol <= POLISH_PROGRESS * sgd))
+    assert (reach.n, reach.passed) == (int((~slow).sum()), int(within.sum()))
+    if within.all():
+        want = Status.PASS
+    elif (~within & ~slow).any():
+        want = Status.FAIL
+    else:
+        want = Status.INCONCLUSIVE
+    assert reach.status is want
+    assert out.status is want  # the other two checks pass on real trials
     assert out.figure.read_bytes()[:8] == PNG
     table = pd.read_csv(out.files["csv"])
     assert sorted(table["regime"]) == sorted([NARROW, WIDE])
