@@ -20,7 +20,10 @@ says how many runs were left out):
   ``git_commit``.
 
 Results are paged (``search_runs`` with ``page_token``), so thousands of runs come back
-whole, from a SQLite store or a tracking server alike. Nothing is ever re-solved here.
+whole, from a SQLite store or a tracking server alike. Nothing is ever re-solved here. The store
+is opened by :func:`sweep.store.open_store` (the writer's module too) without ``create``: a
+missing or unreadable store is one sentence (:class:`sweep.store.StoreError`), and reading
+never creates or writes anything.
 """
 
 from __future__ import annotations

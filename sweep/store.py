@@ -268,7 +268,13 @@ def _write_probe(path: Path) -> str | None:
 @contextlib.contextmanager
 def _dir_lock(folder: Path, uri: str) -> Iterator[None]:
     """An exclusive ``flock`` on ``folder`` (no lock file: nothing is written for it)."""
-    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError as exc:
+        raise StoreError(
+            f"cannot open {folder} to lock the store {uri} ({exc.strerror}); fix the directory's "
+            "permissions or choose another tracking.uri."
+        ) from None
     try:
         deadline = time.monotonic() + LOCK_WAIT
         while True:
@@ -426,8 +432,8 @@ def _build_sqlite(path: Path, experiment: str | None, artifacts: str | None) -> 
         if experiment:
             store.create_experiment(experiment, artifact_location=artifacts)
     finally:
-        engine = SqlAlchemyStore._engine_map.pop(tmp_uri, None) or store.engine
-        engine.dispose()
+        cache = getattr(SqlAlchemyStore, "_engine_map", {})  # MLflow's per-URI engine cache
+        (cache.pop(tmp_uri, None) or store.engine).dispose()
     con = sqlite3.connect(tmp)
     try:
         con.execute("PRAGMA journal_mode=DELETE")  # checkpoints the WAL into the file
