@@ -48,6 +48,23 @@ def test_refused_port_is_reported_without_mlflow(tmp_path: Path) -> None:
     assert check_reachable(f"postgresql://u:p@127.0.0.1:{port}/db") == "Connection refused"
     with pytest.raises(StoreError, match=f"127.0.0.1:{port}.*Connection refused"):
         open_store(Store(f"http://127.0.0.1:{port}", None), "x")
+    # the check runs before mlflow (~2 s to import) is imported: a fresh interpreter shows it
+    code = (
+        "import sys\n"
+        "from sweep.store import Store, StoreError, open_store\n"
+        "try:\n"
+        f"    open_store(Store('http://127.0.0.1:{port}', None), 'x')\n"
+        "except StoreError:\n"
+        "    print(sorted(m for m in ('mlflow', 'torch', 'ray') if m in sys.modules))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
 
 
 @pytest.mark.parametrize(
