@@ -126,7 +126,15 @@ def test_e1_rank_vs_beta(outs, runs) -> None:
     assert (rank.n, rank.passed) == (counted, matched)
     gd = _check(out, "reaches P*")
     within = sum(-vd.BELOW_TOL <= r.rel_gap <= vd.GD_TOL for _, r in trials)
-    assert (gd.n, gd.passed) == (len(trials), within)
+    slow = sum(  # short of P*, but the polish from SGD's end goes on (not counted)
+        r.rel_gap > vd.GD_TOL
+        and r.polished_rel_gap is not None
+        and (
+            r.polished_rel_gap <= vd.GD_TOL or r.polished_rel_gap <= vd.POLISH_PROGRESS * r.rel_gap
+        )
+        for _, r in trials
+    )
+    assert (gd.n, gd.passed) == (len(trials) - slow, within)
     assert f"worst {fmt(max(abs(r.rel_gap) for _, r in trials), 2)}" in gd.seen
     assert out.table["trials"].sum() == len(trials)
 
