@@ -6,16 +6,21 @@ the claim, never from the data at hand:
 - **"the closed form is the optimum"** — no trained objective may lie below ``P*`` by more than
   ``BELOW_TOL`` (relative): a network beating ``P*`` refutes the closed form.
 - **"(S)GD reaches P*"** — uses the SGD objective *alone* (``sgd_objective``; the L-BFGS polish,
-  ``polished_objective``, is shown beside it, never counted): full-batch GD within ``GD_TOL``
-  (THEORY §8: GD reached the closed form to 1e-10 by 5,000 steps), minibatch SGD within
-  ``SGD_TOL`` (THEORY §8: the noise floor of minibatch SGD is 1e-4 – 1e-3).
+  ``polished_objective``, is shown beside it, never counted as SGD's): full-batch GD within
+  ``GD_TOL`` (THEORY §8: GD reached the closed form to 1e-10 by 5,000 steps), minibatch SGD
+  within ``SGD_TOL`` (THEORY §8: the noise floor of minibatch SGD is 1e-4 – 1e-3). The polish
+  only tells *why* SGD missed: when the polish from SGD's end point goes on to P* (or cuts the
+  gap ≥ 100×), SGD had not converged — INCONCLUSIVE; when it cannot, SGD stopped short — FAIL.
 - **structure at the optimum** (ranks, ‖W‖₂/‖W‖_F = 1, cosines = 1, neural collapse) — tested
   only on trials whose final network (polished where ``train.polish > 0``) is within
   ``AT_OPT = 1e-6`` of ``P*``: weights within relative objective gap δ of a (locally strongly
   convex) optimum are O(√δ) away from it, so a structure quantity that is exact at the optimum
   is within ``STRUCT_TOL = √AT_OPT = 1e-3`` there. A trial not at the optimum says nothing
   about the optimum's structure: it is not counted (the reason says how many).
-- fewer than ``MIN_TRIALS`` trials to count → INCONCLUSIVE ("too few trials").
+- one counted trial that misses a threshold → FAIL (a counter-example refutes "in every
+  trial"); otherwise fewer than ``MIN_TRIALS`` trials to count → INCONCLUSIVE ("too few
+  trials"); trials whose optimum is the zero network are left out by the registry (see
+  :mod:`.base`), which makes the experiment INCONCLUSIVE.
 
 An experiment's verdict is FAIL if any of its checks fails, else INCONCLUSIVE if any is
 inconclusive, else PASS (:func:`combine`).
