@@ -17,7 +17,13 @@
 #                     (--artifacts-destination; default: $PWD/mlflow-server/artifacts; may be s3://...)
 #   --host HOST       interface to bind (default 127.0.0.1: only this machine can connect)
 #   --port PORT       (default 5000)
-#   -- ...            passed to `mlflow server` unchanged (e.g. -- --workers 1)
+#   --workers N       server worker processes (default 4). With N > 1 the server runs under
+#                     gunicorn: MLflow's default server, uvicorn, binds its socket itself when it
+#                     runs several workers and then sets no TCP_NODELAY, so each kept-alive
+#                     response waits ~40 ms on a delayed ACK (bench/recording.py measures it);
+#                     gunicorn sets TCP_NODELAY. N = 1 runs uvicorn (which sets it).
+#   -- ...            passed to `mlflow server` unchanged, replacing the --workers choice above
+#                     (e.g. -- --workers 1)
 #
 # Clients then use MLFLOW_TRACKING_URI=http://HOST:PORT. The sweep's driver is the only process
 # that talks to MLflow, so running the server on the Ray head node and keeping the default
@@ -43,6 +49,7 @@ BACKEND=""
 ARTIFACTS=""
 HOST=127.0.0.1
 PORT=5000
+WORKERS=4
 while [[ $# -gt 0 ]]; do
 	case $1 in
 	--backend)
@@ -65,6 +72,11 @@ while [[ $# -gt 0 ]]; do
 		PORT=$2
 		shift 2
 		;;
+	--workers)
+		[[ $# -ge 2 ]] || die "--workers needs a number"
+		WORKERS=$2
+		shift 2
+		;;
 	-h | --help)
 		sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"
 		exit 0
@@ -77,6 +89,14 @@ while [[ $# -gt 0 ]]; do
 	esac
 done
 [[ $PORT =~ ^[0-9]+$ && $PORT -ge 1 && $PORT -le 65535 ]] || die "--port must be 1..65535 (got '$PORT')"
+[[ $WORKERS =~ ^[0-9]+$ && $WORKERS -ge 1 ]] || die "--workers must be a positive number (got '$WORKERS')"
+if [[ $# -eq 0 ]]; then
+	if [[ $WORKERS -gt 1 ]]; then
+		set -- --workers "$WORKERS" --gunicorn-opts "--keep-alive 30"
+	else
+		set -- --workers 1
+	fi
+fi
 
 command -v mlflow >/dev/null 2>&1 || die "the 'mlflow' command is not on PATH (activate the project's .venv)."
 
