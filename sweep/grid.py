@@ -119,13 +119,20 @@ def iter_specs(sweep: Sweep) -> Iterator[TrialSpec]:
         }
         made: dict[str, dict[tuple, object]] = {group: {} for group in GROUP_SPECS}
         seed_at = names.index("seed")
+        # a group whose fields all take one value is one instance for the whole block
+        fixed = {
+            group: cls(**{f: block.values[names[i]][0] for i, f in split[group]})
+            for group, cls in GROUP_SPECS.items()
+            if all(len(block.values[names[i]]) == 1 for i, _ in split[group])
+        }
+        varying = [g for g in GROUP_SPECS if g not in fixed]
         for combo in itertools.product(*(block.values[n] for n in names)):
-            groups = {}
-            for group, cls in GROUP_SPECS.items():  # one instance per distinct value tuple
+            groups = dict(fixed)
+            for group in varying:  # one instance per distinct value tuple
                 values = tuple(combo[i] for i, _ in split[group])
                 inst = made[group].get(values)
                 if inst is None:
-                    inst = made[group][values] = cls(
+                    inst = made[group][values] = GROUP_SPECS[group](
                         **{f: v for (_, f), v in zip(split[group], values, strict=True)}
                     )
                 groups[group] = inst

@@ -137,9 +137,9 @@ class TrialSpec:
         # data.*, experiment, model.*, seed, train.*; each group's part is cached per value
         parts = (
             _group_json("data", self.data),
-            _canonical_json({"experiment": self.experiment})[1:-1],
+            f'"experiment":{_encode(self.experiment)}',
             _group_json("model", self.model),
-            _canonical_json({"seed": self.seed})[1:-1],
+            f'"seed":{_encode(self.seed)}',
             _group_json("train", self.train),
         )
         canon = "{" + ",".join(p for p in parts if p) + "}"
@@ -244,21 +244,20 @@ def _default_of(spec: TrialSpec, name: str) -> object:
 def _canonical_json(params: dict[str, object]) -> str:
     """``json.dumps(params, sort_keys=True, separators=(",", ":"), default=str)``, written out
     for the scalar values of params (bit-identical; 10× faster, which a 10^6-point grid needs)."""
-    parts = []
-    for name in sorted(params):
-        v = params[name]
-        if v is True or v is False or v is None:
-            enc = "true" if v is True else ("false" if v is False else "null")
-        elif type(v) is int:
-            enc = int.__repr__(v)
-        elif type(v) is float and math.isfinite(v):
-            enc = float.__repr__(v)
-        elif type(v) is str and v.isascii() and v.isprintable() and '"' not in v and "\\" not in v:
-            enc = f'"{v}"'
-        else:
-            enc = json.dumps(v, default=str)
-        parts.append(f'"{name}":{enc}')
-    return "{" + ",".join(parts) + "}"
+    return "{" + ",".join(f'"{name}":{_encode(params[name])}' for name in sorted(params)) + "}"
+
+
+def _encode(v: object) -> str:
+    """``json.dumps(v, default=str)`` of one param value."""
+    if v is True or v is False or v is None:
+        return "true" if v is True else ("false" if v is False else "null")
+    if type(v) is int:
+        return int.__repr__(v)
+    if type(v) is float and math.isfinite(v):
+        return float.__repr__(v)
+    if type(v) is str and v.isascii() and v.isprintable() and '"' not in v and "\\" not in v:
+        return f'"{v}"'
+    return json.dumps(v, default=str)
 
 
 def _memo(inst: object, attr: str, make: Callable[[], object]) -> object:
