@@ -7,8 +7,8 @@ normalised column is ``√n û_j`` for a unit centred ``û_j``, so the BN output
 ``√n g_j`` with ``g_j = γ_j û_j + α_j e`` and ``‖g_j‖² = γ_j² + α_j²``.
 
 **Assumption checked here (rich BN input):** ``rank(C X) = n − 1`` (numerically
-``σ_{n−1}(C X) > BN_RANK_TOL·σ_1(C X)``, 1e-8 in :mod:`solvers.detect`; needs ``d ≥ n − 1``, holds for whitened or generic X with
-``d ≥ n − 1``). Then every centred direction is ``C X b`` for some b and the unregularised
+``σ_{n−1}(C X) > BN_RANK_TOL·σ_1(C X)``, 1e-8, detected by :mod:`solvers.detect`; needs
+``d ≥ n − 1``, holds for whitened or generic X with ``d ≥ n − 1``). Then every centred direction is ``C X b`` for some b and the unregularised
 earlier layers can carry ``X b`` to the BN input (identity layers for linear nets; for ReLU
 with ``L ≥ 3`` the first layer holds ``[X B, −X B]`` and ``relu(P) − relu(−P) = P`` rebuilds
 it, which doubles the width). So ``g_j`` ranges over all of ``R^n`` — **including the

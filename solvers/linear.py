@@ -165,13 +165,15 @@ def solve_linear_whitened(p: Problem) -> Optimum:
 def solve_linear_l2_general(
     p: Problem, *, gap_tol: float = 1e-10, max_iter: int = 200_000, rank_tol: float = 1e-9
 ) -> Optimum:
-    """THEORY §2, L = 2, any X, any K: nuclear-norm problem by FISTA with a certified gap.
+    """THEORY §2, L = 2, any X, any K: the nuclear-norm problem to a certified gap.
 
     Returns:
-        Optimum with family ``"linear_l2_general"``; ``dual`` the dual-feasible Λ certifying
-        ``info["lower_bound"]``; ``info`` also has ``rel_gap``, ``converged``, ``iterations``,
-        ``singular_values`` of W* and ``rank`` (singular values above ``rank_tol·σ_1``).
-        Not converged within ``max_iter`` → ``info["converged"] = False`` (see module doc).
+        Optimum with family ``"linear_l2_general"``: ``CERTIFIED`` when the certified relative
+        gap ``(objective − lower_bound)/objective ≤ gap_tol``, else (iteration cap reached)
+        ``BRACKET`` — never reported as P*; ``dual`` the feasible Λ whose dual value is
+        ``lower_bound``; ``m_star`` the rank of W* (singular values above ``rank_tol·σ_1``),
+        ``directions`` its left singular vectors. For display ``info`` has ``iterations``,
+        ``method`` (root | fista | ...), ``rank_X`` and the ``singular_values`` of W*.
     """
     _check_linear(p)
     if p.L != 2:
