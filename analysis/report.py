@@ -63,7 +63,7 @@ def check_lines(doc: Mapping) -> list[str]:
     lines = []
     for e in exps:
         parts = [f"{c['name']}: {c['seen']} ({c['status']})" for c in e["checks"]]
-        tail = [f"{e[k]} {k}" for k in ("diverged", "failed") if e.get(k)]
+        tail = [f"{e[k]} {k}" for k in ("diverged", "failed", "running") if e.get(k)]
         line = f"{e['id']:<{width}}  {e['status']:<12}  " + "; ".join(parts)
         lines.append(line + (f" ({', '.join(tail)})" if tail else ""))
     return lines

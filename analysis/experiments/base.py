@@ -79,6 +79,7 @@ class Outcome:
     n_trials: int = 0
     diverged: int = 0
     failed: int = 0
+    running: int = 0  # claimed by a sweep still running (or killed before it recorded them)
 
     @property
     def status(self) -> Status:
@@ -94,6 +95,8 @@ class Outcome:
             tail.append(f"{self.diverged} diverged")
         if self.failed:
             tail.append(f"{self.failed} failed")
+        if self.running:
+            tail.append(f"{self.running} not recorded yet (running)")
         line = f"{self.status.value} — " + "; ".join(parts)
         return line + (f" ({', '.join(tail)})" if tail else "")
 
@@ -106,6 +109,7 @@ class Outcome:
             "trials": self.n_trials,
             "diverged": self.diverged,
             "failed": self.failed,
+            "running": self.running,
             "summary": self.summary,
             "checks": [c.to_dict() for c in self.checks],
         }
@@ -208,6 +212,9 @@ def run(
     inputs = trials if isinstance(trials, Inputs) else Inputs(trials)
     rows = exp.rows(inputs.trials) if len(inputs.trials) else inputs.trials
     done, diverged, failed = split_status(rows)
+    status = rows["status"].fillna("").astype(str) if "status" in rows else pd.Series(dtype=str)
+    running = int((status == "running").sum())
+    failed -= running
     outcome = Outcome(
         exp.id,
         exp.title,
@@ -218,6 +225,7 @@ def run(
         n_trials=len(rows),
         diverged=diverged,
         failed=failed,
+        running=running,
     )
     guard = None
     if exp.zero_optimum == "exclude" and len(done):

@@ -420,3 +420,14 @@ def test_e9_a_certified_p_star_is_known_only_to_its_own_gap() -> None:
     assert _check(_run(specs, results, "E9"), "bound ≤ P*").status is ex.Status.PASS
     specs, results = _perturbed("E3", change(1 + 1e-5))
     assert _check(_run(specs, results, "E9"), "bound ≤ P*").status is ex.Status.FAIL
+
+
+def test_running_trials_are_not_counted_as_failed() -> None:
+    """A store read while its sweep runs: claimed trials (status "running") are counted apart."""
+    specs, results = ideal()
+    frame = frame_from_results(specs, results)
+    e5 = frame.index[frame["experiment"] == "E5"]
+    frame.loc[e5[:1], "status"] = "running"
+    out = ex.run("E5", frame)
+    assert (out.running, out.failed) == (1, 0) and "1 not recorded yet" in out.verdict
+    assert out.to_dict()["running"] == 1
