@@ -281,12 +281,23 @@ def _optimum_fields(result: TrialResult, problem: Problem, net: Network, opt, wi
 def _analyse(
     spec: TrialSpec,
     problem: Problem,
-    net: Network,
-    sgd_objective: float,
-    diverged: bool,
     out: TrainOutput,
     index: int,
 ) -> TrialResult:
+    """Everything measured on network ``index`` of ``out``.
+
+    ``sgd_objective``, the gaps and the certificate refer to SGD ALONE (``out.sgd_networks``,
+    before the L-BFGS polish: "does SGD reach P*?"); ``polished_objective`` is the objective
+    after the polish (``train.polish > 0`` only). The structure statistics (layers, W_1
+    alignment, spline, neural collapse) are those of the network the trial ends with: the
+    polished one when there is a polish (it sharpens the structure SGD found, THEORY §8).
+    """
+    sgd_net = out.sgd_networks[index] if out.sgd_networks is not None else out.networks[index]
+    sgd_objective = float(
+        out.sgd_objectives[index] if out.sgd_objectives is not None else out.objectives[index]
+    )
+    net = out.networks[index]
+    diverged = bool(out.diverged[index]) or not math.isfinite(sgd_objective)
     result = TrialResult(
         key=spec.key,
         status="diverged" if diverged else "finished",
@@ -294,6 +305,8 @@ def _analyse(
         device=out.device,
         curve_steps=[int(s) for s in out.curve_steps],
     )
+    if spec.train.polish > 0 and not diverged:
+        result.polished_objective = float(out.objectives[index])
     result.curves["objective"] = [float(v) for v in out.curves[index]]
     if out.norm_ratios is not None:
         for layer in range(out.norm_ratios.shape[1]):
@@ -311,9 +324,9 @@ def _analyse(
         result.exact_objective = float(opt.objective)
         result.family = opt.family
     result.certificate = float(
-        certificate(problem, net, optimum=found if found is not None else wide)
+        certificate(problem, sgd_net, optimum=found if found is not None else wide)
     )
-    result.extra["dual_bound"] = float(dual_bound(problem, net))
+    result.extra["dual_bound"] = float(dual_bound(problem, sgd_net))
     result.layers = _layers(net)
     _optimum_fields(result, problem, net, found, wide)
     if (
@@ -421,15 +434,7 @@ def run_batch(
             for j, i in enumerate(index):
                 t0 = time.perf_counter()
                 try:
-                    results[i] = _analyse(
-                        specs[i],
-                        problems[j],
-                        out.networks[j],
-                        float(out.objectives[j]),
-                        bool(out.diverged[j]) or not math.isfinite(float(out.objectives[j])),
-                        out,
-                        j,
-                    )
+                    results[i] = _analyse(specs[i], problems[j], out, j)
                 except Exception:
                     results[i] = _failed(specs[i], device, t0)
                 results[i].wall_time = share + (time.perf_counter() - t0)
