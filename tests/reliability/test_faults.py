@@ -2,7 +2,9 @@
 to do, exit status 2, within 10 s, and nothing is written — through a real ``python -m sweep``.
 
 The 10 s bound is the issue's requirement on a hang (MLflow's own retries took 105–252 s), not
-a speed benchmark: the check itself uses a 3 s timeout (``sweep.store.CHECK_TIMEOUT``).
+a speed benchmark: the check itself uses a 3 s timeout (``sweep.store.CHECK_TIMEOUT``). On a
+machine so loaded that merely starting a driver takes seconds, the bound is the start-up time
+(a dry run of the same grid, measured once) plus that timeout plus 3 s, if that is larger.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from sweep.store import CHECK_TIMEOUT
 from tests.reliability import helpers as h
 
 pytestmark = pytest.mark.slow
@@ -34,10 +37,25 @@ def _snapshot(folder: Path) -> dict[str, tuple[int, int, bytes]]:
     return out
 
 
+_STARTUP: list[float] = []  # wall time of a dry run of the grid (a driver without a store)
+
+
+def _limit() -> float:
+    if not _STARTUP:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            cmd = h.command("rel", 3, uri=None, artifacts=None, hydra=Path(tmp) / "hydra")
+            proc, wall = h.run([*cmd, "sweep.dry_run=true"], Path(tmp), timeout=120)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        _STARTUP.append(wall)
+    return max(LIMIT, _STARTUP[0] + CHECK_TIMEOUT + 3.0)
+
+
 def _one_sentence_exit_2(proc: subprocess.CompletedProcess, wall: float, *names: str) -> str:
     err = proc.stderr.strip()
     assert proc.returncode == 2, f"exit {proc.returncode}\n{proc.stdout[-1500:]}\n{err[-3000:]}"
-    assert wall < LIMIT, f"{wall:.1f} s: {err}"
+    assert wall < _limit(), f"{wall:.1f} s (a dry run took {_STARTUP[0]:.1f} s): {err}"
     assert len(err.splitlines()) == 1, err  # one line, no traceback
     assert err.startswith("store error: ") and err.endswith("."), err
     for name in names:
