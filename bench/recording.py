@@ -6,6 +6,8 @@ Where the time goes when a driver records one small trial (the smoke grid's shap
 ~30 metrics, 3–4 training curves of 7 points, a 1.5–2 KB ``trial.json``), into
 
 - ``sqlite``: the embedded store (``sqlite:///…/mlruns.db``, WAL, artifacts on local disk);
+- ``pg-direct``: the driver writes straight into PostgreSQL (``tracking.uri=postgresql://…``,
+  the database a tracking server would serve: the server then only shows it);
 - ``server+sqlite`` / ``server+pg``: an MLflow tracking server on 127.0.0.1
   (``cluster/mlflow-server.sh``) backed by SQLite or by a throw-away PostgreSQL server, in the
   server configurations compared (``uvicorn×1``: one worker; ``uvicorn×4``: MLflow's default
@@ -245,6 +247,80 @@ def check(uri: str, name: str, pairs: list) -> str:
     return "ok"
 
 
+# ---------------------------------------------------------------------------- resume at scale
+
+
+def _sweep_cmd(seeds: int, uri: str, *extra: str) -> list[str]:
+    """The default command on the smoke grid (4 points) with ``seeds`` seeds: 4 × seeds trials."""
+    return [sys.executable, "-m", "sweep", "+grid=smoke", f"seed=[{','.join(map(str, range(seeds)))}]",
+            f"tracking.uri={uri}", "sweep.max_trials=1000000", "sweep.progress=false", *extra]  # fmt: skip
+
+
+def resume(n: int, workdir: Path) -> None:
+    """A SQLite store holding a FINISHED run for each of the ``n`` trials of the smoke grid
+    with n/4 seeds (filled through :class:`sweep.tracking._SqlWriter`, the Tracker's own SQL
+    path, 2,000 runs per transaction: every run's tags and params, one metric), then the
+    default command on that grid (must run nothing), then on the grid grown by 10%."""
+    from mlflow.entities import Metric, Param, RunTag
+
+    from sweep.store import Store
+    from sweep.tracking import Tracker, _SqlWriter
+
+    seeds = n // 4
+    uri = f"sqlite:///{workdir / 'mlruns.db'}"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    t0 = time.perf_counter()
+    out = subprocess.run(_sweep_cmd(seeds, uri, "sweep.dry_run=true"), cwd=workdir, env=env,
+                         capture_output=True, text=True, check=True).stdout  # fmt: skip
+    dry = time.perf_counter() - t0
+    rows = [line.split() for line in out.splitlines()[1:] if line.strip()]
+    assert len(rows) == n, (len(rows), out[:300])
+    tracker = Tracker(Store(uri, (workdir / "art").as_uri()), "smoke")
+    sql = _SqlWriter(tracker._ts, tracker.experiment_id)
+    t0 = time.perf_counter()
+    start = int(time.time() * 1000)
+    for i in range(0, n, 2000):
+        chunk = rows[i : i + 2000]
+        made = sql.create(
+            [(uuid.uuid4().hex, f"smoke-{r[0][:8]}", start,
+              {"run_kind": "trial", "trial_key": r[0], "grid": "smoke", "sweep_id": "synthetic",
+               "experiment": "", "git_commit": "synthetic", "driver": "bench:0"}, "bench")
+             for r in chunk]
+        )  # fmt: skip
+        sql.finish(
+            [(c.run_id, [Metric("sgd_objective", 1.0, start, 0)],
+              [Param(kv.split("=")[0], kv.split("=")[1]) for kv in r[1:]],
+              [RunTag("trial_status", "finished")], "FINISHED")
+             for c, r in zip(made, chunk, strict=True)]
+        )  # fmt: skip
+    fill = time.perf_counter() - t0
+    print(f"store: {n} FINISHED trial runs written in {fill:.0f} s ({n / fill:.0f} runs/s); "
+          f"the dry run of the {n}-trial grid took {dry:.1f} s")  # fmt: skip
+    t0 = time.perf_counter()
+    keys = tracker.finished_keys()
+    print(f"Tracker.finished_keys (one SQL query): {len(keys)} keys in "
+          f"{time.perf_counter() - t0:.2f} s")  # fmt: skip
+    t0 = time.perf_counter()
+    api = tracker._search("tags.run_kind = 'trial' and attributes.status = 'FINISHED'")
+    print(f"the same through search_runs (paged, every param and metric): {len(api)} runs in "
+          f"{time.perf_counter() - t0:.1f} s")  # fmt: skip
+    for label, s in (("re-run, all recorded", seeds), ("grown by 10%", seeds + seeds // 10)):
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(_sweep_cmd(s, uri, "runner=inline"), cwd=workdir, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+        first = proc.stdout.readline().strip()
+        t_first = time.perf_counter() - t0
+        if label.startswith("grown"):
+            proc.send_signal(2)  # seen what it would run: stop it (Ctrl-C)
+        rest = proc.communicate(timeout=600)[0]
+        wall = time.perf_counter() - t0
+        last = [ln for ln in rest.splitlines() if ln.startswith("done in")]
+        print(f"{label}: exit {proc.returncode} after {wall:.1f} s; first line after "
+              f"{t_first:.1f} s: {first}")  # fmt: skip
+        if last:
+            print(f"    {last[0]}")
+
+
 # ---------------------------------------------------------------------------- main
 
 
@@ -256,20 +332,25 @@ def main() -> None:
     parser.add_argument(
         "--stores",
         default="all",
-        help="comma list of sqlite, server+sqlite, server+pg (default all)",
+        help="comma list of sqlite, server+sqlite, server+pg, pg-direct (default all)",
     )
     parser.add_argument(
         "--servers", default=",".join(SERVER_CONFIGS), help="server configurations to compare"
     )
     parser.add_argument("--old-trials", type=int, default=0, help="trials for the old writer "
                         "against a server (default: --trials / 4; it is 10-30x slower)")  # fmt: skip
+    parser.add_argument("--resume", type=int, default=0, help="instead: time resuming an N-trial "
+                        "grid whose trials are all recorded (a synthetic SQLite store)")  # fmt: skip
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    if args.resume:
+        with tempfile.TemporaryDirectory(prefix="bench-resume-") as tmp:
+            resume(args.resume, Path(tmp))
+        return
     os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"  # no "View run …" per run
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    stores = (
-        ["sqlite", "server+sqlite", "server+pg"] if args.stores == "all" else args.stores.split(",")
-    )
+    every = ["sqlite", "pg-direct", "server+pg", "server+sqlite"]
+    stores = every if args.stores == "all" else args.stores.split(",")
     servers = args.servers.split(",")
     pairs = trials(args.trials)
     old_n = args.old_trials or max(16, args.trials // 4)
@@ -291,10 +372,21 @@ def main() -> None:
                 rows.append(("sqlite (embedded)", "-", r, old, new, per, ok))
         pg = None
         try:
-            if "server+pg" in stores:
+            if "server+pg" in stores or "pg-direct" in stores:
                 from tests.cluster.harness import Postgres, find_pg_bin
 
                 pg = Postgres(find_pg_bin()).start()
+            if "pg-direct" in stores:  # the driver writes to the server's database itself
+                url = pg.create_database(f"d{uuid.uuid4().hex[:8]}").replace(
+                    "postgresql://", "postgresql+psycopg2://"
+                )
+                for r in range(args.rounds):
+                    old, _, _ = run_old(url, None, pairs[:old_n])
+                    new, per, settle, name_n = run_new(url, None, pairs, writers=1)
+                    ok = check(url, name_n, pairs) if r == 0 else ""
+                    rows.append(("pg-direct", "-", r, old, new, per, ok))
+                    print(f"    pg-direct round {r}: old {old:.1f} runs/s, new {new:.1f} runs/s",
+                          flush=True)  # fmt: skip
             for store in [s for s in stores if s.startswith("server")]:
                 for cfg in servers:
                     if store == "server+pg":

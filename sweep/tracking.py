@@ -227,7 +227,7 @@ class Tracker:
         self._ts = self.client._tracking_client.store
         self.remote = store.uri.startswith(("http://", "https://"))
         self.writers = max(1, writers or (8 if self.remote else 1))
-        self.settle = float(settle if settle is not None else (3.0 if self.remote else 0.5))
+        self.settle = float(settle if settle is not None else (3.0 if self.remote else 1.0))
         self.heartbeat_every = heartbeat_every
         self.stale_after = stale_after
         self.poll_every = poll_every
@@ -532,8 +532,7 @@ class Tracker:
                 with self._lock:
                     self.stats.claimed += len(claims)
                 return claims
-            for c in claims:
-                self._withdraw(c.run_id)
+            self._call(self._sql.withdraw, [c.run_id for c in claims])  # made again, on time
         raise AssertionError("unreachable")
 
     def _withdraw(self, run_id: str) -> None:
@@ -739,8 +738,11 @@ class Tracker:
                 winners.append(it)
                 stale += self._stale_claims(it.spec.key, it.claim)
         losers = [it for it in items if it not in winners]
-        for it in losers:
-            self._withdraw(it.claim.run_id)
+        if self._sql is not None and losers:
+            self._call(self._sql.withdraw, [it.claim.run_id for it in losers])
+        else:
+            for it in losers:
+                self._withdraw(it.claim.run_id)
         now = int(time.time() * 1000)
         for rid in stale:  # a dead driver's claim on a key this one now records
             self._call(self._ts.update_run_info, rid, RunStatus.KILLED, now, None)
@@ -957,6 +959,17 @@ class _SqlWriter:
             conn.execute(self.t["runs"].insert(), runs)
             conn.execute(self.t["tags"].insert(), tags)
         return claims
+
+    def withdraw(self, run_ids: list[str]) -> None:
+        """KILLED and deleted (as ``delete_run`` marks it), in one statement."""
+        runs = self.t["runs"]
+        now = int(time.time() * 1000)
+        with self.engine.begin() as conn:
+            conn.execute(
+                runs.update()
+                .where(runs.c.run_uuid.in_(run_ids))
+                .values(status="KILLED", end_time=now, lifecycle_stage="deleted", deleted_time=now)
+            )
 
     def finish(self, rows: list[tuple[str, list, list, list, str]]) -> None:
         """For each ``(run_id, metrics, params, tags, status)``: its params, tags, metrics and
