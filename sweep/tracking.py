@@ -860,12 +860,13 @@ def _sqlite_finished_keys(path: Path, experiment_id: str) -> set[str] | None:
     except sqlite3.Error:
         return None
     try:
+        # only child (trial) runs carry the trial_key tag; tags' primary key (key, run_uuid)
+        # is the index this walks, then runs by its primary key
         rows = con.execute(
-            "SELECT DISTINCT k.value FROM runs r "
-            "JOIN tags k ON k.run_uuid = r.run_uuid AND k.key = ? "
-            "JOIN tags t ON t.run_uuid = r.run_uuid AND t.key = ? AND t.value = ? "
-            "WHERE r.experiment_id = ? AND r.status = 'FINISHED' AND r.lifecycle_stage = 'active'",
-            (TAG_TRIAL_KEY, TAG_KIND, KIND_TRIAL, int(experiment_id)),
+            "SELECT k.value FROM tags k JOIN runs r ON r.run_uuid = k.run_uuid "
+            "WHERE k.key = ? AND r.experiment_id = ? AND r.status = 'FINISHED' "
+            "AND r.lifecycle_stage = 'active'",
+            (TAG_TRIAL_KEY, int(experiment_id)),
         ).fetchall()
     except (sqlite3.Error, ValueError):
         return None
