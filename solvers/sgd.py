@@ -411,6 +411,35 @@ def _to_numpy_networks(shape: _Shape, params: dict) -> list[Network]:
     ]
 
 
+def _stack(
+    arrays: Sequence[np.ndarray],
+    device: torch.device | str,
+    dt: torch.dtype,
+    view: tuple[int, ...] | None = None,
+) -> torch.Tensor:
+    """One ``[B, …]`` tensor from B float64 arrays (one host-to-device copy)."""
+    t = torch.from_numpy(np.stack([np.asarray(a, np.float64) for a in arrays]))
+    t = t.to(device=device, dtype=dt)
+    return t if view is None else t.reshape(view)
+
+
+def _stacked_params(
+    shape: _Shape, members: Sequence[dict], device: torch.device | str, dt: torch.dtype
+) -> dict:
+    """Stacked parameters (``W``; ``b``, ``gamma``, ``alpha`` as the shape needs) of B networks
+    given as dicts with those keys (:func:`_init_network`'s format)."""
+    B, m = len(members), shape.m
+    params: dict = {"W": [_stack([q["W"][l] for q in members], device, dt) for l in range(shape.L)]}
+    if shape.bias:
+        params["b"] = [
+            _stack([q["b"][l] for q in members], device, dt, (B, 1, m)) for l in range(shape.L - 1)
+        ]
+    if shape.batchnorm:
+        params["gamma"] = _stack([q["gamma"] for q in members], device, dt, (B, 1, m))
+        params["alpha"] = _stack([q["alpha"] for q in members], device, dt, (B, 1, m))
+    return params
+
+
 def forward_batch(
     problems: Sequence[Problem],
     networks: Sequence[Network],
@@ -424,23 +453,13 @@ def forward_batch(
     if len(networks) != len(problems):
         raise ValueError(f"networks must hold one network per problem ({len(problems)})")
     dt = _DTYPES[dtype]
-
-    def stack(arrays: list[np.ndarray], view: tuple[int, ...] | None = None) -> torch.Tensor:
-        t = torch.from_numpy(np.stack([np.asarray(a, np.float64) for a in arrays]))
-        t = t.to(device=device, dtype=dt)
-        return t if view is None else t.reshape(view)
-
-    B = len(problems)
-    params: dict = {"W": [stack([net.weights[l] for net in networks]) for l in range(shape.L)]}
-    if shape.bias:
-        params["b"] = [
-            stack([net.biases[l] for net in networks], (B, 1, shape.m)) for l in range(shape.L - 1)
-        ]
-    if shape.batchnorm:
-        params["gamma"] = stack([net.gamma for net in networks], (B, 1, shape.m))
-        params["alpha"] = stack([net.alpha for net in networks], (B, 1, shape.m))
+    members = [
+        {"W": net.weights, "b": net.biases, "gamma": net.gamma, "alpha": net.alpha}
+        for net in networks
+    ]
+    params = _stacked_params(shape, members, device, dt)
     with torch.no_grad():
-        X = stack([p.X for p in problems])
+        X = _stack([p.X for p in problems], device, dt)
         out = torch.bmm(_hidden(shape, params, X)[-1], params["W"][-1])
     return out.to("cpu", torch.float64).numpy()
 
@@ -545,27 +564,16 @@ def train(
     device = torch.device(device)
     dt = _DTYPES[config.dtype]
 
-    def stack(arrays: list[np.ndarray], view: tuple[int, ...] | None = None) -> torch.Tensor:
-        t = torch.from_numpy(np.stack(arrays)).to(device=device, dtype=dt)
-        return t if view is None else t.reshape(view)
-
     inits = [
         _init_network(p, shape.m, s, config, c)
         for p, s, c in zip(problems, seeds, scales, strict=True)
     ]
-    params: dict = {"W": [stack([q["W"][l] for q in inits]) for l in range(shape.L)]}
-    if shape.bias:
-        params["b"] = [
-            stack([q["b"][l] for q in inits], (B, 1, shape.m)) for l in range(shape.L - 1)
-        ]
-    if shape.batchnorm:
-        params["gamma"] = stack([q["gamma"] for q in inits], (B, 1, shape.m))
-        params["alpha"] = stack([q["alpha"] for q in inits], (B, 1, shape.m))
+    params = _stacked_params(shape, inits, device, dt)
     leaves = _param_list(params)
     velocity = [torch.zeros_like(t) for t in leaves]
 
-    X = stack([p.X for p in problems])
-    Y = stack([p.Y for p in problems])
+    X = _stack([p.X for p in problems], device, dt)
+    Y = _stack([p.Y for p in problems], device, dt)
     beta = torch.tensor([p.beta for p in problems], dtype=dt, device=device)
     lr_t = torch.tensor(lrs, dtype=dt, device=device).reshape(B, 1, 1)
     mom_t = torch.tensor(moms, dtype=dt, device=device).reshape(B, 1, 1)
