@@ -55,7 +55,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from solvers.nuclear import NuclearNorm
+from solvers.nuclear import NuclearNorm, opnorm
 from solvers.problem import Network, NotCovered, Optimum, Problem, forward, objective
 from solvers.scalar import huber, scaled_dual_value
 
@@ -75,10 +75,6 @@ def _centre(A: np.ndarray) -> np.ndarray:
     return A - A.mean(axis=0, keepdims=True)
 
 
-def _opnorm(A: np.ndarray) -> float:
-    return float(np.linalg.norm(A, 2)) if A.size else 0.0
-
-
 def _sign_split_norm(Lam: np.ndarray) -> float:
     """``(Σ_k max(‖λ_k+‖, ‖λ_k−‖)²)^{1/2}``."""
     pos = np.linalg.norm(np.maximum(Lam, 0.0), axis=0)
@@ -87,7 +83,7 @@ def _sign_split_norm(Lam: np.ndarray) -> float:
 
 
 def _relu_constant(Lam: np.ndarray, Xnorm: float) -> float:
-    return Xnorm * min(_opnorm(Lam), _sign_split_norm(Lam))
+    return Xnorm * min(opnorm(Lam), _sign_split_norm(Lam))
 
 
 def _relu_bias_1d_constant(Lam: np.ndarray, x: np.ndarray) -> float:
@@ -328,7 +324,7 @@ def _relu_dual_of_mu(p: Problem) -> tuple[Callable[[np.ndarray], np.ndarray], fl
         X, Y = _centre(p.X), _centre(p.Y)
     else:
         X, Y = p.X, p.Y
-    Xnorm = _opnorm(X)
+    Xnorm = opnorm(X)
     fn = _relu_dual_fn(Y, centred=p.bias)
     if Xnorm == 0.0:
         return (
@@ -358,7 +354,7 @@ def _weight_free_bound(p: Problem) -> float:
             lin.solve(mu, max_iter=5000, rtol=1e-13)
 
         return _deep_bound(
-            p, D_of_mu, _opnorm(X), float(np.sum(Y * Y)), refine=None if fresh else refine
+            p, D_of_mu, opnorm(X), float(np.sum(Y * Y)), refine=None if fresh else refine
         )[0]
     D_of_mu, Xnorm, Y2 = _relu_dual_of_mu(p)
     if p.L == 2:
@@ -397,11 +393,11 @@ def _two_layer_direction_bound(p: Problem, Lam: np.ndarray) -> float:
         Lam = _centre(Lam)
         X = _centre(X)
     if p.activation == "linear":
-        C = _opnorm(X.T @ Lam)
+        C = opnorm(X.T @ Lam)
     elif p.bias:
-        C = _relu_bias_1d_constant(Lam, p.X[:, 0]) if p.d == 1 else _opnorm(X) * _opnorm(Lam)
+        C = _relu_bias_1d_constant(Lam, p.X[:, 0]) if p.d == 1 else opnorm(X) * opnorm(Lam)
     else:
-        C = _relu_constant(Lam, _opnorm(X))
+        C = _relu_constant(Lam, opnorm(X))
     return _direction_value(Lam, p.Y, p.beta, C)
 
 

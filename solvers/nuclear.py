@@ -34,13 +34,14 @@ from scipy.optimize import brentq
 
 from solvers.scalar import scaled_dual_value
 
-__all__ = ["ISO_RTOL", "RANK_TOL", "NuclearNorm", "NuclearSolution", "group_lasso_root"]
+__all__ = ["ISO_RTOL", "RANK_TOL", "NuclearNorm", "NuclearSolution", "group_lasso_root", "opnorm"]
 
 RANK_TOL = 1e-12  # relative singular-value cutoff for rank(X)
 ISO_RTOL = 1e-12  # "all kept singular values of X equal": the SVT closed form applies
 
 
-def _opnorm(A: np.ndarray) -> float:
+def opnorm(A: np.ndarray) -> float:
+    """``‖A‖₂`` (0 for an empty matrix)."""
     return float(np.linalg.norm(A, 2)) if A.size else 0.0
 
 
@@ -103,7 +104,7 @@ class NuclearNorm:
         self.yy = float(np.sum(Y * Y))
         self.d, self.K, self.r = X.shape[1], Y.shape[1], r
         self.iso = r > 0 and bool(np.all(np.abs(self.s - self.s[0]) <= ISO_RTOL * self.s[0]))
-        self.mu_max = _opnorm(self.s[:, None] * self.B)  # ‖XᵀY‖₂
+        self.mu_max = opnorm(self.s[:, None] * self.B)  # ‖XᵀY‖₂
 
     # ----------------------------------------------------------------- values of an iterate G
     def residual(self, G: np.ndarray) -> np.ndarray:
@@ -116,7 +117,7 @@ class NuclearNorm:
         return (
             self.out2 + float(np.sum(R * self.B)),
             self.out2 + float(np.sum(R * R)),
-            _opnorm(self.s[:, None] * R),
+            opnorm(self.s[:, None] * R),
         )
 
     def primal(self, G: np.ndarray, mu: float, nuclear: float | None = None) -> float:
