@@ -133,18 +133,14 @@ def relu_two_layer(
     X = np.asarray(X, float)
     y = np.asarray(y, float).reshape(-1)
     Xt = np.hstack([X, np.ones((X.shape[0], 1))]) if bias else X
-    D = np.asarray(patterns, float)
+    D = np.asarray(patterns, float)  # (P, n)
     P, k = D.shape[0], Xt.shape[1]
     d = X.shape[1]
-    V = cp.Variable((P, k))
-    W = cp.Variable((P, k))
-    fit = 0
-    cons = []
-    for i in range(P):
-        Di = D[i][:, None] * Xt
-        fit = fit + Di @ (V[i] - W[i])
-        Si = (2.0 * D[i] - 1.0)[:, None] * Xt
-        cons += [Si @ V[i] >= 0, Si @ W[i] >= 0]
-    pen = cp.sum(cp.norm(V[:, :d], 2, axis=1)) + cp.sum(cp.norm(W[:, :d], 2, axis=1))
+    V = cp.Variable((k, P))
+    W = cp.Variable((k, P))
+    fit = cp.sum(cp.multiply(D.T, Xt @ (V - W)), axis=1)  # Σ_i D_i X̃ (v_i − w_i)
+    S = 2.0 * D.T - 1.0
+    cons = [cp.multiply(S, Xt @ V) >= 0, cp.multiply(S, Xt @ W) >= 0]
+    pen = cp.sum(cp.norm(V[:d], 2, axis=0)) + cp.sum(cp.norm(W[:d], 2, axis=0))
     prob = cp.Problem(cp.Minimize(0.5 * cp.sum_squares(fit - y) + beta * pen), cons)
-    return _solve(prob, solver, stats), np.asarray(V.value), np.asarray(W.value)
+    return _solve(prob, solver, stats), np.asarray(V.value).T, np.asarray(W.value).T

@@ -16,24 +16,21 @@ output ``s√‖u‖`` (cost ``β‖u‖``). m* = number of non-zero blocks afte
 the same direction and sign (exact: ``(X̃(z+z'))_+ = (X̃z)_+ + (X̃z')_+`` for ``z' ∝ z``).
 A block with ``u = 0`` and ``b > 0`` (bias only, pattern ``D = I``) is a free constant: it is
 realised by one neuron with zero first layer, bias ``c/a`` and output ``a`` with ``a`` so small
-that its cost ``βa²/2`` is below 1e-12 of P* (the infimum is then not attained exactly).
+that its cost ``βa²/2`` is 1e-14·½‖y‖² (the infimum is then not attained exactly).
 
 **Dual and certificate.** ``P* ≥ ½‖y‖² − ½‖λ − y‖²`` for every ``λ`` (centred, ``1ᵀλ = 0``,
 when there are biases) with ``c(λ) = max_{‖u‖≤1, b} |λᵀ(Xu + b)_+| ≤ β``. On the cone of pattern
 ``j`` the function is linear, ``c(λ) = max_j max_{z∈K_j, ‖z_u‖≤1} ±gᵀz`` with ``g = X̃ᵀD_jλ``.
-Per pattern and sign, by Lagrange duality (weak duality suffices),
+Per pattern and sign, by Lagrange duality (weak duality suffices; the solver uses the exact
+face enumeration below, this bound is the cross-check and the way to think about it),
 
     max_{z∈K, ‖z‖≤1} gᵀz  ≤  ‖g + Aᵀμ‖            for EVERY μ ≥ 0,   A = (2D − I)X̃  (no bias),
 
 with equality at the optimal μ (Moreau: the left side is ``‖Π_K(g)‖``); with bias the free ``b``
 adds the equality ``g_b + a_bᵀμ = 0`` and the bound ``‖g_u + A_uᵀμ‖ + M |g_b + a_bᵀμ|`` with
 ``M = max_i ‖x_i‖`` holds for every μ ≥ 0 (fix the equality by moving one μ_i, which changes the
-norm by at most ``M`` per unit; ``|b| ≤ M`` on the cone). μ comes from ``scipy.optimize.nnls``;
-whatever its accuracy, the bound is an upper bound on ``c(λ)``, so the certificate
-``α λᵀy − ½α²‖λ‖²``, ``α = clip(λᵀy/‖λ‖², 0, β/c̄(λ))`` is a valid lower bound on P*.
-Patterns whose cheap bound (``‖g‖`` resp. ``‖g_u‖ + M|g_b|``, valid with μ = 0) is below the
-running maximum are skipped; without bias a pattern whose unconstrained maximiser ``g/‖g‖``
-lies in its cone has the exact value ``‖g‖``.
+norm by at most ``M`` per unit; ``|b| ≤ M`` on the cone). With any upper bound ``c̄ ≥ c(λ)`` the
+certificate ``α λᵀy − ½α²‖λ‖²``, ``α = clip(λᵀy/‖λ‖², 0, β/c̄)`` is a valid lower bound on P*.
 
 **Pattern enumeration (exact).** Reduce ``X̃`` to its row-space rank ``r`` (SVD; patterns depend
 on ``X̃z`` only). Every full-dimensional cell of the central arrangement ``{x̃_iᵀz = 0}`` is a
@@ -47,17 +44,36 @@ lie on the ray, otherwise enumerated recursively by the same method (rank 1: the
 lines). A point treated as on the ray that is not exactly on it only adds patterns (a pattern
 whose cone is lower dimensional is still a valid, harmless block). The number of cells is at
 most ``2 Σ_{k<r} C(n−1, k) ≤ 2r(e(n−1)/r)^r`` (equality in general position): O(n) for r = 2,
-O(n²) for r = 3; the work is ``C(n, r−1)·2^{r−1}``. ``MAX_PATTERNS`` (250,000; n = 40, d = 5
-without bias is 184,342) caps the a-priori count: beyond it :func:`enumerate_patterns` raises
-:class:`NotCovered` naming the count, and :func:`solve_two_layer` solves on sampled patterns
-(status BRACKET: a feasible network above P* and the provable certificate below).
+O(n²) for r = 3; the work is ``C(n, r−1)·2^{r−1}``. ``MAX_PATTERNS`` (20,000) caps the
+a-priori count — n = 40 is covered up to d = 4 without bias (19,840 cells) and d = 3 with bias
+(19,840), n = 12 up to d = 5 with bias — because the exact ``c(λ)`` needs every FACE of the
+arrangement, about 4× the cells (60k + 60k + 20k faces for n = 40, d = 4; a few seconds to
+enumerate, cached per X). Beyond the cap :func:`enumerate_patterns` raises :class:`NotCovered`
+naming the count, and :func:`solve_two_layer` solves on 20,000 sampled directions (status
+BRACKET: a feasible network above P*, below it the provable bound of
+:func:`relaxed_dual_norm`, ``info["not_covered"]`` naming the count).
+
+**Exact c(λ) over faces.** The maximiser of the linear piece of a cell over the ball lies in
+the relative interior of some face of the cell; on its flat ``L = S^⊥`` (S: q independent rows)
+it is ``Q(QᵀEQ)^{-1}Qᵀg`` normalised (Q an orthonormal basis of L, E the u-part of the norm).
+So ``c(λ)`` is the largest such value over all (flat, cell of the arrangement restricted to the
+flat) pairs whose maximiser lies in its cell — vectorised matrix products, no inner solver
+(:func:`dual_norm`). A feasibility test that errs towards accepting keeps it an upper bound.
 
 **Solver.** Column generation: Clarabel (an interior-point conic solver, used directly without
-cvxpy) solves the program on a working set of (pattern, sign) blocks; the exact pricing above
-over ALL enumerated patterns at the residual ``λ = y − f`` of the read-out network gives the
-certificate; blocks with ``c̄_j(λ) > β`` join the working set until the relative gap
-``(objective(network) − certificate)/objective ≤ 1e-8``. Both ends are rigorous: the upper end
-is the §0 objective of an actual network, the lower end a dual-feasible point.
+cvxpy) solves the program on a working set of (pattern, sign) blocks (those in use plus up to
+max(8, n) new ones per round); the exact ``c(λ)`` at the residual ``λ = y − f`` of the read-out
+network gives the certificate and the violated faces (a face's cell pattern is a valid block:
+its cone holds the maximiser); they join the working set until the relative gap
+``(objective(network) − certificate)/objective ≤ 1e-8``. Interior-point solutions are accurate
+to ~1e-9 only, so each round is polished: with the active blocks and the faces they lie on fixed,
+the program's dual is the smooth concave ``max_{τ≥0} −½ỹᵀ(I + Σ τ_j C_jC_jᵀ)^{-1}ỹ − ½β²Στ``
+(projected Newton, quadratic convergence; ``z_j = τ_j Q(QᵀEQ)^{-1}Qᵀ s_j X̃ᵀD_jλ``). Both ends
+are rigorous: the upper end is the §0 objective of an actual network, the lower end a
+dual-feasible point. The returned network is the candidate with the smallest gap to its OWN
+certificate (so ``two_layer_certificate(p, opt.network)`` is tight), reduced by Carathéodory
+(same output and cost, ≤ n + 1 neurons). A β path (:func:`solve_two_layer_path`) enumerates once
+and warm-starts each working set from the previous β.
 
 Bad input: ``n = 1``, a zero row of ``X`` without bias, ``K ≠ 1``, depth ≠ 2, linear activation,
 batch norm → :class:`NotCovered` naming the reason.
@@ -101,6 +117,7 @@ ON_RAY_RTOL = 1e-9  # |x̃_iᵀv| ≤ ON_RAY_RTOL ‖x̃_i‖: point i lies on t
 RANK_RTOL = 1e-12  # singular values below RANK_RTOL·σ_1 are zero (row-space rank)
 SAMPLED_PATTERNS = 20_000  # directions sampled beyond the cap
 FAMILY = "relu_two_layer"
+ALL_BLOCKS = 400  # up to this many (pattern, sign) blocks the first round takes them all
 
 
 # ------------------------------------------------------------------ patterns
@@ -797,9 +814,12 @@ def _solve_on(
     beta = p.beta
     n = p.n
     add_per_round = add_per_round or max(8, n)
-    lam0 = y - y.mean() if p.bias else y
-    _, viol = _price(geo, lam0, beta=0.0)
-    state.add([(D, s) for D, s, _ in viol[: 2 * add_per_round]])
+    if not state.D and 2 * geo.patterns.shape[0] <= ALL_BLOCKS:  # small: every cell at once
+        state.add([(D, s) for D in geo.patterns for s in (1, -1)])
+    else:
+        lam0 = y - y.mean() if p.bias else y
+        _, viol = _price(geo, lam0, beta=0.0)
+        state.add([(D, s) for D, s, _ in viol[: 2 * add_per_round]])
     lower, best, best_own = 0.0, None, 0.0
     inner_tol = 1e-10
     rounds = 0
