@@ -226,6 +226,7 @@ class Tracker:
         # request each, without the client's extra get_run calls
         self._ts = self.client._tracking_client.store
         self.remote = store.uri.startswith(("http://", "https://"))
+        self._chunked = self.remote
         self.writers = max(1, writers or (8 if self.remote else 1))
         self.settle = float(settle if settle is not None else (3.0 if self.remote else 1.0))
         self.heartbeat_every = heartbeat_every
@@ -374,6 +375,9 @@ class Tracker:
             run_name=f"{self.experiment}-{time.strftime('%Y%m%d-%H%M%S')}",
         )
         self.parent_id = run.info.run_id
+        # results go up in JSON-lines chunks (one upload per group of trials) unless the
+        # artifact store is a local directory, where each trial.json is written directly
+        self._chunked = _local_folder(run.info.artifact_uri) is None
         _LIVE_SWEEPS.add(self.sweep_id)
         self.client.log_batch(
             self.parent_id, params=[Param(k, str(v)[:6000]) for k, v in params.items()]
@@ -746,7 +750,7 @@ class Tracker:
         now = int(time.time() * 1000)
         for rid in stale:  # a dead driver's claim on a key this one now records
             self._call(self._ts.update_run_info, rid, RunStatus.KILLED, now, None)
-        ref = self._upload_results(winners) if self.remote and winners else None
+        ref = self._upload_results(winners) if self._chunked and winners else None
         if self._sql is not None and winners:
             rows = []
             for it in winners:
@@ -801,7 +805,7 @@ class Tracker:
         return metrics, params, [RunTag(k, v) for k, v in tags.items()]
 
     def _artifacts(self, it: _Item) -> None:
-        if not self.remote:
+        if not self._chunked:
             self._artifact(it.claim, ARTIFACT_RESULT, it.result.to_json())
         if it.result.status == "failed":
             self._artifact(it.claim, ARTIFACT_TRACEBACK, it.result.error or "(no traceback)")
@@ -826,12 +830,22 @@ class Tracker:
 
     def _artifact(self, claim: _Claim, name: str, text: str) -> None:
         """A text artifact; written straight to disk for a local (file://) artifact store."""
-        if claim.artifact_uri.startswith("file://"):
-            folder = Path(url2pathname(urlparse(claim.artifact_uri).path))
+        folder = _local_folder(claim.artifact_uri)
+        if folder is not None:
             folder.mkdir(parents=True, exist_ok=True)
             (folder / name).write_text(text)
         else:
             self._call(self.client.log_text, claim.run_id, text, name)
+
+
+def _local_folder(artifact_uri: str) -> Path | None:
+    """The directory of a local artifact location (``file://`` URI or plain path), else None."""
+    parts = urlparse(artifact_uri)
+    if parts.scheme == "file":
+        return Path(url2pathname(parts.path))
+    if parts.scheme == "" and artifact_uri:
+        return Path(artifact_uri).absolute()
+    return None
 
 
 def _user() -> str:
