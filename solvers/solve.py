@@ -36,7 +36,7 @@ from solvers.detect import facts
 from solvers.linear import solve_linear_deep_k1, solve_linear_l2_general, solve_linear_whitened
 from solvers.problem import NotCovered, Optimum, Problem, require_problem
 
-__all__ = ["solve"]
+__all__ = ["closed_form", "pattern_program_applies", "solve"]
 
 
 def _targets_word(Y: np.ndarray) -> str:
@@ -98,6 +98,10 @@ def solve(p: Problem) -> Optimum:
     """
     require_problem(p)
     if p.bias:
+        if pattern_program_applies(p):  # THEORY §10: the convex program over patterns
+            from solvers.two_layer import solve_two_layer
+
+            return solve_two_layer(p)
         raise NotCovered("bias=True: no closed form except the 1-D spline limit β → 0 (THEORY §5)")
     if p.batchnorm:
         from solvers.batchnorm import solve_batchnorm
@@ -105,4 +109,27 @@ def solve(p: Problem) -> Optimum:
         return solve_batchnorm(p)
     if p.activation == "linear":
         return _solve_linear(p)
-    return _solve_relu(p)
+    try:
+        return _solve_relu(p)  # the closed forms win where they apply
+    except NotCovered:
+        if not pattern_program_applies(p):
+            raise
+    from solvers.two_layer import solve_two_layer
+
+    return solve_two_layer(p)
+
+
+def pattern_program_applies(p: Problem) -> bool:
+    """L = 2, ReLU, K = 1, no batch norm: THEORY §10's program (:mod:`solvers.two_layer`)."""
+    return p.L == 2 and p.K == 1 and p.activation == "relu" and not p.batchnorm
+
+
+def closed_form(p: Problem) -> Optimum:
+    """:func:`solve` restricted to the closed forms (NotCovered where only §10's program would
+    apply): cheap, used by certificates."""
+    require_problem(p)
+    if pattern_program_applies(p):
+        if p.bias:
+            raise NotCovered("bias=True: no closed form except the 1-D spline limit (THEORY §5)")
+        return _solve_relu(p)
+    return solve(p)
