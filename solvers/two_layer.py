@@ -909,7 +909,10 @@ def solve_two_layer(
         NotCovered: outside the family, n = 1, or a zero row without bias.
     """
     p = _check_problem(p)
-    geo = _geometry(p.X, p.bias, cap=cap, patterns=patterns, seed=seed)
+    if patterns is None and seed == 0:
+        geo = _cached_geometry(p.X, p.bias, cap)  # shared with two_layer_certificate
+    else:
+        geo = _geometry(p.X, p.bias, cap=cap, patterns=patterns, seed=seed)
     y = p.Y[:, 0]
     if not np.any(y != 0) or (p.bias and np.allclose(y, y.mean(), rtol=0, atol=0)):
         return _trivial(p, geo)
