@@ -40,7 +40,7 @@ lint:  ## ruff lint + format check
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
 bench: install  ## run every benchmark (figures go in BENCHMARKS.md)
-	$(BIN)/python -m bench.solvers && $(BIN)/python -m bench.training && $(BIN)/python -m bench.sweep_overhead
+	$(BIN)/python -m bench.solvers && $(BIN)/python -m bench.training && $(BIN)/python -m bench.sweep_overhead && $(BIN)/python -m bench.recording
 
 clean:  ## remove local stores and caches (keeps .venv)
 	rm -rf mlruns.db mlartifacts outputs multirun report .pytest_cache
