@@ -102,8 +102,8 @@ def certificates(done: pd.DataFrame, inputs: Inputs) -> Result:
         f"{int(cert[~covered].notna().sum())} certified, median certified gap "
         f"{fmt(h.vmedian(cg[~data['covered']]), 2)} (max {fmt(h.vmax(cg[~data['covered']]), 2)})"
     )
-    parts = [("covered: closed form / certified P* known", True),
-             ("not covered: certificate from the trained weights", False)]  # fmt: skip
+    parts = [("covered: closed form /\ncertified P* known", True),
+             ("not covered: certificate\nfrom the trained weights", False)]  # fmt: skip
     n_groups = max(1, max(len(data[data["covered"] == c].groupby(keys[1:])) for _, c in parts))
     fig, axes = h.make_figure(2, "E9 — certified gaps of every trial (THEORY §7)", width=6.0,
                               height=1.6 + 0.32 * n_groups)  # fmt: skip
