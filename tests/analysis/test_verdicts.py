@@ -349,12 +349,17 @@ def test_check_exit_status() -> None:
     from analysis.__main__ import exit_status
 
     def doc(*states: str) -> dict:
-        return {"experiments": [{"id": f"E{i}", "status": s} for i, s in enumerate(states)]}
+        return {
+            "experiments": [{"id": f"E{i}", "status": s, "trials": 3} for i, s in enumerate(states)]
+        }
 
     assert exit_status(doc("PASS", "PASS")) == 0
     assert exit_status(doc("PASS", "INCONCLUSIVE")) == 0
     assert exit_status(doc("PASS", "INCONCLUSIVE"), strict=True) == 1
     assert exit_status(doc("FAIL", "PASS")) == 1
+    absent = doc("PASS", "INCONCLUSIVE")  # an experiment of another grid: no trial here
+    absent["experiments"][1]["trials"] = 0
+    assert exit_status(absent, strict=True) == 0
 
 
 @pytest.mark.parametrize("activation", ["linear", "relu"])
