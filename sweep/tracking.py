@@ -345,10 +345,13 @@ class Tracker:
             if owner not in alive:
                 stale.append(r.info.run_id)
         now = int(time.time() * 1000)
-        self._map(
-            lambda rid: self._call(self._ts.update_run_info, rid, RunStatus.KILLED, now, None),
-            stale,
-        )
+        if self._sql is not None and stale:  # one statement, however many a killed driver left
+            self._call(self._sql.kill, stale)
+        else:
+            self._map(
+                lambda rid: self._call(self._ts.update_run_info, rid, RunStatus.KILLED, now, None),
+                stale,
+            )
         return len(stale)
 
     # ------------------------------------------------------------ parent run
@@ -614,7 +617,7 @@ class Tracker:
         return self._queue.qsize()
 
     def finish(self, status: str) -> None:
-        """Write every queued trial, mark claims never recorded KILLED, close the parent run.
+        """Write every queued trial, withdraw claims never recorded, close the parent run.
 
         Raises RuntimeError if any trial could not be written (after closing the parent).
         """
@@ -633,11 +636,11 @@ class Tracker:
             left = [c.run_id for c in self._claims.values()]
             self._claims.clear()
         now = int(time.time() * 1000)
-        try:
-            self._map(
-                lambda rid: self._call(self._ts.update_run_info, rid, RunStatus.KILLED, now, None),
-                left,
-            )
+        try:  # claims of trials whose results never came (Ctrl-C, a driver error): withdrawn
+            if self._sql is not None and left:
+                self._call(self._sql.withdraw, left)
+            else:
+                self._map(self._withdraw, left)
         except Exception as exc:
             self.stats.errors.append(f"closing {len(left)} unrecorded claims: {exc}")
         if self.parent_id is not None:
@@ -974,6 +977,23 @@ class _SqlWriter:
             conn.execute(self.t["runs"].insert(), runs)
             conn.execute(self.t["tags"].insert(), tags)
         return claims
+
+    def kill(self, run_ids: list[str]) -> None:
+        """RUNNING runs marked KILLED (ended now), in one statement."""
+        from sqlalchemy import and_
+
+        runs = self.t["runs"]
+        with self.engine.begin() as conn:
+            for i in range(0, len(run_ids), 10000):  # SQLite's bound on parameters per statement
+                conn.execute(
+                    runs.update()
+                    .where(
+                        and_(
+                            runs.c.run_uuid.in_(run_ids[i : i + 10000]), runs.c.status == "RUNNING"
+                        )
+                    )
+                    .values(status="KILLED", end_time=int(time.time() * 1000))
+                )
 
     def withdraw(self, run_ids: list[str]) -> None:
         """KILLED and deleted (as ``delete_run`` marks it), in one statement."""
