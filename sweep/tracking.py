@@ -737,22 +737,36 @@ class Tracker:
 
         if not items:
             return
-        winners, stale = [], []
+        winners, stale = [], {}
         with self._lock:
             for it in items:
                 if self._blocked(it.spec.key, it.claim):
                     continue
                 winners.append(it)
-                stale += self._stale_claims(it.spec.key, it.claim)
+                stale[id(it)] = self._stale_claims(it.spec.key, it.claim)
+        # an earlier claim whose driver is gone: read it again (rare) — its driver may have
+        # finished it just before ending; only a claim still RUNNING is taken over
+        killed = []
+        for it in [it for it in winners if stale[id(it)]]:
+            runs = [self._call(self._ts.get_run, rid) for rid in stale[id(it)]]
+            if any(r.info.status == "FINISHED" for r in runs):
+                winners.remove(it)
+                with self._lock:
+                    self._done.add(it.spec.key)
+            else:
+                killed += [r.info.run_id for r in runs if r.info.status == "RUNNING"]
         losers = [it for it in items if it not in winners]
         if self._sql is not None and losers:
             self._call(self._sql.withdraw, [it.claim.run_id for it in losers])
         else:
             for it in losers:
                 self._withdraw(it.claim.run_id)
-        now = int(time.time() * 1000)
-        for rid in stale:  # a dead driver's claim on a key this one now records
-            self._call(self._ts.update_run_info, rid, RunStatus.KILLED, now, None)
+        if self._sql is not None and killed:
+            self._call(self._sql.kill, killed)
+        else:
+            now = int(time.time() * 1000)
+            for rid in killed:  # a dead driver's claim on a key this one now records
+                self._call(self._ts.update_run_info, rid, RunStatus.KILLED, now, None)
         ref = self._upload_results(winners) if self._chunked and winners else None
         if self._sql is not None and winners:
             rows = []
@@ -767,7 +781,7 @@ class Tracker:
                 self._write(it, ref)
         with self._lock:
             self.stats.dropped += len(losers)
-            self.stats.taken_over += len(stale)
+            self.stats.taken_over += len(killed)
             self.stats.runs += len(winners)
             for it in items:
                 self._claims.pop(it.spec.key, None)
@@ -979,31 +993,32 @@ class _SqlWriter:
         return claims
 
     def kill(self, run_ids: list[str]) -> None:
-        """RUNNING runs marked KILLED (ended now), in one statement."""
-        from sqlalchemy import and_
+        """RUNNING runs marked KILLED (ended now), in one transaction."""
+        from sqlalchemy import and_, select
 
         runs = self.t["runs"]
         with self.engine.begin() as conn:
             for i in range(0, len(run_ids), 10000):  # SQLite's bound on parameters per statement
-                conn.execute(
-                    runs.update()
-                    .where(
-                        and_(
-                            runs.c.run_uuid.in_(run_ids[i : i + 10000]), runs.c.status == "RUNNING"
-                        )
-                    )
-                    .values(status="KILLED", end_time=int(time.time() * 1000))
-                )
+                sel = and_(runs.c.run_uuid.in_(run_ids[i : i + 10000]), runs.c.status == "RUNNING")
+                ids = [r[0] for r in conn.execute(select(runs.c.run_uuid).where(sel))]
+                if not ids:
+                    continue
+                chosen = runs.c.run_uuid.in_(ids)
+                conn.execute(runs.update().where(chosen).values(status="KILLED"))  # write lock
+                now = int(time.time() * 1000)  # taken after it: end_time ≈ the commit time
+                conn.execute(runs.update().where(chosen).values(end_time=now))
 
     def withdraw(self, run_ids: list[str]) -> None:
-        """KILLED and deleted (as ``delete_run`` marks it), in one statement."""
+        """KILLED and deleted (as ``delete_run`` marks it), in one transaction."""
         runs = self.t["runs"]
-        now = int(time.time() * 1000)
         with self.engine.begin() as conn:
+            chosen = runs.c.run_uuid.in_(run_ids)
+            conn.execute(runs.update().where(chosen).values(status="KILLED"))  # write lock
+            now = int(time.time() * 1000)  # taken after it: end_time ≈ the commit time
             conn.execute(
                 runs.update()
-                .where(runs.c.run_uuid.in_(run_ids))
-                .values(status="KILLED", end_time=now, lifecycle_stage="deleted", deleted_time=now)
+                .where(chosen)
+                .values(end_time=now, lifecycle_stage="deleted", deleted_time=now)
             )
 
     def finish(self, rows: list[tuple[str, list, list, list, str]]) -> None:
@@ -1030,13 +1045,15 @@ class _SqlWriter:
                     best[m.key] = row
             metrics += list(seen.values())
             latest += list(best.values())
-        now = int(time.time() * 1000)
         runs = self.t["runs"]
         with self.engine.begin() as conn:
             for name, data in (("params", params), ("tags", tags), ("metrics", metrics),
                                ("latest_metrics", latest)):  # fmt: skip
                 if data:
                     conn.execute(self.t[name].insert(), data)
+            # the write lock is held from the first insert: end_time is (within ms) the commit
+            # time, which other drivers' polls by end_time rely on
+            now = int(time.time() * 1000)
             for status in {r[4] for r in rows}:
                 ids = [r[0] for r in rows if r[4] == status]
                 conn.execute(
