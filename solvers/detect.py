@@ -7,6 +7,8 @@ Tolerances (the only definitions in the package):
   within ``WHITENED_TOL`` of 0 or of 1 and at least one is 1 (THEORY §0/§1; whitened X is one).
 - :data:`RANK_ONE_TOL` (1e-10): X is **rank one** iff ``σ_2(X) ≤ RANK_ONE_TOL·σ_1(X)`` and
   ``X ≠ 0`` (THEORY §4).
+- :data:`RANK_TOL` (1e-12): the numerical **rank of X** counts the singular values
+  ``> RANK_TOL·σ_1(X)`` (the row space kept by :mod:`solvers.nuclear` and :mod:`solvers.two_layer`).
 - :data:`BN_RANK_TOL` (1e-8): the batch-norm input is **rich** iff
   ``σ_{n−1}(CX) > BN_RANK_TOL·σ_1(CX)``, ``C = I − 11ᵀ/n`` (THEORY §6).
 - targets are **one-hot** iff every entry is ``≥ 0`` and every row has at most one non-zero
@@ -58,6 +60,7 @@ __all__ = [
     "PROBES",
     "PROBE_SEED",
     "RANK_ONE_TOL",
+    "RANK_TOL",
     "SCREEN_C",
     "WHITENED_TOL",
     "DataFacts",
@@ -73,6 +76,7 @@ __all__ = [
 
 WHITENED_TOL = 1e-10  # ‖XXᵀ − I‖_F for whitened; |σ_i − 1| or σ_i for a partial isometry
 RANK_ONE_TOL = 1e-10  # σ_2/σ_1 for rank one
+RANK_TOL = 1e-12  # σ_i ≤ RANK_TOL·σ_1 counts as zero in the numerical rank of X (row space)
 BN_RANK_TOL = 1e-8  # σ_{n−1}(CX)/σ_1(CX) for the rich batch-norm input of THEORY §6
 PROBES = 8  # k: Gaussian probes of the screen
 SCREEN_C = 1e-4  # fast positive when the probe estimate of ‖A‖_F² is ≤ SCREEN_C · τ_A²

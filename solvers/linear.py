@@ -52,8 +52,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import brentq, minimize_scalar
 
-from solvers.detect import WHITENED_TOL, facts
-from solvers.nuclear import RANK_TOL, NuclearNorm, group_lasso_root
+from solvers.detect import RANK_TOL, WHITENED_TOL, facts
+from solvers.nuclear import NuclearNorm, group_lasso_root
 from solvers.problem import (
     NotCovered,
     Optimum,

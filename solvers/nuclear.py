@@ -32,11 +32,11 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import brentq
 
+from solvers.detect import RANK_TOL
 from solvers.scalar import scaled_dual_value
 
-__all__ = ["ISO_RTOL", "RANK_TOL", "NuclearNorm", "NuclearSolution", "group_lasso_root", "opnorm"]
+__all__ = ["ISO_RTOL", "NuclearNorm", "NuclearSolution", "group_lasso_root", "opnorm"]
 
-RANK_TOL = 1e-12  # relative singular-value cutoff for rank(X)
 ISO_RTOL = 1e-12  # "all kept singular values of X equal": the SVT closed form applies
 
 

@@ -225,6 +225,8 @@ class Optimum:
         object.__setattr__(self, "rel_gap", float(rel))
         if self.network is None:
             object.__setattr__(self, "network", Network(weights=tuple(self.weights)))
+        if self.m_star is not None:
+            object.__setattr__(self, "m_star", int(self.m_star))
         if self.directions is not None:
             dirs = np.asarray(self.directions, dtype=np.float64)
             if dirs.ndim != 2:

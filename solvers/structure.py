@@ -25,7 +25,15 @@ import numpy as np
 
 from solvers.problem import Network, Problem, forward
 
-__all__ = ["direction_alignment", "fitted_function", "layer_stats", "spline_stats"]
+__all__ = [
+    "LAYER_RANK_TOL",
+    "direction_alignment",
+    "fitted_function",
+    "layer_stats",
+    "spline_stats",
+]
+
+LAYER_RANK_TOL = 1e-6  # layer rank: #{σ_i > LAYER_RANK_TOL·max(1, σ_1)}
 
 
 def _as_matrix(name: str, W: object) -> np.ndarray:
@@ -51,7 +59,7 @@ def _subspace_cosine(A: np.ndarray, B: np.ndarray) -> float:
     return float(np.mean(np.clip(c, 0.0, 1.0)))
 
 
-def layer_stats(weights: Sequence[np.ndarray], *, rank_tol: float = 1e-6) -> list[dict]:
+def layer_stats(weights: Sequence[np.ndarray], *, rank_tol: float = LAYER_RANK_TOL) -> list[dict]:
     """One dict per layer: rank, stable_rank, norm_ratio, fro_norm, top_sv, align_next,
     subspace_align_next (the last two ``None`` for the last layer). See the module docstring."""
     if rank_tol <= 0 or not np.isfinite(rank_tol):

@@ -88,6 +88,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from solvers.detect import RANK_TOL
 from solvers.problem import (
     Network,
     NotCovered,
@@ -97,6 +98,7 @@ from solvers.problem import (
     forward,
     objective,
 )
+from solvers.scalar import scaled_dual_value
 
 __all__ = [
     "MAX_PATTERNS",
@@ -114,7 +116,7 @@ __all__ = [
 MAX_PATTERNS = 20_000  # cap on the a-priori pattern count 2 Σ_{k<r} C(n−1, k)
 TOL = 1e-8  # certified relative duality gap
 ON_RAY_RTOL = 1e-9  # |x̃_iᵀv| ≤ ON_RAY_RTOL ‖x̃_i‖: point i lies on the ray v
-RANK_RTOL = 1e-12  # singular values below RANK_RTOL·σ_1 are zero (row-space rank)
+FACE_RTOL = 1e-10  # σ_min ≤ FACE_RTOL·σ_1: rows of a face (or lifted X) rank deficient
 SAMPLED_PATTERNS = 20_000  # directions sampled beyond the cap
 FAMILY = "relu_two_layer"
 ALL_BLOCKS = 400  # up to this many (pattern, sign) blocks the first round takes them all
@@ -133,7 +135,7 @@ def _reduce(Z: np.ndarray) -> np.ndarray:
     U, s, _ = np.linalg.svd(Z, full_matrices=False)
     if s.size == 0 or s[0] == 0:
         return np.zeros((Z.shape[0], 0))
-    r = int(np.sum(s > RANK_RTOL * s[0]))
+    r = int(np.sum(s > RANK_TOL * s[0]))
     return U[:, :r] * s[:r]
 
 
@@ -179,7 +181,7 @@ def _patterns_reduced(Z: np.ndarray) -> np.ndarray:
         S = S.reshape(-1, r - 1)
         M = Z[S]  # (C, r−1, r)
         _, sv, Vt = np.linalg.svd(M, full_matrices=True)
-        ok = sv[:, -1] > 1e-10 * sv[:, 0]  # rank r − 1
+        ok = sv[:, -1] > FACE_RTOL * sv[:, 0]  # rank r − 1
         S, v = S[ok], Vt[ok, -1, :]  # null vectors (C, r)
         proj = v @ Z.T  # (C, n)
         on = np.abs(proj) <= ON_RAY_RTOL * norms[None, :]
@@ -315,7 +317,7 @@ def _flat_faces(Xt: np.ndarray, q: int, E: np.ndarray) -> _Faces | None:
     for S in itertools.combinations(range(n), q):
         S = list(S)
         _, sv, Vt = np.linalg.svd(Xt[S], full_matrices=True)
-        if sv[-1] <= 1e-10 * sv[0]:
+        if sv[-1] <= FACE_RTOL * sv[0]:
             continue
         Q = Vt[q:].T  # (k, k−q)
         Y = Xt @ Q
@@ -357,7 +359,7 @@ def _line_faces(Xt: np.ndarray, E: np.ndarray) -> _Faces | None:
             break
         S = S.reshape(-1, k - 1)
         _, sv, Vt = np.linalg.svd(Xt[S], full_matrices=True)
-        ok = sv[:, -1] > 1e-10 * sv[:, 0]
+        ok = sv[:, -1] > FACE_RTOL * sv[:, 0]
         v = Vt[ok, -1, :]
         proj = v @ Xt.T
         on = np.abs(proj) <= ON_RAY_RTOL * norms[None, :]
@@ -389,13 +391,13 @@ def _geometry(
 ) -> _Geometry:
     _check_rows(X, bias)
     _, s, Vt = np.linalg.svd(X, full_matrices=False)
-    r = int(np.sum(s > RANK_RTOL * s[0])) if s.size and s[0] > 0 else 0
+    r = int(np.sum(s > RANK_TOL * s[0])) if s.size and s[0] > 0 else 0
     V = Vt[:r].T
     Xr = X @ V
     Xt = _lifted(Xr, bias)
     if bias:
         st = np.linalg.svd(Xt, compute_uv=False)
-        if st[-1] <= 1e-10 * st[0]:
+        if st[-1] <= FACE_RTOL * st[0]:
             raise NotCovered(
                 "bias=True and the constant vector lies in the column space of X (X has a "
                 "constant column or is rank deficient with an affine dependency): the bias is "
@@ -530,14 +532,10 @@ def _price(
 
 
 def _scaled_dual(lam: np.ndarray, y: np.ndarray, beta: float, cbar: float) -> float:
-    """``max_{0 ≤ α ≤ β/c̄} αλᵀy − ½α²‖λ‖²`` (THEORY §7)."""
-    a = float(lam @ y)
-    b = float(lam @ lam)
-    if b <= 0.0:
-        return 0.0
+    """``max_{0 ≤ α ≤ β/c̄} αλᵀy − ½α²‖λ‖²`` (THEORY §7): :func:`solvers.scalar.scaled_dual_value`
+    with ``a = λᵀy``, ``b = ‖λ‖²`` and ``α_max = β/c̄`` (∞ when ``c̄ = 0``)."""
     amax = np.inf if cbar <= 0 else beta / cbar
-    alpha = min(max(a / b, 0.0), amax)
-    return alpha * a - 0.5 * alpha * alpha * b
+    return scaled_dual_value(float(lam @ y), float(lam @ lam), amax)
 
 
 # ------------------------------------------------------------------ restricted program
@@ -982,7 +980,7 @@ def _faces(
         act = (A @ zn) <= 1e-7 * xn
         if np.any(act):
             _, sv, Vt = np.linalg.svd(A[act], full_matrices=True)
-            rank = int(np.sum(sv > 1e-10 * sv[0]))
+            rank = int(np.sum(sv > FACE_RTOL * sv[0]))
             Q = Vt[rank:].T
         else:
             Q = np.eye(k)

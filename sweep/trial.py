@@ -25,11 +25,11 @@ from solvers.dual import certificate, dual_bound
 from solvers.sgd import TrainConfig, TrainOutput, train
 from solvers.solve import solve
 from solvers.structure import direction_alignment, fitted_function, layer_stats, spline_stats
+from solvers.two_layer import FAMILY as TWO_LAYER
 from sweep.schema import PER_NETWORK, LayerStats, TrialResult, TrialSpec
 
 __all__ = ["make_problem", "run_batch"]
 
-RANK_TOL = 1e-6  # a singular value counts towards the rank when > RANK_TOL * max(1, σ_1)
 SPLINE_GRID = 801  # points on which a 1-D network is evaluated for spline statistics
 
 
@@ -95,7 +95,7 @@ def _layers(net: Network) -> list[LayerStats]:
             top_sv=[float(v) for v in s["top_sv"]],
             align_next=None if s.get("align_next") is None else float(s["align_next"]),
         )
-        for s in layer_stats(list(net.weights), rank_tol=RANK_TOL)
+        for s in layer_stats(list(net.weights))
     ]
 
 
@@ -107,20 +107,7 @@ def _predicted_directions(opt) -> np.ndarray | None:
     return dirs
 
 
-TWO_LAYER_FAMILY = "relu_two_layer"  # THEORY §10: the convex program over activation patterns
 ACTIVE_TOL = 1e-3  # a neuron is active when |a_j|·‖(w_j, b_j)‖ > ACTIVE_TOL · the largest one
-
-
-def _status(opt) -> str:
-    """``exact`` | ``certified`` | ``bracket`` of an :class:`~solvers.Optimum` (closed forms
-    that predate the typed status are exact)."""
-    status = getattr(opt, "status", "exact")
-    return str(getattr(status, "value", status))
-
-
-def _is_exact(opt) -> bool:
-    """P* is known: to round-off (``exact``) or to a certified relative gap (``certified``)."""
-    return _status(opt) in ("exact", "certified")
 
 
 def _neurons(problem: Problem, net: Network) -> tuple[np.ndarray, np.ndarray]:
@@ -162,17 +149,6 @@ def neuron_alignment(problem: Problem, net: Network, optimal: Network) -> float 
     V = V[:, active] / np.linalg.norm(V[:, active], axis=0)
     U = U / np.linalg.norm(U, axis=0)
     return float(omega @ np.max(U.T @ V, axis=1))
-
-
-def _m_star(problem: Problem, opt) -> int | None:
-    """Active neurons / paths of an optimum: its ``m_star``; else, for closed forms that do not
-    say, the neurons of a two-layer ReLU optimum (same rule as :func:`neuron_alignment`)."""
-    m_star = getattr(opt, "m_star", None)
-    if m_star is None and problem.activation == "relu" and problem.depth == 2:
-        if not problem.batchnorm and opt.network is not None:
-            _, w = _neurons(problem, opt.network)
-            m_star = int(np.count_nonzero(w > ACTIVE_TOL * max(float(w.max(initial=0)), 1e-300)))
-    return None if m_star is None else int(m_star)
 
 
 SOLVE_CACHE = 64  # optima kept per process (grids sweep the width at fixed data, β, bias)
@@ -222,7 +198,7 @@ def _optimum(problem: Problem) -> tuple[object | None, object | None, str | None
         found = solve(problem) if problem.batchnorm or m is None else _solve_any_width(problem)
     except NotCovered as exc:
         return None, None, str(exc)
-    k = _m_star(problem, found) if _is_exact(found) else None
+    k = found.m_star if found.is_exact else None
     if m is None or k is None or k <= m or problem.batchnorm:
         return found, None, None
     return (
@@ -237,8 +213,8 @@ def _optimum(problem: Problem) -> tuple[object | None, object | None, str | None
 def _optimum_fields(result: TrialResult, problem: Problem, net: Network, opt, wide=None) -> None:
     """m*, the neuron alignment, and the best bracket where P* is unknown (THEORY §10, §7).
 
-    Exact / certified optimum: ``m_star`` (its active neurons; counted from its first layer for
-    closed forms that do not say), the solver's certified relative gap (``optimum_rel_gap``) and,
+    Exact / certified optimum: ``m_star`` (its active neurons / paths,
+    :attr:`~solvers.Optimum.m_star`), the solver's certified relative gap (``optimum_rel_gap``) and,
     for §10's family, :func:`neuron_alignment`. Otherwise — a ``bracket`` optimum, ``NotCovered``
     or a width below m* (``wide``, see :func:`_optimum`) — P* is bracketed by ``lower_bound`` =
     the best certified bound (the trial's certificate, the bracket's own lower bound, the P* of
@@ -247,29 +223,28 @@ def _optimum_fields(result: TrialResult, problem: Problem, net: Network, opt, wi
     value. A width below m* also logs ``m_star`` and ``p_star_any_width`` (and, for §10, the
     alignment with the wide optimum's neurons).
     """
-    if opt is not None and _is_exact(opt):
-        result.m_star = _m_star(problem, opt)
-        result.extra["optimum_rel_gap"] = float(getattr(opt, "rel_gap", 0.0) or 0.0)
-        if opt.family == TWO_LAYER_FAMILY and opt.network is not None:
+    if opt is not None and opt.is_exact:
+        result.m_star = opt.m_star
+        result.extra["optimum_rel_gap"] = opt.rel_gap
+        if opt.family == TWO_LAYER and opt.network is not None:
             result.w1_alignment = neuron_alignment(problem, net, opt.network)
         return
     upper = min(float(objective(problem, net)), float(result.sgd_objective))  # polished or SGD
     lower = float(result.certificate) if result.certificate is not None else -math.inf
     if wide is not None:  # width below m*: P* (any width) bounds this problem from below
         lower = max(lower, float(wide.lower_bound))
-        result.m_star = _m_star(problem, wide)
+        result.m_star = wide.m_star
         result.extra["p_star_any_width"] = float(wide.objective)
-        if wide.family == TWO_LAYER_FAMILY and wide.network is not None:
+        if wide.family == TWO_LAYER and wide.network is not None:
             result.w1_alignment = neuron_alignment(problem, net, wide.network)
     if opt is not None:  # a bracket: [its certified lower bound, its feasible network's value]
         upper = min(upper, float(opt.objective))
-        if getattr(opt, "lower_bound", None) is not None:
-            lower = max(lower, float(opt.lower_bound))
+        lower = max(lower, opt.lower_bound)
         result.family = opt.family
         result.not_covered = (
             f"{opt.family}: P* only bracketed in [{lower:.6g}, {upper:.6g}] "
-            f"(status {_status(opt)}: the solver's own bracket has relative width "
-            f"{float(getattr(opt, 'rel_gap', math.nan)):.3g} — activation patterns sampled beyond "
+            f"(status {opt.status.value}: the solver's own bracket has relative width "
+            f"{opt.rel_gap:.3g} — activation patterns sampled beyond "
             f"the enumeration cap, or the solver stopped before its tolerance)"
         )
     if not math.isfinite(lower) or not math.isfinite(upper):
@@ -319,7 +294,7 @@ def _analyse(
     # ½‖Y‖²: the objective of the zero network (analysis flags P* equal to it: nothing to test)
     result.extra["null_objective"] = 0.5 * float(np.sum(np.square(problem.Y)))
     found, wide, result.not_covered = _optimum(problem)
-    opt = found if found is not None and _is_exact(found) else None  # P* known (§1–§6, §10)
+    opt = found if found is not None and found.is_exact else None  # P* known (§1–§6, §10)
     if opt is not None:
         result.exact_objective = float(opt.objective)
         result.family = opt.family
@@ -330,12 +305,10 @@ def _analyse(
     result.layers = _layers(net)
     _optimum_fields(result, problem, net, found, wide)
     if (
-        opt is not None and not problem.batchnorm and opt.family != TWO_LAYER_FAMILY
+        opt is not None and not problem.batchnorm and opt.family != TWO_LAYER
     ):  # BN's earlier layers are scale-invariant, unconstrained
         # rank of the closed-form optimum's first layer (THEORY §1: #{s*_k > 0})
-        result.extra["predicted_rank"] = float(
-            layer_stats([opt.weights[0]], rank_tol=RANK_TOL)[0]["rank"]
-        )
+        result.extra["predicted_rank"] = float(layer_stats([opt.weights[0]])[0]["rank"])
         directions = _predicted_directions(opt)
         if directions is not None:
             # linear nets determine only the span of W_1; ReLU nets its neurons, with sign
