@@ -1,6 +1,6 @@
 """The CUDA path in one run: device placement, fractional GPUs in Ray, batched training speed.
 
-    python bench/gpu_check.py            # on a machine with a GPU (and Ray installed)
+    python -m bench.gpu_check            # on a machine with a GPU (and Ray installed)
 
 1. placement: a batch trained with ``device="cuda"`` keeps every tensor on the GPU and, in
    float64, gives the same objectives as the CPU run (to 1e-9 relative);
@@ -17,16 +17,13 @@ import json
 import os
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from solvers import Problem  # noqa: E402
-from solvers.data import make_dataset  # noqa: E402
-from solvers.sgd import TrainConfig, train  # noqa: E402
+from solvers import Problem
+from solvers.data import make_dataset
+from solvers.sgd import TrainConfig, train
 
 DRY = "--dry-run" in sys.argv  # CPU rehearsal of the same script (no GPU needed), tiny sizes
 DEV = "cpu" if DRY else "cuda"

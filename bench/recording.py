@@ -101,7 +101,7 @@ class Server:
         self.uri = f"http://127.0.0.1:{self.port}"
 
     def __enter__(self) -> Server:
-        from tests.cluster.harness import MLFLOW_SERVER, _wait_http, base_env
+        from tests.cluster.harness import MLFLOW_SERVER, base_env, wait_http
 
         self.workdir.mkdir(parents=True, exist_ok=True)
         log = self.workdir / "server.log"
@@ -111,7 +111,7 @@ class Server:
             cwd=self.workdir, env=base_env(), stdout=log.open("w"), stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
-        _wait_http(self.uri + "/health", self.proc, 120, log)
+        wait_http(self.uri + "/health", self.proc, 120, log)
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -8,9 +8,9 @@ FLOPs counted per network and step (full batch of n samples, layer shapes a_l ×
 forward ``Σ_l 2 n a_l b_l``, weight gradients the same again, input gradients
 ``Σ_{l ≥ 2} 2 n a_l b_l`` (none for the data). Element-wise work is not counted.
 
-    .venv/bin/python bench/training.py            # full CPU run
-    .venv/bin/python bench/training.py --quick    # a short run
-    python3 bench/training.py --device cuda       # on a GPU machine
+    .venv/bin/python -m bench.training            # full CPU run
+    .venv/bin/python -m bench.training --quick    # a short run
+    python3 -m bench.training --device cuda       # on a GPU machine
 """
 
 from __future__ import annotations
@@ -18,16 +18,13 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import sys
 import time
 
 import numpy as np
 import torch
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-
-from solvers.problem import Problem  # noqa: E402
-from solvers.sgd import TrainConfig, train  # noqa: E402
+from solvers.problem import Problem
+from solvers.sgd import TrainConfig, train
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 

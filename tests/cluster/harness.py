@@ -135,7 +135,9 @@ def listening_addresses(pids: set[int]) -> set[str]:
     return addrs
 
 
-def _wait_http(url: str, proc: subprocess.Popen, timeout: float, log: Path) -> None:
+def wait_http(url: str, proc: subprocess.Popen, timeout: float, log: Path) -> None:
+    """Poll ``url`` until it answers 200; ``RuntimeError`` with the log tail if ``proc`` exits
+    or ``timeout`` seconds pass (servers of the tests and of ``bench.recording``)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -195,7 +197,7 @@ class MlflowServer:
 
     def ready(self, timeout: float = 120.0) -> MlflowServer:
         assert self.proc is not None
-        _wait_http(self.uri + "/health", self.proc, timeout, self.log)
+        wait_http(self.uri + "/health", self.proc, timeout, self.log)
         return self
 
     def pids(self) -> set[int]:
