@@ -51,6 +51,7 @@ from sweep.schema import (
     TAG_KIND,
     TAG_NODE_ID,
     TAG_NOT_COVERED,
+    TAG_RESULT_REF,
     TAG_STATUS,
     TAG_SWEEP_ID,
     TAG_TRIAL_KEY,
@@ -425,9 +426,8 @@ def load_results(
 
     def from_chunk(rid: str) -> str | None:
         """A result a driver wrote against a server: a line of its parent's results/*.jsonl,
-        named by the child's ``trial_json`` tag (sweep.tracking.TAG_RESULT_REF)."""
+        named by the child's ``trial_json`` tag (sweep.schema.TAG_RESULT_REF)."""
         from sweep.store import client
-        from sweep.tracking import TAG_RESULT_REF
 
         tags = client(uri).get_run(rid).data.tags
         ref, key = tags.get(TAG_RESULT_REF), tags.get(TAG_TRIAL_KEY)

@@ -152,21 +152,14 @@ def probe_keepalive(uri: str, run_id: str, n: int = 15) -> tuple[float, float]:
 
 def _old_write(client, exp_id: str, spec, result, times: dict | None = None) -> None:
     """The write path before this change (sweep/tracking.py at 391e1a3): four client calls."""
-    from mlflow.entities import Metric, Param
-
-    from sweep.schema import ARTIFACT_RESULT, CURVE_PREFIX
+    from sweep.schema import ARTIFACT_RESULT
+    from sweep.tracking import trial_entities
 
     tags = {"run_kind": "trial", "trial_key": spec.key, "grid": "bench", "trial_status": "finished"}
     t0 = time.perf_counter()
     run = client.create_run(exp_id, tags=tags, run_name=f"bench-{spec.key[:8]}")
     t1 = time.perf_counter()
-    now = int(time.time() * 1000)
-    metrics = [Metric(k, v, now, 0) for k, v in result.metrics().items()]
-    for cname, values in result.curves.items():
-        for step, v in zip(result.curve_steps, values, strict=False):
-            if v is not None and math.isfinite(float(v)):
-                metrics.append(Metric(CURVE_PREFIX + cname, float(v), now, int(step)))
-    params = [Param(k, str(v)) for k, v in spec.params().items()]
+    metrics, params = trial_entities(spec, result, int(time.time() * 1000))
     client.log_batch(run.info.run_id, metrics=metrics, params=params)
     t2 = time.perf_counter()
     uri = run.info.artifact_uri
@@ -250,15 +243,21 @@ def check(uri: str, name: str, pairs: list) -> str:
 # ---------------------------------------------------------------------------- resume at scale
 
 
+BETAS = "train.beta=[0.01,0.02,0.03,0.05,0.07,0.1,0.2,0.3,0.5,0.7]"
+
+
 def _sweep_cmd(seeds: int, uri: str, *extra: str) -> list[str]:
-    """The default command on the smoke grid (4 points) with ``seeds`` seeds: 4 × seeds trials."""
-    return [sys.executable, "-m", "sweep", "+grid=smoke", f"seed=[{','.join(map(str, range(seeds)))}]",
+    """The default command on the smoke grid (4 points) × 10 β with ``seeds`` seeds:
+    40 × seeds trials (the β axis keeps the seed list, one argv word, far below the
+    kernel's 128 KiB per-argument limit at 10^5 trials)."""
+    return [sys.executable, "-m", "sweep", "+grid=smoke", BETAS,
+            f"seed=[{','.join(map(str, range(seeds)))}]",
             f"tracking.uri={uri}", "sweep.max_trials=1000000", "sweep.progress=false", *extra]  # fmt: skip
 
 
 def resume(n: int, workdir: Path) -> None:
     """A SQLite store holding a FINISHED run for each of the ``n`` trials of the smoke grid
-    with n/4 seeds (filled through :class:`sweep.tracking._SqlWriter`, the Tracker's own SQL
+    × 10 β with n/40 seeds (filled through :class:`sweep.tracking._SqlWriter`, the Tracker's own SQL
     path, 2,000 runs per transaction: every run's tags and params, one metric), then the
     default command on that grid (must run nothing), then on the grid grown by 10%."""
     from mlflow.entities import Metric, Param, RunTag
@@ -266,7 +265,7 @@ def resume(n: int, workdir: Path) -> None:
     from sweep.store import Store
     from sweep.tracking import Tracker, _SqlWriter
 
-    seeds = n // 4
+    seeds = n // 40
     uri = f"sqlite:///{workdir / 'mlruns.db'}"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     t0 = time.perf_counter()

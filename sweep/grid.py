@@ -18,9 +18,10 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterator, Sequence
+from operator import attrgetter
 
 from sweep.config import GROUP_SPECS, Block, ConfigError, Sweep, check_spec
-from sweep.schema import PER_NETWORK, TrialSpec
+from sweep.schema import PER_NETWORK, TrialSpec, group_params
 
 __all__ = [
     "axes",
@@ -204,11 +205,19 @@ def batches(specs: Sequence[TrialSpec], max_batch: int) -> list[list[TrialSpec]]
 
 
 def varying_fields(specs: Sequence[TrialSpec]) -> list[str]:
-    """Names of the params that take more than one value among ``specs`` (the grid's axes)."""
+    """Names of the params that take more than one value among ``specs`` (the grid's axes).
+
+    One pass over the specs collecting their distinct group instances (grid points share
+    them: a 10^5-point grid holds a handful), then the params of those instances only."""
     if not specs:
         return []
-    seen: dict[str, set] = {}
-    for spec in specs:
-        for k, v in spec.params().items():
-            seen.setdefault(k, set()).add(v)
-    return [k for k in specs[0].params() if len(seen[k]) > 1]
+    # id -> instance: specs keep every instance alive while this runs, so ids are unique
+    groups = {g: {id(i): i for i in map(attrgetter(g), specs)} for g in GROUP_SPECS}
+    seeds = {s.seed for s in specs}
+    experiments = {s.experiment for s in specs}
+    seen: dict[str, set] = {"seed": seeds, "experiment": experiments}
+    for g, distinct in groups.items():
+        for inst in distinct.values():
+            for k, v in group_params(g, inst).items():
+                seen.setdefault(k, set()).add(v)
+    return [k for k in specs[0].params() if len(seen.get(k, ())) > 1]

@@ -279,6 +279,12 @@ def _group_params(group: str, inst: object) -> dict[str, object]:
     )
 
 
+def group_params(group: str, inst: object) -> dict[str, object]:
+    """``{"data.n": 20, ...}`` of one group instance (``group`` in data/model/train), as in
+    :meth:`TrialSpec.params`; cached on the instance, so read it, never mutate it."""
+    return _group_params(group, inst)
+
+
 def _group_json(group: str, inst: object) -> str:
     """The key's JSON members of one group instance (no braces): KEY_V1 fields always, later
     fields off their default, sorted by name (cached on the instance)."""
@@ -337,6 +343,7 @@ TAG_NOT_COVERED = "not_covered"
 TAG_KIND = "run_kind"  # "sweep" (parent) or "trial" (child)
 TAG_DRIVER = "driver"  # "host:pid" of the driver process that owns a parent run
 TAG_EXPERIMENT = "experiment"  # paper experiment id of a trial (also the param "experiment")
+TAG_RESULT_REF = "trial_json"  # child run on a server: runs:/<parent>/results/<chunk>.jsonl
 
 CURVE_PREFIX = (
     "curve."  # training curves: stepped metrics "curve.objective", "curve.norm_ratio.1" ...

@@ -58,6 +58,7 @@ from sweep.schema import (
     TAG_KIND,
     TAG_NODE_ID,
     TAG_NOT_COVERED,
+    TAG_RESULT_REF,
     TAG_STATUS,
     TAG_SWEEP_ID,
     TAG_TRIAL_KEY,
@@ -87,6 +88,7 @@ __all__ = [
     "Tracker",
     "environment_tags",
     "resolve_store",
+    "trial_entities",
     "ui_command",
 ]
 
@@ -94,7 +96,6 @@ _PACKAGES = ("numpy", "scipy", "torch", "ray", "mlflow", "hydra-core", "omegacon
 _MAX_TAG = 5000  # MLflow's tag value limit is 8000 characters
 _PAGE = 5000  # runs per search_runs page
 TAG_HEARTBEAT = "heartbeat"  # parent run: unix time of its driver's last sign of life
-TAG_RESULT_REF = "trial_json"  # child run on a server: runs:/<parent>/results/<chunk>.jsonl
 RESULTS_DIR = "results"  # parent run's artifact folder of JSON-lines results (servers)
 
 
@@ -798,7 +799,7 @@ class Tracker:
 
     def _payload(self, it: _Item, ref: str | None) -> tuple[list, list, list]:
         """(metrics with curve points, params, result tags) of one trial's child run."""
-        from mlflow.entities import Metric, Param, RunTag
+        from mlflow.entities import RunTag
 
         spec, result = it.spec, it.result
         tags = {
@@ -812,13 +813,7 @@ class Tracker:
             tags[TAG_NOT_COVERED] = result.not_covered[:_MAX_TAG]
         if ref:
             tags[TAG_RESULT_REF] = ref
-        now = int(time.time() * 1000)
-        metrics = [Metric(k, v, now, 0) for k, v in result.metrics().items()]
-        for cname, values in result.curves.items():
-            for step, v in zip(result.curve_steps, values, strict=False):
-                if v is not None and math.isfinite(float(v)):
-                    metrics.append(Metric(CURVE_PREFIX + cname, float(v), now, int(step)))
-        params = [Param(k, str(v)) for k, v in spec.params().items()]
+        metrics, params = trial_entities(spec, result, int(time.time() * 1000))
         return metrics, params, [RunTag(k, v) for k, v in tags.items()]
 
     def _artifacts(self, it: _Item) -> None:
@@ -853,6 +848,21 @@ class Tracker:
             (folder / name).write_text(text)
         else:
             self._call(self.client.log_text, claim.run_id, text, name)
+
+
+def trial_entities(spec: TrialSpec, result: TrialResult, now: int) -> tuple[list, list]:
+    """MLflow ``(metrics, params)`` of one trial's child run: every ``result.metrics()`` at step 0,
+    every finite curve point as ``CURVE_PREFIX + name`` at its step, every param as a string
+    (``now``: the timestamp in ms)."""
+    from mlflow.entities import Metric, Param
+
+    metrics = [Metric(k, v, now, 0) for k, v in result.metrics().items()]
+    for cname, values in result.curves.items():
+        for step, v in zip(result.curve_steps, values, strict=False):
+            if v is not None and math.isfinite(float(v)):
+                metrics.append(Metric(CURVE_PREFIX + cname, float(v), now, int(step)))
+    params = [Param(k, str(v)) for k, v in spec.params().items()]
+    return metrics, params
 
 
 def _local_folder(artifact_uri: str) -> Path | None:

@@ -36,6 +36,32 @@ def test_expansion_is_the_cartesian_product() -> None:
     assert varying_fields(specs) == ["model.depth", "train.beta", "seed"]
 
 
+def test_varying_fields_is_the_definition_on_shared_and_unshared_instances() -> None:
+    """varying_fields reads each distinct group instance once; it must equal the definition
+    (params with more than one value over the specs) whether instances are shared or not."""
+    from sweep.schema import DataSpec, ModelSpec, TrainSpec
+
+    def definition(specs: list[TrialSpec]) -> list[str]:
+        seen: dict[str, set] = {}
+        for spec in specs:
+            for k, v in spec.params().items():
+                seen.setdefault(k, set()).add(v)
+        return [k for k in specs[0].params() if len(seen[k]) > 1]
+
+    shared = expand(load({"model": {"depth": [2, 3]}, "seed": [0, 1, 2]}))
+    unshared = [  # equal values in fresh instances, one field varying in one spec only
+        TrialSpec(data=DataSpec(), model=ModelSpec(), train=TrainSpec(beta=b), seed=0)
+        for b in (0.1, 0.1, 0.1, 0.5)
+    ]
+    single = [TrialSpec(experiment="E1"), TrialSpec(experiment="E1")]
+    mixed = [*shared, TrialSpec(data=DataSpec(n=shared[0].data.n + 1), seed=0, experiment="E2")]
+    for specs in (shared, unshared, single, mixed, shared[:1]):
+        assert varying_fields(specs) == definition(specs), specs[:2]
+    assert varying_fields(unshared) == ["train.beta"]
+    assert varying_fields(mixed) == ["data.n", "model.depth", "seed", "experiment"]
+    assert varying_fields([]) == []
+
+
 def test_expansion_is_deterministic_and_deduplicated() -> None:
     cfg = {
         "model": {"depth": [2, 2, 3]},  # a repeated value
