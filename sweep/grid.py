@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterator, Sequence
-from operator import attrgetter
+from collections.abc import Callable, Iterator, Sequence
+from operator import attrgetter, itemgetter
 
 from sweep.config import GROUP_SPECS, Block, ConfigError, Sweep, check_spec
 from sweep.schema import PER_NETWORK, TrialSpec, group_params
@@ -109,7 +109,9 @@ def iter_specs(sweep: Sweep) -> Iterator[TrialSpec]:
     """
     check_size(sweep)
     seen: set[str] | None = set() if len(sweep.blocks) > 1 else None
-    valid: set[tuple] = set()  # (data, model, train) already checked: seeds repeat them
+    # (data, model, train) already checked (seeds repeat them), by their ids; the value holds
+    # the instances, so no id is reused by a later block's instance while this runs
+    valid: dict[tuple, tuple] = {}
     for block in sweep.blocks:
         names = list(block.values)
         split = {
@@ -126,11 +128,14 @@ def iter_specs(sweep: Sweep) -> Iterator[TrialSpec]:
             for group, cls in GROUP_SPECS.items()
             if all(len(block.values[names[i]]) == 1 for i, _ in split[group])
         }
-        varying = [g for g in GROUP_SPECS if g not in fixed]
+        # (group, its values out of a combo as one tuple) for the groups that vary
+        varying = [
+            (g, _tuple_getter([i for i, _ in split[g]])) for g in GROUP_SPECS if g not in fixed
+        ]
         for combo in itertools.product(*(block.values[n] for n in names)):
             groups = dict(fixed)
-            for group in varying:  # one instance per distinct value tuple
-                values = tuple(combo[i] for i, _ in split[group])
+            for group, pick in varying:  # one instance per distinct value tuple
+                values = pick(combo)
                 inst = made[group].get(values)
                 if inst is None:
                     inst = made[group][values] = GROUP_SPECS[group](
@@ -138,15 +143,25 @@ def iter_specs(sweep: Sweep) -> Iterator[TrialSpec]:
                     )
                 groups[group] = inst
             spec = TrialSpec(**groups, seed=int(combo[seed_at]), experiment=block.experiment)
-            point = (groups["data"], groups["model"], groups["train"])
+            # by identity: equal points of one block share their instances, and a tuple of
+            # ids hashes without hashing the fields
+            point = (id(groups["data"]), id(groups["model"]), id(groups["train"]))
             if point not in valid:  # check_spec reads no seed and no experiment
                 check_spec(spec)
-                valid.add(point)
+                valid[point] = (groups["data"], groups["model"], groups["train"])
             if seen is not None:
                 if spec.key in seen:
                     continue
                 seen.add(spec.key)
             yield spec
+
+
+def _tuple_getter(indices: list[int]) -> Callable[[tuple], tuple]:
+    """``lambda combo: tuple(combo[i] for i in indices)``, at C speed."""
+    if len(indices) == 1:
+        i = indices[0]
+        return lambda combo: (combo[i],)
+    return itemgetter(*indices) if indices else lambda combo: ()
 
 
 def expand(sweep: Sweep) -> list[TrialSpec]:
