@@ -43,6 +43,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import functools
 import logging
 import os
 import socket
@@ -396,7 +397,10 @@ def _schema(path: Path) -> tuple[str | None, int | None]:
     return rev, runs
 
 
+@functools.cache
 def _head_revision() -> str:
+    """The installed MLflow's schema head (alembic reads its ~70 migration scripts: once per
+    process; the installed MLflow cannot change under a running process)."""
     from mlflow.store.db.utils import _get_latest_schema_revision
 
     return _get_latest_schema_revision()
