@@ -15,7 +15,7 @@ import json
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
-from functools import cached_property
+from typing import Any
 
 __all__ = [
     "DataSpec",
@@ -91,6 +91,26 @@ _GROUPS = ("data", "model", "train")
 DATA_TRANSFORMS = frozenset({"data.whiten"})
 
 
+class _once:  # noqa: N801 (used as a decorator, like functools.cached_property)
+    """``functools.cached_property`` without its per-access lock (Python 3.11 takes an RLock
+    on every first access; a 10^5-point resume reads 10^5 keys): the value is computed once
+    and stored in the instance ``__dict__`` under the same name, which later reads find first.
+    Computing twice in a race is harmless here: every value is a pure function of the spec."""
+
+    def __init__(self, func: Callable[[Any], Any]) -> None:
+        self.func = func
+        self.__doc__ = func.__doc__
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, inst: object, owner: type | None = None) -> Any:
+        if inst is None:
+            return self
+        value = inst.__dict__[self.name] = self.func(inst)
+        return value
+
+
 @dataclass(frozen=True)
 class TrialSpec:
     data: DataSpec = field(default_factory=DataSpec)
@@ -103,7 +123,7 @@ class TrialSpec:
         """Flattened resolved config: ``{"data.n": 20, "model.depth": 3, ..., "seed": 0}``."""
         return dict(self._params)
 
-    @cached_property
+    @_once
     def _params(self) -> dict[str, object]:
         return {
             **_group_params("data", self.data),
@@ -129,7 +149,7 @@ class TrialSpec:
             if name in KEY_V1 or value != _default_of(self, name)
         }
 
-    @cached_property
+    @_once
     def key(self) -> str:
         """Stable hash of :meth:`key_params` (same point → same key, any process, any later
         version of the schema that only added fields with defaults). Computed once per spec."""
@@ -145,7 +165,7 @@ class TrialSpec:
         canon = "{" + ",".join(p for p in parts if p) + "}"
         return hashlib.sha256(canon.encode()).hexdigest()[:20]
 
-    @cached_property
+    @_once
     def data_seed(self) -> int:
         """Seed of the data: depends on the data spec and the seed axis only, so every model
         and optimiser of a grid sees the same dataset for the same seed. Like :attr:`key`,
@@ -177,7 +197,7 @@ class TrialSpec:
         """
         return self._batch_shape
 
-    @cached_property
+    @_once
     def _batch_shape(self) -> tuple:
         return tuple(
             (name, value)
