@@ -67,6 +67,29 @@ def _torch_objective(p: Problem, parts: list[torch.Tensor]) -> torch.Tensor:
     return 0.5 * (R * R).sum() + 0.5 * p.beta * reg
 
 
+def _minimise(p: Problem, theta0: np.ndarray, shapes: list, **options: int) -> Network:
+    """L-BFGS-B of the §0 objective (torch autograd, float64) from the flat parameters ``theta0``."""
+
+    def fg(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        t = torch.tensor(theta, dtype=torch.float64, requires_grad=True)
+        val = _torch_objective(p, _unpack(t, shapes))
+        (g,) = torch.autograd.grad(val, t)
+        return float(val.detach()), g.numpy().copy()
+
+    opts = {"ftol": 0.0, "gtol": 1e-13, "maxcor": 50, **options}
+    res = minimize(fg, theta0, jac=True, method="L-BFGS-B", options=opts)
+    parts = [a.numpy().copy() for a in _unpack(torch.from_numpy(res.x), shapes)]
+    return _to_network(p, parts)
+
+
+def lbfgs_from(p: Problem, net: Network, *, maxiter: int = 5000) -> float:
+    """Objective (by ``solvers.objective``) after L-BFGS started from the two-layer ``net``."""
+    shapes = _shapes(p, net.weights[0].shape[1])
+    parts = [net.weights[0], net.weights[1]] + ([net.biases[0]] if p.bias else [])
+    theta0 = np.concatenate([np.asarray(a, float).ravel() for a in parts])
+    return objective(p, _minimise(p, theta0, shapes, maxiter=maxiter))
+
+
 def lbfgs_multistart(
     p: Problem,
     *,
@@ -84,28 +107,7 @@ def lbfgs_multistart(
         theta0 = np.concatenate(
             [rng.standard_normal(int(np.prod(s))) * init_scale / np.sqrt(s[0]) for s in shapes]
         )
-
-        def fg(theta: np.ndarray) -> tuple[float, np.ndarray]:
-            t = torch.tensor(theta, dtype=torch.float64, requires_grad=True)
-            val = _torch_objective(p, _unpack(t, shapes))
-            (g,) = torch.autograd.grad(val, t)
-            return float(val.detach()), g.numpy().copy()
-
-        res = minimize(
-            fg,
-            theta0,
-            jac=True,
-            method="L-BFGS-B",
-            options={
-                "maxiter": maxiter,
-                "maxfun": 2 * maxiter,
-                "ftol": 0.0,
-                "gtol": 1e-13,
-                "maxcor": 50,
-            },
-        )
-        parts = [a.numpy().copy() for a in _unpack(torch.from_numpy(res.x), shapes)]
-        net = _to_network(p, parts)
+        net = _minimise(p, theta0, shapes, maxiter=maxiter, maxfun=2 * maxiter)
         results.append((objective(p, net), net))
     results.sort(key=lambda r: r[0])
     return results

@@ -309,33 +309,6 @@ def test_zero_targets() -> None:
 
 
 # ----------------------------------------------------------------------------- L-BFGS (slow)
-def _lbfgs_from(p: Problem, net: Network, *, maxiter: int = 5000) -> float:
-    """float64 L-BFGS of the §0 objective started from ``net`` (tests/lbfgs.py's autograd)."""
-    import torch
-    from scipy.optimize import minimize
-
-    from tests.lbfgs import _shapes, _to_network, _torch_objective, _unpack
-
-    m = net.weights[0].shape[1]
-    shapes = _shapes(p, m)
-    parts = [net.weights[0], net.weights[1]] + ([net.biases[0]] if p.bias else [])
-    theta0 = np.concatenate([np.asarray(a, float).ravel() for a in parts])
-
-    def fg(theta: np.ndarray) -> tuple[float, np.ndarray]:
-        t = torch.tensor(theta, dtype=torch.float64, requires_grad=True)
-        val = _torch_objective(p, _unpack(t, shapes))
-        (g,) = torch.autograd.grad(val, t)
-        return float(val.detach()), g.numpy().copy()
-
-    res = minimize(
-        fg,
-        theta0,
-        jac=True,
-        method="L-BFGS-B",
-        options={"maxiter": maxiter, "ftol": 0.0, "gtol": 1e-13, "maxcor": 50},
-    )
-    out = [a.numpy().copy() for a in _unpack(torch.from_numpy(res.x), shapes)]
-    return objective(p, _to_network(p, out))
 
 
 @pytest.mark.slow
@@ -352,7 +325,7 @@ def test_lbfgs_never_below_and_reaches_pstar(
     (measured: 1e-6 for d = 2; L-BFGS stalls on the ReLU kinks at 1.9e-6 for d = 5 and 1.5e-4
     for 1-D with biases, where its huge-bias constant neuron is ill-conditioned). Random starts
     stop at worse local minima (1-D with biases: +43%)."""
-    from tests.lbfgs import lbfgs_multistart
+    from tests.lbfgs import lbfgs_from, lbfgs_multistart
 
     p = _instance(n, d, 300 + n + d, beta, bias)
     opt = solve_two_layer(p)
@@ -369,6 +342,6 @@ def test_lbfgs_never_below_and_reaches_pstar(
         weights=(jiggle(W1), jiggle(W2)),
         biases=(jiggle(opt.network.biases[0]),) if bias else None,
     )
-    back = _lbfgs_from(p, pert)
+    back = lbfgs_from(p, pert)
     assert back >= opt.lower_bound * (1 - 1e-9)
     assert back <= opt.objective * (1 + reach), (back, opt.objective, values)
