@@ -159,10 +159,7 @@ def rescaled_duality(done: pd.DataFrame, inputs: Inputs) -> Result:
     ax = axes[0, 1]
     for i, (ball, g) in enumerate(data.groupby("ball")):
         ax.scatter(g["P_R"], g["D"], color=f"C{i}", s=28, label=f"{ball} ball")
-    fin = data[["P_R", "D"]].to_numpy(dtype=float)
-    fin = fin[np.isfinite(fin).all(axis=1)]
-    if fin.size:
-        ax.plot([fin.min(), fin.max()], [fin.min(), fin.max()], "k:", lw=1, label="D = P_R")
+    h.diagonal(ax, data, "P_R", "D", "D = P_R")
     ax.set_xlabel("P_R at the optimal radius t (objective units)")
     ax.set_ylabel("dual bound D (objective units)")
     ax.set_title("primal vs dual")

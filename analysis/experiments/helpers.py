@@ -180,6 +180,15 @@ def legend(ax) -> None:
         ax.legend(uniq.values(), uniq.keys(), fontsize=8)
 
 
+def diagonal(ax, data: pd.DataFrame, x: str, y: str, label: str) -> None:
+    """The dotted line ``y = x`` over the finite values of ``data[[x, y]]`` (the reference line
+    of a scatter of y against x); nothing when no row is finite."""
+    fin = data[[x, y]].to_numpy(dtype=float)
+    fin = fin[np.isfinite(fin).all(axis=1)]
+    if fin.size:
+        ax.plot([fin.min(), fin.max()], [fin.min(), fin.max()], "k:", lw=1, label=label)
+
+
 def gaps(done: pd.DataFrame) -> dict[str, np.ndarray]:
     """The objective columns every experiment with a P* shows: SGD alone, the polished
     objective beside it (NaN without a polish), P*, and both relative gaps."""

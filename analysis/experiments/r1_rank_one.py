@@ -59,10 +59,7 @@ def rank_one(done: pd.DataFrame, inputs: Inputs) -> Result:
     ax = axes[0, 0]
     for i, (act, g) in enumerate(data.groupby("activation")):
         ax.scatter(g["exact_objective"], g["sgd_objective"], s=28, color=f"C{i}", label=str(act))
-    fin = data[["exact_objective", "sgd_objective"]].to_numpy(dtype=float)
-    fin = fin[(fin == fin).all(axis=1)]
-    if fin.size:
-        ax.plot([fin.min(), fin.max()], [fin.min(), fin.max()], "k:", lw=1, label="SGD = P*")
+    h.diagonal(ax, data, "exact_objective", "sgd_objective", "SGD = P*")
     ax.set_xlabel("closed-form P* (objective units)")
     ax.set_ylabel("SGD objective, alone (objective units)")
     ax.set_title("final objective vs exact optimum")
