@@ -271,12 +271,14 @@ def _values(name: str, raw: object, where: str) -> tuple:
     if not items:
         raise ConfigError(f"{label} is an empty axis; give at least one value.")
     out = []
+    seen: set = set()  # values are scalars (hashable): a 10^4-value axis stays linear
     for item in items:
         v = _coerce(name, item, typ)
         if v is None:
             shown = f"{item!r} in {list(items)!r}" if isinstance(raw, (list, tuple)) else repr(item)
             raise ConfigError(f"{label} must be {_describe(name, typ)} (got {shown}).")
-        if v not in out:
+        if v not in seen:
+            seen.add(v)
             out.append(v)
     return tuple(out)
 
