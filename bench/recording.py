@@ -269,7 +269,7 @@ def resume(n: int, workdir: Path) -> None:
     uri = f"sqlite:///{workdir / 'mlruns.db'}"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     t0 = time.perf_counter()
-    out = subprocess.run(_sweep_cmd(seeds, uri, "sweep.dry_run=true"), cwd=workdir, env=env,
+    out = subprocess.run(_sweep_cmd(seeds, uri, "sweep.dry_run=true", "sweep.dry_run_lines=0"), cwd=workdir, env=env,
                          capture_output=True, text=True, check=True).stdout  # fmt: skip
     dry = time.perf_counter() - t0
     rows = [line.split() for line in out.splitlines()[1:] if line.strip()]

@@ -104,12 +104,28 @@ def _fail(message: str) -> None:
     sys.exit(2)
 
 
+DRY_RUN_TAIL = 5  # trials a shortened dry run lists after the elided ones
+
+
 def _dry_run(sweep, total: int) -> None:
-    """Print the header (from the blocks: no expansion), then stream one line per trial."""
-    from sweep.grid import axes, batch_count, iter_specs
+    """Print the header (from the blocks: no expansion), then one line per trial: all of
+    them (streamed) when ``sweep.dry_run_lines`` is 0/-1 or covers the grid, else the first
+    ``dry_run_lines`` and the last :data:`DRY_RUN_TAIL`, then one line saying how many were
+    not listed. Every point is checked either way (the unlisted by
+    :func:`sweep.grid.check_points`, without making their trials)."""
+    from itertools import islice
+
+    from sweep.grid import axes, batch_count, check_points, iter_specs, tail_specs
 
     names = axes(sweep)
+    limit = sweep.options.dry_run_lines
+    short = 0 < limit and limit + DRY_RUN_TAIL < total
     out = sys.stdout
+
+    def line(spec) -> str:
+        p = spec.params()
+        return spec.key + " " + " ".join(f"{a}={p[a]}" for a in names) + "\n"
+
     try:
         print(
             f"sweep '{sweep.grid}': {total} trials in "
@@ -117,9 +133,18 @@ def _dry_run(sweep, total: int) -> None:
             f"{', '.join(names) or 'none'}",
             flush=True,
         )
-        for spec in iter_specs(sweep):
-            p = spec.params()
-            out.write(spec.key + " " + " ".join(f"{a}={p[a]}" for a in names) + "\n")
+        for spec in islice(iter_specs(sweep), limit if short else None):
+            out.write(line(spec))
+        if short:
+            out.flush()
+            check_points(sweep)
+            for spec in tail_specs(sweep, DRY_RUN_TAIL):
+                out.write(line(spec))
+            out.write(
+                f"... {total - limit - DRY_RUN_TAIL} of the {total} trials not listed "
+                f"(the first {limit} and the last {DRY_RUN_TAIL} are); "
+                f"sweep.dry_run_lines=0 lists them all.\n"
+            )
         out.flush()
     except BrokenPipeError:  # `python -m sweep ... sweep.dry_run=true | head`
         sys.stdout = open(os.devnull, "w")
@@ -133,7 +158,6 @@ def _app(cfg: DictConfig) -> None:
     from sweep.grid import check_size, expand
 
     raw = OmegaConf.to_container(cfg, resolve=True)
-    text = OmegaConf.to_yaml(cfg)
     try:
         sweep = load(raw)
         total = check_size(sweep)  # counted, not expanded: a too-big grid is refused at once
@@ -154,7 +178,7 @@ def _app(cfg: DictConfig) -> None:
     from sweep.store import StoreError
 
     try:
-        run_sweep(sweep, specs, config_text=text)
+        run_sweep(sweep, specs, config_text=OmegaConf.to_yaml(cfg))
     except StoreError as exc:  # checked before anything is written (sweep.store)
         print(f"store error: {exc}", file=sys.stderr)
         sys.exit(2)

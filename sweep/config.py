@@ -126,6 +126,8 @@ class SweepOptions:
     progress: bool = True
     # refuse grids that expand to more trials than this (a guard against typos)
     max_trials: int = 100_000
+    # a dry run lists the first this many trials and the last few (0 or -1: every trial)
+    dry_run_lines: int = 1000
 
 
 @dataclass
@@ -398,6 +400,12 @@ def _options(raw: Mapping) -> SweepOptions:
     for name in ("rerun", "dry_run", "progress"):
         _check_bool(f"sweep.{name}", getattr(o, name))
     o.max_trials = _check_number("sweep.max_trials", o.max_trials, integer=True, lo=1)
+    lines = o.dry_run_lines
+    if isinstance(lines, bool) or not isinstance(lines, int) or lines < -1:
+        raise ConfigError(
+            f"sweep.dry_run_lines must be a whole number of trials for a dry run to list, "
+            f"0 or -1 for every trial (got {lines!r})."
+        )
     return o
 
 

@@ -8,6 +8,8 @@ grid is the union of its blocks with repeated points (equal ``key``) kept once.
 Nothing here needs the whole grid in memory to describe it: :func:`count`, :func:`axes` and
 :func:`batch_count` work on the blocks, and :func:`iter_specs` expands lazily, so a grid of
 10^6 points is sized and refused (``sweep.max_trials``) at once and dry-runs as a stream.
+A shortened dry run makes only the trials it prints: the first ones (:func:`iter_specs`) and
+the last ones (:func:`tail_specs`), and checks the points in between (:func:`check_points`).
 
 Trials whose :meth:`TrialSpec.batch_shape` agree train together in one call of the batched
 trainer; :func:`batches` groups them, at most ``max_batch`` per batch.
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from operator import attrgetter, itemgetter
 
 from sweep.config import GROUP_SPECS, Block, ConfigError, Sweep, check_spec
@@ -27,10 +29,12 @@ __all__ = [
     "axes",
     "batch_count",
     "batches",
+    "check_points",
     "check_size",
     "count",
     "expand",
     "iter_specs",
+    "tail_specs",
     "varying_fields",
 ]
 
@@ -109,51 +113,98 @@ def iter_specs(sweep: Sweep) -> Iterator[TrialSpec]:
     """
     check_size(sweep)
     seen: set[str] | None = set() if len(sweep.blocks) > 1 else None
-    # (data, model, train) already checked (seeds repeat them), by their ids; the value holds
-    # the instances, so no id is reused by a later block's instance while this runs
     valid: dict[tuple, tuple] = {}
     for block in sweep.blocks:
-        names = list(block.values)
-        split = {
-            group: [
-                (i, n[len(group) + 1 :]) for i, n in enumerate(names) if n.startswith(group + ".")
-            ]
-            for group in GROUP_SPECS
-        }
-        made: dict[str, dict[tuple, object]] = {group: {} for group in GROUP_SPECS}
-        seed_at = names.index("seed")
-        # a group whose fields all take one value is one instance for the whole block
-        fixed = {
-            group: cls(**{f: block.values[names[i]][0] for i, f in split[group]})
-            for group, cls in GROUP_SPECS.items()
-            if all(len(block.values[names[i]]) == 1 for i, _ in split[group])
-        }
-        # (group, its values out of a combo as one tuple) for the groups that vary
-        varying = [
-            (g, _tuple_getter([i for i, _ in split[g]])) for g in GROUP_SPECS if g not in fixed
-        ]
-        for combo in itertools.product(*(block.values[n] for n in names)):
-            groups = dict(fixed)
-            for group, pick in varying:  # one instance per distinct value tuple
-                values = pick(combo)
-                inst = made[group].get(values)
-                if inst is None:
-                    inst = made[group][values] = GROUP_SPECS[group](
-                        **{f: v for (_, f), v in zip(split[group], values, strict=True)}
-                    )
-                groups[group] = inst
-            spec = TrialSpec(**groups, seed=int(combo[seed_at]), experiment=block.experiment)
-            # by identity: equal points of one block share their instances, and a tuple of
-            # ids hashes without hashing the fields
-            point = (id(groups["data"]), id(groups["model"]), id(groups["train"]))
-            if point not in valid:  # check_spec reads no seed and no experiment
-                check_spec(spec)
-                valid[point] = (groups["data"], groups["model"], groups["train"])
+        for spec in _block_specs(block, itertools.product(*block.values.values()), valid):
             if seen is not None:
                 if spec.key in seen:
                     continue
                 seen.add(spec.key)
             yield spec
+
+
+def _block_specs(block: Block, combos: Iterable[tuple], valid: dict) -> Iterator[TrialSpec]:
+    """The trials of ``block`` at ``combos`` (value tuples in the order of ``block.values``),
+    each checked (:func:`~sweep.config.check_spec`) unless its (data, model, train) is in
+    ``valid``: (data, model, train) already checked (seeds repeat them), by their ids; the
+    value holds the instances, so no id is reused by a later instance while it is in use."""
+    names = list(block.values)
+    split = {
+        group: [(i, n[len(group) + 1 :]) for i, n in enumerate(names) if n.startswith(group + ".")]
+        for group in GROUP_SPECS
+    }
+    made: dict[str, dict[tuple, object]] = {group: {} for group in GROUP_SPECS}
+    seed_at = names.index("seed")
+    # a group whose fields all take one value is one instance for the whole block
+    fixed = {
+        group: cls(**{f: block.values[names[i]][0] for i, f in split[group]})
+        for group, cls in GROUP_SPECS.items()
+        if all(len(block.values[names[i]]) == 1 for i, _ in split[group])
+    }
+    # (group, its values out of a combo as one tuple) for the groups that vary
+    varying = [(g, _tuple_getter([i for i, _ in split[g]])) for g in GROUP_SPECS if g not in fixed]
+    for combo in combos:
+        groups = dict(fixed)
+        for group, pick in varying:  # one instance per distinct value tuple
+            values = pick(combo)
+            inst = made[group].get(values)
+            if inst is None:
+                inst = made[group][values] = GROUP_SPECS[group](
+                    **{f: v for (_, f), v in zip(split[group], values, strict=True)}
+                )
+            groups[group] = inst
+        spec = TrialSpec(**groups, seed=int(combo[seed_at]), experiment=block.experiment)
+        # by identity: equal points of one block share their instances, and a tuple of
+        # ids hashes without hashing the fields
+        point = (id(groups["data"]), id(groups["model"]), id(groups["train"]))
+        if point not in valid:  # check_spec reads no seed and no experiment
+            check_spec(spec)
+            valid[point] = (groups["data"], groups["model"], groups["train"])
+        yield spec
+
+
+def check_points(sweep: Sweep) -> None:
+    """:func:`~sweep.config.check_spec` on every distinct (data, model, train) point of the
+    sweep without making its trials: check_spec reads no seed, so each block is walked at
+    its first seed only (a 10^6-trial grid of 1000 β × 1001 seeds checks 1000 points).
+    Raises :class:`ConfigError` on the first inconsistent point, as :func:`iter_specs` does."""
+    valid: dict[tuple, tuple] = {}
+    for block in sweep.blocks:
+        values = [v[:1] if n == "seed" else v for n, v in block.values.items()]
+        for _ in _block_specs(block, itertools.product(*values), valid):
+            pass
+
+
+def tail_specs(sweep: Sweep, k: int) -> list[TrialSpec]:
+    """The last ``k`` trials of :func:`iter_specs`, in its order, without making the others.
+
+    Walks the blocks backwards, each block's product backwards (the product of the reversed
+    axes is the reversed product), and skips a point that an earlier block of the same
+    experiment holds (there it comes first), as :func:`count` counts shared points: a point
+    is in a block when each of its values is among that block's values for the field.
+    """
+    out: list[TrialSpec] = []
+    valid: dict[tuple, tuple] = {}
+    blocks = sweep.blocks
+    for j in range(len(blocks) - 1, -1, -1):
+        if len(out) >= k:
+            break
+        block = blocks[j]
+        names = list(block.values)
+        earlier = [
+            [set(b.values[n]) for n in names]
+            for b in blocks[:j]
+            if b.experiment == block.experiment
+        ]
+        combos = itertools.product(*(block.values[n][::-1] for n in names))
+        if earlier:
+            combos = (
+                c
+                for c in combos
+                if not any(all(v in s for v, s in zip(c, sets, strict=True)) for sets in earlier)
+            )
+        out.extend(itertools.islice(_block_specs(block, combos, valid), k - len(out)))
+    return out[::-1]
 
 
 def _tuple_getter(indices: list[int]) -> Callable[[tuple], tuple]:

@@ -535,7 +535,15 @@ def submit(
 def grid_keys(grid: str, overrides: list[str] = ()) -> set[str]:
     """Trial keys of a grid, from the sweep's own dry run (the public CLI)."""
     out = subprocess.run(
-        [sys.executable, "-m", "sweep", f"+grid={grid}", "sweep.dry_run=true", *overrides],
+        [
+            sys.executable,
+            "-m",
+            "sweep",
+            f"+grid={grid}",
+            "sweep.dry_run=true",
+            "sweep.dry_run_lines=0",  # every key, however big the grid
+            *overrides,
+        ],
         cwd=ROOT,
         env=base_env(),
         capture_output=True,
