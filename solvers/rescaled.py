@@ -64,6 +64,7 @@ from scipy.optimize import minimize, minimize_scalar
 
 from solvers.detect import facts
 from solvers.dual import two_layer_dual
+from solvers.options import BALLS
 from solvers.problem import NotCovered, Problem
 from solvers.scalar import huber, path_minimiser
 
@@ -79,7 +80,6 @@ __all__ = [
     "strong_duality",
 ]
 
-BALLS = ("operator", "frobenius")
 OPERATOR_GAP_TOL = 1e-6  # relative accuracy of rescaled_network (float64 L-BFGS, several starts)
 
 

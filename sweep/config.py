@@ -28,9 +28,8 @@ from dataclasses import dataclass, field, fields, make_dataclass
 from typing import Any
 
 from solvers.data import DATA_KINDS, DIGITS_DIM, DIGITS_SAMPLES, TARGET_KINDS, WHITEN_KINDS
-from solvers.options import DTYPES, INITS
+from solvers.options import BALLS, DTYPES, INITS
 from solvers.problem import ACTIVATIONS
-from solvers.rescaled import BALLS
 from sweep.schema import DataSpec, ModelSpec, TrainSpec, TrialSpec
 
 __all__ = [

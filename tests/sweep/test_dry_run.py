@@ -40,7 +40,7 @@ def _cli(args: list[str], tmp_path) -> subprocess.CompletedProcess:
         "    code = e.code\n"
         "else:\n"
         "    code = 0\n"
-        "print('IMPORTED', *(m in sys.modules for m in ('torch', 'mlflow', 'ray')))\n"
+        "print('IMPORTED', *(m in sys.modules for m in ('torch', 'mlflow', 'ray', 'scipy')))\n"
         "sys.exit(code)\n"
     )
     return subprocess.run(
@@ -126,7 +126,7 @@ def test_dry_run_lines_must_be_a_whole_number_from_minus_one(value) -> None:
 
 def test_a_million_trial_dry_run_lists_the_ends_and_counts_the_rest(tmp_path) -> None:
     """Default sweep.dry_run_lines=1000: header, 1000 + DRY_RUN_TAIL trial lines, one summary
-    line whose count is right; exit 0; torch, MLflow and Ray are not imported."""
+    line whose count is right; exit 0; torch, MLflow, Ray and scipy are not imported."""
     proc = _cli(["+grid=million", _million_yaml(tmp_path), "sweep.dry_run=true"], tmp_path)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
@@ -146,7 +146,7 @@ def test_a_million_trial_dry_run_lists_the_ends_and_counts_the_rest(tmp_path) ->
         DRY_RUN_TAIL,
     ]
     assert "sweep.dry_run_lines=0" in lines[1 + len(keys)]
-    assert lines[2 + len(keys) :] == ["IMPORTED False False False"]
+    assert lines[2 + len(keys) :] == ["IMPORTED False False False False"]  # nor scipy
     composed = compose(["+grid=million", _million_yaml(tmp_path / "again")])
     first = itertools.islice(iter_specs(load(composed)), 1000)
     last_seeds = list(range(1001 - DRY_RUN_TAIL, 1001))
@@ -182,3 +182,29 @@ def test_a_bad_point_between_the_listed_ends_exits_2(tmp_path) -> None:
         errors
     )
     assert len(_keys(proc.stdout)) == 3 and " not listed " not in proc.stdout
+
+
+@pytest.mark.parametrize(
+    "first", ["import solvers", "import solvers.solve", "from solvers.solve import closed_form"]
+)
+def test_solvers_names_are_what_they_were_whatever_is_imported_first(first) -> None:
+    """solvers/__init__ imports on first use; the submodule solvers.solve must not replace
+    the function solvers.solve, and the names of __all__ are the objects of their modules."""
+    probe = (
+        f"{first}\n"
+        "import sys, types, solvers, solvers.dual, solvers.problem, solvers.solve\n"
+        "mod = sys.modules['solvers.solve']\n"
+        "from solvers import solve, data, Problem\n"
+        "assert solve is solvers.solve is mod.solve and not isinstance(solve, types.ModuleType)\n"
+        "assert isinstance(data, types.ModuleType) and Problem is solvers.problem.Problem\n"
+        "assert solvers.certificate is solvers.dual.certificate\n"
+        "assert set(solvers.__all__) <= set(dir(solvers))\n"
+        "try:\n"
+        "    solvers.no_such_name\n"
+        "except AttributeError:\n"
+        "    print('OK')\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", probe], env=sweep_env(), capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0 and proc.stdout.strip() == "OK", proc.stderr
