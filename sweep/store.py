@@ -23,7 +23,9 @@ with nothing written:
   :data:`CHECK_TIMEOUT` seconds (instead of MLflow's HTTP retries, minutes);
 - a database URL whose host:port does not accept a TCP connection;
 - a SQLite path whose directory does not exist (MLflow would create every missing directory:
-  we refuse and say where the store would be), or cannot be written;
+  we refuse and say where the store would be), or cannot be written; the same for
+  ``tracking.artifacts``: its directory is made on the first artifact, but only in a parent
+  that exists (the default ``<cwd>/mlartifacts`` always has one);
 - an existing SQLite file that is not a database, cannot be written, or holds an MLflow schema
   other than the installed one while holding runs (``mlflow db upgrade`` is the user's call).
 
@@ -516,6 +518,26 @@ def _open_sqlite(store: Store, path: Path, experiment: str | None, create: bool)
             ) from None
 
 
+def _check_artifacts(artifacts: str | None) -> None:
+    """The local artifact directory of new experiments (``tracking.artifacts``, a ``file://``
+    URI): it may be missing (the first artifact makes it), its parent may not — MLflow would
+    create every missing directory above it, wherever a typo points."""
+    if not artifacts or not artifacts.startswith("file:"):
+        return
+    folder = Path(urllib.parse.unquote(urllib.parse.urlsplit(artifacts).path))
+    if folder.exists() and not folder.is_dir():
+        raise StoreError(
+            f"the artifact location {folder} (tracking.artifacts) is a file, not a directory; "
+            "choose another tracking.artifacts."
+        )
+    if not folder.exists() and not folder.parent.is_dir():
+        raise StoreError(
+            f"the artifact directory {folder} (tracking.artifacts) would be created in "
+            f"{folder.parent}, which does not exist; create that directory first "
+            f"(mkdir -p {folder.parent}) or choose another tracking.artifacts."
+        )
+
+
 def open_store(
     store: Store | str, experiment: str | None = None, *, create: bool = True
 ) -> tuple[object, str | None]:
@@ -528,6 +550,8 @@ def open_store(
     if isinstance(store, str):
         store = Store(uri=check_uri(store), artifacts=None)
     uri = store.uri
+    if create:
+        _check_artifacts(store.artifacts)
     path = sqlite_path(uri)
     if path is not None:
         _open_sqlite(store, path, experiment if create else None, create)

@@ -188,3 +188,24 @@ def test_store_under_a_missing_directory_is_not_created(work: Path, tmp_path: Pa
     assert not (tmp_path / "no").exists()  # MLflow alone would create all three directories
     assert _snapshot(work) == {}
     print(f"missing directory: exit 2 after {wall:.1f} s: {err}")
+
+
+def test_artifacts_under_a_missing_directory_are_not_created(work: Path, tmp_path: Path) -> None:
+    """tracking.artifacts whose parent is missing: one sentence, exit 2, no directory made and
+    no store written; once the parent exists the same command runs and makes the directory."""
+    art = tmp_path / "no" / "such" / "art"
+    cmd = h.command("rel", 2, uri=None, artifacts=art, hydra=tmp_path / "hydra")
+    proc, wall = h.run(cmd, work, timeout=120)
+    err = _one_sentence_exit_2(proc, wall, str(art), "tracking.artifacts", f"mkdir -p {art.parent}")
+    assert not (tmp_path / "no").exists()  # MLflow alone would create all three directories
+    assert _snapshot(work) == {}  # nor the default store
+    print(f"missing artifacts parent: exit 2 after {wall:.1f} s: {err}")
+    art.parent.mkdir(parents=True)
+    proc, _ = h.run(cmd, work, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert art.is_dir() and any(art.rglob("*.json"))
+    assert (work / "mlruns.db").exists() and not (work / "mlartifacts").exists()
+    h.assert_exactly_once(
+        h.sqlite_rows(work / "mlruns.db", h.TRIALS_SQL.format(name="rel")),
+        h.expected_keys("rel", 2),
+    )
