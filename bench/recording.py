@@ -50,10 +50,12 @@ from pathlib import Path
 __all__ = ["main"]
 
 ROOT = Path(__file__).resolve().parent.parent
-SERVER_CONFIGS = {
-    "uvicorn×1": ["--workers", "1", "--uvicorn-opts", "--timeout-keep-alive 30"],
-    "uvicorn×4": ["--workers", "4", "--uvicorn-opts", "--timeout-keep-alive 30"],
-    "gunicorn×4": ["--workers", "4", "--gunicorn-opts", "--keep-alive 30"],
+SERVER_CONFIGS = {  # name: (server app, options of `mlflow server`)
+    "uvicorn×1": ("mlflow", ["--workers", "1", "--uvicorn-opts", "--timeout-keep-alive 30"]),
+    "uvicorn×4": ("mlflow", ["--workers", "4", "--uvicorn-opts", "--timeout-keep-alive 30"]),
+    "gunicorn×4": ("mlflow", ["--workers", "4", "--gunicorn-opts", "--keep-alive 30"]),
+    "dualsweep gunicorn×4": ("dualsweep", ["--workers", "4", "--gunicorn-opts", "--keep-alive 30"]),
+    "dualsweep uvicorn×1": ("dualsweep", ["--workers", "1", "--uvicorn-opts", "--timeout-keep-alive 30"]),
 }
 
 
@@ -93,10 +95,11 @@ def trials(n: int) -> list:
 class Server:
     """``cluster/mlflow-server.sh`` on 127.0.0.1 with the given backend and server options."""
 
-    def __init__(self, backend: str, options: list[str], workdir: Path) -> None:
+    def __init__(self, backend: str, config: tuple[str, list[str]], workdir: Path) -> None:
         from tests.cluster.harness import free_port
 
-        self.backend, self.options, self.workdir = backend, options, workdir
+        self.backend, self.workdir = backend, workdir
+        self.app, self.options = config
         self.port = free_port()
         self.uri = f"http://127.0.0.1:{self.port}"
 
@@ -107,7 +110,8 @@ class Server:
         log = self.workdir / "server.log"
         self.proc = subprocess.Popen(
             [str(MLFLOW_SERVER), "--backend", self.backend, "--artifacts",
-             str(self.workdir / "artifacts"), "--port", str(self.port), "--", *self.options],
+             str(self.workdir / "artifacts"), "--port", str(self.port), "--app", self.app,
+             "--", *self.options],
             cwd=self.workdir, env=base_env(), stdout=log.open("w"), stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
@@ -257,13 +261,12 @@ def _sweep_cmd(seeds: int, uri: str, *extra: str) -> list[str]:
 
 def resume(n: int, workdir: Path) -> None:
     """A SQLite store holding a FINISHED run for each of the ``n`` trials of the smoke grid
-    × 10 β with n/40 seeds (filled through :class:`sweep.tracking._SqlWriter`, the Tracker's own SQL
+    × 10 β with n/40 seeds (filled through :class:`sweep.sqlstore.SqlWriter`, the Tracker's own SQL
     path, 2,000 runs per transaction: every run's tags and params, one metric), then the
     default command on that grid (must run nothing), then on the grid grown by 10%."""
-    from mlflow.entities import Metric, Param, RunTag
-
+    from sweep.sqlstore import SqlWriter
     from sweep.store import Store
-    from sweep.tracking import Tracker, _SqlWriter
+    from sweep.tracking import Tracker
 
     seeds = n // 40
     uri = f"sqlite:///{workdir / 'mlruns.db'}"
@@ -275,7 +278,7 @@ def resume(n: int, workdir: Path) -> None:
     rows = [line.split() for line in out.splitlines()[1:] if line.strip()]
     assert len(rows) == n, (len(rows), out[:300])
     tracker = Tracker(Store(uri, (workdir / "art").as_uri()), "smoke")
-    sql = _SqlWriter(tracker._ts, tracker.experiment_id)
+    sql = SqlWriter(tracker._ts, tracker.experiment_id)
     t0 = time.perf_counter()
     start = int(time.time() * 1000)
     for i in range(0, n, 2000):
@@ -287,9 +290,9 @@ def resume(n: int, workdir: Path) -> None:
              for r in chunk]
         )  # fmt: skip
         sql.finish(
-            [(c.run_id, [Metric("sgd_objective", 1.0, start, 0)],
-              [Param(kv.split("=")[0], kv.split("=")[1]) for kv in r[1:]],
-              [RunTag("trial_status", "finished")], "FINISHED")
+            [(c.run_id, [("sgd_objective", 1.0, start, 0)],
+              [tuple(kv.split("=", 1)) for kv in r[1:]],
+              [("trial_status", "finished")], "FINISHED")
              for c, r in zip(made, chunk, strict=True)]
         )  # fmt: skip
     fill = time.perf_counter() - t0

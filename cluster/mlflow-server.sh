@@ -22,6 +22,11 @@
 #                     runs several workers and then sets no TCP_NODELAY, so each kept-alive
 #                     response waits ~40 ms on a delayed ACK (bench/recording.py measures it);
 #                     gunicorn sets TCP_NODELAY. N = 1 runs uvicorn (which sets it).
+#   --app NAME        the server app (default dualsweep: MLflow's server plus batched trial writes,
+#                     sweep/serverapp.py — a driver then records a group of trials per request
+#                     instead of 3 requests per trial; needs this project installed in the
+#                     server's environment). `--app mlflow` runs the stock server; `--app
+#                     basic-auth` MLflow's authenticated one (drivers fall back to 3 requests/trial).
 #   -- ...            passed to `mlflow server` unchanged, replacing the --workers choice above
 #                     (e.g. -- --workers 1)
 #
@@ -50,6 +55,7 @@ ARTIFACTS=""
 HOST=127.0.0.1
 PORT=5000
 WORKERS=4
+APP=dualsweep
 while [[ $# -gt 0 ]]; do
 	case $1 in
 	--backend)
@@ -77,6 +83,11 @@ while [[ $# -gt 0 ]]; do
 		WORKERS=$2
 		shift 2
 		;;
+	--app)
+		[[ $# -ge 2 ]] || die "--app needs a name (dualsweep, mlflow or basic-auth)"
+		APP=$2
+		shift 2
+		;;
 	-h | --help)
 		sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"
 		exit 0
@@ -99,6 +110,19 @@ if [[ $# -eq 0 ]]; then
 fi
 
 command -v mlflow >/dev/null 2>&1 || die "the 'mlflow' command is not on PATH (activate the project's .venv)."
+# the interpreter mlflow runs under (its driver packages and this project must be there)
+py=$(head -n 1 "$(command -v mlflow)" | sed -n 's/^#! *//p' | awk '{print $1}')
+[[ -x $py ]] || py=python3
+APP_OPTS=()
+case $APP in
+mlflow) ;;
+*)
+	if [[ $APP == dualsweep ]] && ! "$py" -c "import sweep.serverapp" 2>/dev/null; then
+		die "--app dualsweep needs this project installed in mlflow's environment (pip install -e . there), or use --app mlflow."
+	fi
+	APP_OPTS=(--app-name "$APP")
+	;;
+esac
 
 if [[ -z $BACKEND ]]; then
 	mkdir -p "$PWD/mlflow-server"
@@ -115,10 +139,8 @@ esac
 case $BACKEND in
 sqlite:///*) ;;
 postgresql://* | postgres://* | postgresql+*://*)
-	# the interpreter mlflow runs under needs a PostgreSQL driver; SQLAlchemy 2.1 takes psycopg
+	# mlflow's interpreter needs a PostgreSQL driver; SQLAlchemy 2.1 takes psycopg
 	# (v3) for a bare postgresql:// URL, so name psycopg2 when only that one is installed
-	py=$(head -n 1 "$(command -v mlflow)" | sed -n 's/^#! *//p' | awk '{print $1}')
-	[[ -x $py ]] || py=python3
 	case $BACKEND in
 	postgresql+*) ;;
 	*)
@@ -152,6 +174,6 @@ export MLFLOW_SERVER_ENABLE_JOB_EXECUTION=${MLFLOW_SERVER_ENABLE_JOB_EXECUTION:-
 
 # never print a password from the backend URI
 shown=$(printf '%s' "$BACKEND" | sed -E 's#(://[^:/@]+):[^@]*@#\1:***@#')
-echo "cluster/mlflow-server.sh: backend $shown, artifacts $ARTIFACTS, listening on http://$HOST:$PORT" >&2
+echo "cluster/mlflow-server.sh: backend $shown, artifacts $ARTIFACTS, app $APP, listening on http://$HOST:$PORT" >&2
 exec mlflow server --backend-store-uri "$BACKEND" --artifacts-destination "$ARTIFACTS" \
-	--serve-artifacts --host "$HOST" --port "$PORT" "$@"
+	--serve-artifacts --host "$HOST" --port "$PORT" "${APP_OPTS[@]}" "$@"

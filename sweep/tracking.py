@@ -66,6 +66,7 @@ from sweep.schema import (
     TrialResult,
     TrialSpec,
 )
+from sweep.sqlstore import Claim, HttpWriter, SqlWriter
 from sweep.store import (
     KIND_SWEEP,
     KIND_TRIAL,
@@ -76,7 +77,6 @@ from sweep.store import (
     open_store,
     resolve_store,
     search_runs,
-    sqlite_path,
     ui_command,
 )
 
@@ -89,6 +89,7 @@ __all__ = [
     "environment_tags",
     "resolve_store",
     "trial_entities",
+    "trial_rows",
     "ui_command",
 ]
 
@@ -159,17 +160,10 @@ class _Stats:
 
 
 @dataclass
-class _Claim:
-    run_id: str
-    start_ms: int  # the run's start_time: claims are ordered by (start_ms, run_id)
-    artifact_uri: str
-
-
-@dataclass
 class _Item:
     spec: TrialSpec
     result: TrialResult
-    claim: _Claim | None
+    claim: Claim | None
 
 
 _LIVE_SWEEPS: set[str] = set()  # sweep ids of the Trackers alive in this process
@@ -248,7 +242,7 @@ class Tracker:
         self._poll_lock = threading.Lock()
         self._busy = 0
         self._busy_since = 0.0
-        self._claims: dict[str, _Claim] = {}  # key -> this driver's claim not yet recorded
+        self._claims: dict[str, Claim] = {}  # key -> this driver's claim not yet recorded
         self._t0 = time.time()
         self._snapshot = self._t0  # when finished_keys read the store (start of the poll window)
         self._last_poll: float | None = None  # wall time the last completed poll started
@@ -258,10 +252,13 @@ class Tracker:
         self._stop = threading.Event()
         self._heart: threading.Thread | None = None
         self._chunks = 0
-        # a SQL store (SQLite by default): many runs per transaction instead of 3 calls per run
-        self._sql = (
-            _SqlWriter(self._ts, self.experiment_id) if _SqlWriter.usable(self._ts) else None
-        )
+        # many runs per transaction instead of 3 calls per run: on a SQL store the driver opens
+        # (SQLite by default), or through a server that runs the dualsweep app (sweep.serverapp)
+        self._sql: SqlWriter | HttpWriter | None = None
+        if SqlWriter.usable(self._ts):
+            self._sql = SqlWriter(self._ts, self.experiment_id)
+        elif self.remote and HttpWriter.available(self._ts):
+            self._sql = HttpWriter(self._ts, self.experiment_id)
 
     # ------------------------------------------------------------ store calls
 
@@ -299,15 +296,16 @@ class Tracker:
     def finished_keys(self) -> set[str]:
         """Keys of trials with a FINISHED child run in this experiment.
 
-        A SQLite store is read with one SQL query over MLflow's ``runs`` and ``tags`` tables
-        (0.1 s for 100,000 runs, where ``search_runs`` materialises every param and metric);
-        any other store, or a SQLite schema that does not answer it, through ``search_runs``."""
+        A SQL store (the driver's own, or a server's through the dualsweep app) is read with one
+        query over MLflow's ``runs`` and ``tags`` tables (:func:`sweep.sqlstore.finished_keys`:
+        0.1 s for 100,000 runs, where ``search_runs`` materialises every param and metric); any
+        other store, or a schema that query does not fit, through ``search_runs``."""
         self._snapshot = time.time()
-        path = sqlite_path(self.store.uri)
-        if path is not None:
-            keys = _sqlite_finished_keys(path, self.experiment_id)
-            if keys is not None:
-                return keys
+        if self._sql is not None:
+            try:
+                return self._call(self._sql.finished_keys)
+            except Exception:  # a schema this query does not fit: MLflow's search below
+                pass
         runs = self._search(f"{TRIAL_FILTER} and attributes.status = 'FINISHED'")
         return {r.data.tags[TAG_TRIAL_KEY] for r in runs if TAG_TRIAL_KEY in r.data.tags}
 
@@ -463,7 +461,7 @@ class Tracker:
         p = self._parents.get(sweep_id)
         return p is not None and self._alive(p[0], sweep_id, p[1])
 
-    def _blocked(self, key: str, mine: _Claim | None) -> bool:
+    def _blocked(self, key: str, mine: Claim | None) -> bool:
         """Whether another driver owns ``key``: it has a FINISHED run of it, or a live claim
         ordered before ``mine`` (any live claim when ``mine`` is None)."""
         if key in self._done:
@@ -475,7 +473,7 @@ class Tracker:
                 return True
         return False
 
-    def _stale_claims(self, key: str, mine: _Claim) -> list[str]:
+    def _stale_claims(self, key: str, mine: Claim) -> list[str]:
         """Claims of ``key`` ordered before ``mine`` whose drivers are gone."""
         return [
             rid
@@ -497,7 +495,7 @@ class Tracker:
             tags[TAG_PARENT] = self.parent_id
         return tags
 
-    def _create(self, spec: TrialSpec) -> _Claim:
+    def _create(self, spec: TrialSpec) -> Claim:
         """Create the RUNNING child run that claims ``spec.key`` (again if it took too long)."""
         from mlflow.entities import RunTag
 
@@ -507,7 +505,7 @@ class Tracker:
             t0 = time.time()
             start = int(t0 * 1000)
             run = self._call(self._ts.create_run, self.experiment_id, self._user, start, tags, name)
-            claim = _Claim(run.info.run_id, start, run.info.artifact_uri)
+            claim = Claim(run.info.run_id, start, run.info.artifact_uri)
             if time.time() - t0 <= self.settle / 2 or attempt == 3:
                 with self._lock:
                     self.stats.claimed += 1
@@ -515,7 +513,7 @@ class Tracker:
             self._withdraw(claim.run_id)  # others may have polled before it was visible
         raise AssertionError("unreachable")
 
-    def _create_many(self, specs: list[TrialSpec]) -> list[_Claim]:
+    def _create_many(self, specs: list[TrialSpec]) -> list[Claim]:
         """Claims for ``specs``: one transaction on a SQL store (made again if it took more
         than ``settle / 2``), else one ``create_run`` each (in parallel against a server)."""
         if not specs:
@@ -798,9 +796,8 @@ class Tracker:
         return f"runs:/{self.parent_id}/{name}"
 
     def _payload(self, it: _Item, ref: str | None) -> tuple[list, list, list]:
-        """(metrics with curve points, params, result tags) of one trial's child run."""
-        from mlflow.entities import RunTag
-
+        """(metrics with curve points, params, result tags) of one trial's child run, as plain
+        ``(key, value, timestamp, step)`` / ``(key, value)`` tuples."""
         spec, result = it.spec, it.result
         tags = {
             TAG_STATUS: result.status,
@@ -813,8 +810,8 @@ class Tracker:
             tags[TAG_NOT_COVERED] = result.not_covered[:_MAX_TAG]
         if ref:
             tags[TAG_RESULT_REF] = ref
-        metrics, params = trial_entities(spec, result, int(time.time() * 1000))
-        return metrics, params, [RunTag(k, v) for k, v in tags.items()]
+        metrics, params = trial_rows(spec, result, int(time.time() * 1000))
+        return metrics, params, list(tags.items())
 
     def _artifacts(self, it: _Item) -> None:
         if not self._chunked:
@@ -825,10 +822,13 @@ class Tracker:
     def _write(self, it: _Item, ref: str | None) -> None:
         """One trial through MLflow's store API: ``log_batch`` (split at MLflow's limits),
         its artifacts, then FINISHED / FAILED."""
-        from mlflow.entities import RunStatus
+        from mlflow.entities import Metric, Param, RunStatus, RunTag
 
         run_id = it.claim.run_id
-        metrics, params, tag_list = self._payload(it, ref)
+        mets, pars, tgs = self._payload(it, ref)
+        metrics = [Metric(*m) for m in mets]
+        params = [Param(*p) for p in pars]
+        tag_list = [RunTag(*t) for t in tgs]
         # MLflow's limits per log_batch: 100 params + tags, 1000 entities in all
         first = 1000 - len(params[:100]) - len(tag_list)
         self._call(self._ts.log_batch, run_id, metrics[:first], params[:100], tag_list)
@@ -840,7 +840,7 @@ class Tracker:
         status = RunStatus.FAILED if it.result.status == "failed" else RunStatus.FINISHED
         self._call(self._ts.update_run_info, run_id, status, int(time.time() * 1000), None)
 
-    def _artifact(self, claim: _Claim, name: str, text: str) -> None:
+    def _artifact(self, claim: Claim, name: str, text: str) -> None:
         """A text artifact; written straight to disk for a local (file://) artifact store."""
         folder = _local_folder(claim.artifact_uri)
         if folder is not None:
@@ -850,19 +850,27 @@ class Tracker:
             self._call(self.client.log_text, claim.run_id, text, name)
 
 
-def trial_entities(spec: TrialSpec, result: TrialResult, now: int) -> tuple[list, list]:
-    """MLflow ``(metrics, params)`` of one trial's child run: every ``result.metrics()`` at step 0,
-    every finite curve point as ``CURVE_PREFIX + name`` at its step, every param as a string
+def trial_rows(spec: TrialSpec, result: TrialResult, now: int) -> tuple[list, list]:
+    """``(metrics, params)`` of one trial's child run as plain tuples: every
+    ``result.metrics()`` as ``(name, value, now, 0)``, every finite curve point as
+    ``(CURVE_PREFIX + name, value, now, step)``, every param as ``(name, str(value))``
     (``now``: the timestamp in ms)."""
-    from mlflow.entities import Metric, Param
-
-    metrics = [Metric(k, v, now, 0) for k, v in result.metrics().items()]
+    metrics = [(k, float(v), now, 0) for k, v in result.metrics().items()]
     for cname, values in result.curves.items():
+        key = CURVE_PREFIX + cname
         for step, v in zip(result.curve_steps, values, strict=False):
             if v is not None and math.isfinite(float(v)):
-                metrics.append(Metric(CURVE_PREFIX + cname, float(v), now, int(step)))
-    params = [Param(k, str(v)) for k, v in spec.params().items()]
+                metrics.append((key, float(v), now, int(step)))
+    params = [(k, str(v)) for k, v in spec.params().items()]
     return metrics, params
+
+
+def trial_entities(spec: TrialSpec, result: TrialResult, now: int) -> tuple[list, list]:
+    """:func:`trial_rows` as MLflow ``Metric`` and ``Param`` entities."""
+    from mlflow.entities import Metric, Param
+
+    metrics, params = trial_rows(spec, result, now)
+    return [Metric(*m) for m in metrics], [Param(*p) for p in params]
 
 
 def _local_folder(artifact_uri: str) -> Path | None:
@@ -889,185 +897,3 @@ def _float(text: str | None, default: float) -> float:
         return float(text) if text else default
     except ValueError:
         return default
-
-
-def _sqlite_finished_keys(path: Path, experiment_id: str) -> set[str] | None:
-    """Trial keys with a FINISHED, active child run in ``experiment_id``, read with one SQL
-    query from MLflow's tables (read-only); None when the schema does not answer it."""
-    import sqlite3
-
-    try:
-        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=60)
-    except sqlite3.Error:
-        return None
-    try:
-        # only child (trial) runs carry the trial_key tag; tags' primary key (key, run_uuid)
-        # is the index this walks, then runs by its primary key
-        rows = con.execute(
-            "SELECT k.value FROM tags k JOIN runs r ON r.run_uuid = k.run_uuid "
-            "WHERE k.key = ? AND r.experiment_id = ? AND r.status = 'FINISHED' "
-            "AND r.lifecycle_stage = 'active'",
-            (TAG_TRIAL_KEY, int(experiment_id)),
-        ).fetchall()
-    except (sqlite3.Error, ValueError):
-        return None
-    finally:
-        con.close()
-    return {r[0] for r in rows}
-
-
-class _SqlWriter:
-    """Many runs per transaction into a SQL-backed MLflow store (SQLite, or a database URI
-    given directly as ``tracking.uri``), through SQLAlchemy Core on MLflow's own table
-    definitions (``mlflow.store.tracking.dbmodels.models``): rows exactly as
-    ``SqlAlchemyStore.create_run`` / ``log_batch`` / ``update_run_info`` write them (the
-    ``mlflow.runName`` tag, ``latest_metrics`` = each key's entry with the largest
-    ``(step, timestamp, value)``), in one transaction per group instead of three per run.
-    :meth:`usable` checks the installed MLflow's tables first; otherwise the Tracker keeps to
-    the store API."""
-
-    _COLUMNS = {
-        "runs": {"run_uuid", "name", "source_type", "source_name", "entry_point_name", "user_id",
-                 "status", "start_time", "end_time", "deleted_time", "source_version",
-                 "lifecycle_stage", "artifact_uri", "experiment_id"},
-        "tags": {"key", "value", "run_uuid"},
-        "params": {"key", "value", "run_uuid"},
-        "metrics": {"key", "value", "timestamp", "step", "is_nan", "run_uuid"},
-        "latest_metrics": {"key", "value", "timestamp", "step", "is_nan", "run_uuid"},
-    }  # fmt: skip
-
-    def __init__(self, store, experiment_id: str) -> None:
-        from mlflow.store.tracking.dbmodels import models
-
-        self.engine = store.engine
-        self.experiment_id = int(experiment_id)
-        self.location = store.get_experiment(experiment_id).artifact_location.rstrip("/")
-        self.t = {
-            "runs": models.SqlRun.__table__,
-            "tags": models.SqlTag.__table__,
-            "params": models.SqlParam.__table__,
-            "metrics": models.SqlMetric.__table__,
-            "latest_metrics": models.SqlLatestMetric.__table__,
-        }
-
-    @classmethod
-    def usable(cls, store) -> bool:
-        try:
-            from mlflow.store.tracking.dbmodels import models
-            from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
-        except ImportError:
-            return False
-        if not isinstance(store, SqlAlchemyStore):
-            return False
-        tables = {
-            "runs": models.SqlRun,
-            "tags": models.SqlTag,
-            "params": models.SqlParam,
-            "metrics": models.SqlMetric,
-            "latest_metrics": models.SqlLatestMetric,
-        }
-        return all(
-            {c.name for c in tables[name].__table__.columns} == cols
-            for name, cols in cls._COLUMNS.items()
-        )
-
-    def create(self, rows: list[tuple[str, str, int, dict[str, str], str]]) -> list[_Claim]:
-        """Insert RUNNING runs ``(run_id, name, start_ms, tags, user)`` in one transaction."""
-        claims, runs, tags = [], [], []
-        for run_id, name, start, run_tags, user in rows:
-            uri = f"{self.location}/{run_id}/artifacts"
-            runs.append(
-                {
-                    "run_uuid": run_id,
-                    "name": name,
-                    "source_type": "UNKNOWN",
-                    "source_name": "",
-                    "entry_point_name": "",
-                    "user_id": user,
-                    "status": "RUNNING",
-                    "start_time": start,
-                    "end_time": None,
-                    "deleted_time": None,
-                    "source_version": "",
-                    "lifecycle_stage": "active",
-                    "artifact_uri": uri,
-                    "experiment_id": self.experiment_id,
-                }  # fmt: skip
-            )
-            for k, v in {**run_tags, "mlflow.runName": name}.items():
-                tags.append({"key": k, "value": v, "run_uuid": run_id})
-            claims.append(_Claim(run_id, start, uri))
-        with self.engine.begin() as conn:
-            conn.execute(self.t["runs"].insert(), runs)
-            conn.execute(self.t["tags"].insert(), tags)
-        return claims
-
-    def kill(self, run_ids: list[str]) -> None:
-        """RUNNING runs marked KILLED (ended now), in one transaction."""
-        from sqlalchemy import and_, select
-
-        runs = self.t["runs"]
-        with self.engine.begin() as conn:
-            for i in range(0, len(run_ids), 10000):  # SQLite's bound on parameters per statement
-                sel = and_(runs.c.run_uuid.in_(run_ids[i : i + 10000]), runs.c.status == "RUNNING")
-                ids = [r[0] for r in conn.execute(select(runs.c.run_uuid).where(sel))]
-                if not ids:
-                    continue
-                chosen = runs.c.run_uuid.in_(ids)
-                conn.execute(runs.update().where(chosen).values(status="KILLED"))  # write lock
-                now = int(time.time() * 1000)  # taken after it: end_time ≈ the commit time
-                conn.execute(runs.update().where(chosen).values(end_time=now))
-
-    def withdraw(self, run_ids: list[str]) -> None:
-        """KILLED and deleted (as ``delete_run`` marks it), in one transaction."""
-        runs = self.t["runs"]
-        with self.engine.begin() as conn:
-            chosen = runs.c.run_uuid.in_(run_ids)
-            conn.execute(runs.update().where(chosen).values(status="KILLED"))  # write lock
-            now = int(time.time() * 1000)  # taken after it: end_time ≈ the commit time
-            conn.execute(
-                runs.update()
-                .where(chosen)
-                .values(end_time=now, lifecycle_stage="deleted", deleted_time=now)
-            )
-
-    def finish(self, rows: list[tuple[str, list, list, list, str]]) -> None:
-        """For each ``(run_id, metrics, params, tags, status)``: its params, tags, metrics and
-        latest metrics, then the status and end time — one transaction for all."""
-        from sqlalchemy import and_
-
-        params, tags, metrics, latest = [], [], [], []
-        for run_id, mets, pars, tgs, _ in rows:
-            params += [{"key": p.key, "value": p.value, "run_uuid": run_id} for p in pars]
-            tags += [{"key": t.key, "value": t.value, "run_uuid": run_id} for t in tgs]
-            seen: dict[tuple, dict] = {}
-            best: dict[str, dict] = {}
-            for m in mets:
-                row = {"key": m.key, "value": float(m.value), "timestamp": int(m.timestamp),
-                       "step": int(m.step), "is_nan": False, "run_uuid": run_id}  # fmt: skip
-                seen[(m.key, row["timestamp"], row["step"], row["value"])] = row
-                cur = best.get(m.key)
-                if cur is None or (row["step"], row["timestamp"], row["value"]) > (
-                    cur["step"],
-                    cur["timestamp"],
-                    cur["value"],
-                ):
-                    best[m.key] = row
-            metrics += list(seen.values())
-            latest += list(best.values())
-        runs = self.t["runs"]
-        with self.engine.begin() as conn:
-            for name, data in (("params", params), ("tags", tags), ("metrics", metrics),
-                               ("latest_metrics", latest)):  # fmt: skip
-                if data:
-                    conn.execute(self.t[name].insert(), data)
-            # the write lock is held from the first insert: end_time is (within ms) the commit
-            # time, which other drivers' polls by end_time rely on
-            now = int(time.time() * 1000)
-            for status in {r[4] for r in rows}:
-                ids = [r[0] for r in rows if r[4] == status]
-                conn.execute(
-                    runs.update()
-                    .where(and_(runs.c.run_uuid.in_(ids), runs.c.status == "RUNNING"))
-                    .values(status=status, end_time=now)
-                )

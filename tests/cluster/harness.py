@@ -165,6 +165,7 @@ class MlflowServer:
     workdir: Path
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen | None = None
+    app: str = "dualsweep"  # cluster/mlflow-server.sh --app (mlflow: the stock server)
 
     @property
     def uri(self) -> str:
@@ -183,6 +184,8 @@ class MlflowServer:
                 str(self.workdir / "artifacts"),
                 "--port",
                 str(self.port),
+                "--app",
+                self.app,
                 "--",
                 "--workers",
                 "1",

@@ -26,6 +26,7 @@ from sweep.schema import (
     TrialResult,
     TrialSpec,
 )
+from sweep.sqlstore import SqlWriter
 from sweep.tracking import Tracker, resolve_store, ui_command
 
 pytestmark = pytest.mark.slow
@@ -341,7 +342,6 @@ def test_runs_written_in_one_sql_transaction_read_back_as_mlflow_writes_them(
 ) -> None:
     """The SQL path (SQLite) and MLflow's store API give the same run: params, metrics and
     their latest values, curve histories, tags, status, artifact location."""
-    from sweep import tracking
 
     spec = _specs(1)[0]
     res = quick([spec])[0]
@@ -352,7 +352,7 @@ def test_runs_written_in_one_sql_transaction_read_back_as_mlflow_writes_them(
         if mode == "api":
             t._sql = None
         else:
-            assert isinstance(t._sql, tracking._SqlWriter)
+            assert isinstance(t._sql, SqlWriter)
         t.start(params={})
         t.claim([spec])
         t.record(spec, res)
