@@ -411,7 +411,12 @@ class Tracker:
 
     def _poll(self, needed: float = 0.0) -> None:
         """Refresh the view of other drivers' claims, FINISHED runs and live parents, unless a
-        poll that started at or after ``needed`` (wall time) already did."""
+        poll that started at or after ``needed`` (wall time) already did.
+
+        A FAILED run of another driver counts as done (``_done``) for this invocation when that
+        driver's invocation overlaps this one: its driver is live now, or the run started at or
+        after this driver's start (less ``settle``). Concurrent drivers thus try a failing key
+        once between them; a later invocation (after theirs ended) retries it."""
         with self._poll_lock:
             if self._last_poll is not None and self._last_poll >= needed:
                 return
@@ -432,8 +437,21 @@ class Tracker:
                 deleted=True,
             )
             parents = self._runs(f"{SWEEP_FILTER} and attributes.status = 'RUNNING'")
+            concurrent = set()  # sweep ids of the other live invocations
+            for p in parents:
+                sid = p.data.tags.get(TAG_SWEEP_ID, "")
+                if sid != self.sweep_id and self._owner_alive(p):
+                    concurrent.add(sid)
+            failed = []  # the first poll: what they failed before this driver's first window
+            if self._last_poll is None:
+                for sid in sorted(concurrent):
+                    failed += self._runs(
+                        f"{TRIAL_FILTER} and tags.{TAG_SWEEP_ID} = '{sid}' "
+                        "and attributes.status = 'FAILED'"
+                    )
+            since_me = (self._t0 - self.settle) * 1000
             with self._lock:
-                for r in (*new, *ended):
+                for r in (*new, *ended, *failed):
                     key = r.data.tags.get(TAG_TRIAL_KEY)
                     if not key:
                         continue
@@ -446,7 +464,11 @@ class Tracker:
                         continue
                     self._others.get(key, {}).pop(r.info.run_id, None)
                     if r.info.status == "FINISHED" and live:
-                        if not self.rerun or r.info.start_time >= (self._t0 - self.settle) * 1000:
+                        if not self.rerun or r.info.start_time >= since_me:
+                            self._done.add(key)
+                    elif r.info.status == "FAILED" and live:
+                        sid = r.data.tags.get(TAG_SWEEP_ID, "")
+                        if sid in concurrent or r.info.start_time >= since_me:
                             self._done.add(key)
                 self._parents = {
                     p.data.tags.get(TAG_SWEEP_ID, ""): (
