@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -121,3 +122,95 @@ def test_drivers_on_a_server_all_finish_and_lose_nothing(server_sweep) -> None:
 def test_drivers_on_a_server_run_each_key_exactly_once(server_sweep) -> None:
     _, _, rows, keys = server_sweep
     h.assert_exactly_once(rows, keys)
+
+
+# ---------------------------------------------------------------------------- failing trials
+
+# A driver whose trials of odd seed raise (make_problem fails: the trial is recorded FAILED).
+# Its tiny grid runs in about a second, less than the spread of the drivers' start-up (torch,
+# Hydra) on a loaded machine, so each driver waits after opening its parent run until all
+# `{n}` drivers have opened theirs: the invocations really overlap before any trial runs.
+FAILING_DRIVER = """
+import os, runpy, sys, time
+import sweep.tracking as tracking
+import sweep.trial as trial
+make = trial.make_problem
+def failing(spec):
+    if spec.seed % 2:
+        raise RuntimeError(f"injected failure (seed {{spec.seed}})")
+    return make(spec)
+trial.make_problem = failing
+start = tracking.Tracker.start
+def start_together(self, **kw):
+    out = start(self, **kw)
+    open(os.path.join({barrier!r}, f"started-{{os.getpid()}}"), "w").close()
+    deadline = time.monotonic() + 300
+    while len(os.listdir({barrier!r})) < {n} and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return out
+tracking.Tracker.start = start_together
+sys.argv = ["sweep", *sys.argv[1:]]
+runpy.run_module("sweep", run_name="__main__", alter_sys=True)
+"""
+
+
+def _status_counts(rows: list[tuple]) -> dict[str, Counter]:
+    out: dict[str, Counter] = {}
+    for key, status in rows:
+        out.setdefault(status, Counter())[key] += 1
+    return out
+
+
+@pytest.fixture(scope="module")
+def failing_sweep(tmp_path_factory) -> tuple:
+    """Two drivers started together on a grid whose odd seeds fail, then a third driver after
+    both ended; the store's (key, status) rows after the pair and after the third."""
+    from sweep.config import load
+    from sweep.grid import expand
+    from tests.sweep.conftest import compose
+
+    d = tmp_path_factory.mktemp("failing")
+    name = "relfail"
+
+    def cmd(i: int, together: int) -> list:
+        base = h.command(name, N, uri=None, artifacts=None, hydra=d / f"h{i}")
+        assert base[1:3] == ["-m", "sweep"]
+        barrier = d / f"barrier{together}"
+        barrier.mkdir(exist_ok=True)
+        code = FAILING_DRIVER.format(barrier=str(barrier), n=together)
+        return [base[0], "-c", code, *base[3:]]
+
+    pair = _drivers(2, lambda i: cmd(i, 2), d, d)
+    sql = h.TRIALS_SQL.format(name=name)
+    rows_pair = h.sqlite_rows(d / "mlruns.db", sql)
+    later, _ = h.run(cmd(2, 1), d, timeout=600)
+    rows_later = h.sqlite_rows(d / "mlruns.db", sql)
+    specs = expand(load(compose([f"grid.name={name}", h.seeds(N), *h.TINY])))
+    failing = {s.key for s in specs if s.seed % 2}
+    print("failing grid, 2 drivers:", [(rc, round(w, 1)) for rc, _, w in pair])
+    print(f"  runs per key and status after the pair: {_status_counts(rows_pair)}")
+    return pair, rows_pair, later, rows_later, failing, {s.key for s in specs} - failing
+
+
+def test_concurrent_drivers_run_each_failing_key_once(failing_sweep) -> None:
+    """A FAILED run of a concurrent driver counts as done for the other: each failing key has
+    one FAILED run (not one per driver), each other key one FINISHED run, nothing else."""
+    pair, rows, _, _, failing, good = failing_sweep
+    for rc, out, _ in pair:
+        assert rc == 0, out[-3000:]
+    counts = _status_counts(rows)
+    assert set(counts) == {"FAILED", "FINISHED"}, counts
+    assert counts["FAILED"] == Counter(dict.fromkeys(failing, 1)), counts["FAILED"]
+    assert counts["FINISHED"] == Counter(dict.fromkeys(good, 1)), counts["FINISHED"]
+
+
+def test_a_later_invocation_retries_the_failed_keys(failing_sweep) -> None:
+    """Only concurrent drivers share failures: a driver started after both ended runs every
+    failed key once more and nothing that finished."""
+    _, _, later, rows, failing, good = failing_sweep
+    assert later.returncode == 0, later.stdout[-2000:] + later.stderr[-2000:]
+    out = later.stdout + later.stderr
+    assert f"0 finished, 0 diverged, {len(failing)} failed, {len(good)} skipped" in out, out[-2000:]
+    counts = _status_counts(rows)
+    assert counts["FAILED"] == Counter(dict.fromkeys(failing, 2)), counts["FAILED"]
+    assert counts["FINISHED"] == Counter(dict.fromkeys(good, 1)), counts["FINISHED"]
