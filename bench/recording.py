@@ -11,7 +11,10 @@ Where the time goes when a driver records one small trial (the smoke grid's shap
 - ``server+sqlite`` / ``server+pg``: an MLflow tracking server on 127.0.0.1
   (``cluster/mlflow-server.sh``) backed by SQLite or by a throw-away PostgreSQL server, in the
   server configurations compared (``uvicorn×1``: one worker; ``uvicorn×4``: MLflow's default
-  four workers; ``gunicorn×4``: four gunicorn workers, ``cluster/mlflow-server.sh``'s default).
+  four workers; ``gunicorn×4``: four gunicorn workers — all the stock server, ``--app mlflow``,
+  where the driver makes 3 REST requests per trial; ``dualsweep gunicorn×4`` (the script's
+  default) / ``dualsweep uvicorn×1``: the ``dualsweep`` server app, one request per group of
+  trials, :mod:`sweep.serverapp`).
 
 It prints
 

@@ -29,6 +29,12 @@ with nothing written:
 - an existing SQLite file that is not a database, cannot be written, or holds an MLflow schema
   other than the installed one while holding runs (``mlflow db upgrade`` is the user's call).
 
+A store that fails *during* a sweep (a server or database that dies, a full disk) stops the
+sweep: :class:`StoreFault`, one sentence with what was recorded, exit 2; the next run of the same
+command resumes. Against a server MLflow's HTTP retries are bounded for that
+(:data:`HTTP_DEFAULTS`, unless the environment sets them): a request to a dead server gives up
+after ~15 s instead of MLflow's ~4 minutes per request.
+
 Creating a SQLite store is atomic with respect to ``kill -9``: the schema is migrated and the
 experiment created in ``.<name>.creating-<pid>`` in the same directory, converted out of WAL
 mode and moved into place with ``os.replace``; a kill at any moment leaves either no store or a
@@ -64,12 +70,14 @@ from sweep.schema import TAG_KIND
 
 __all__ = [
     "CHECK_TIMEOUT",
+    "HTTP_DEFAULTS",
     "KIND_SWEEP",
     "KIND_TRIAL",
     "LOCK_WAIT",
     "SWEEP_FILTER",
     "Store",
     "StoreError",
+    "StoreFault",
     "TAG_PARENT",
     "TRIAL_FILTER",
     "check_reachable",
@@ -78,6 +86,7 @@ __all__ = [
     "experiment_id",
     "open_store",
     "resolve_store",
+    "safe_uri",
     "search_runs",
     "sqlite_path",
     "ui_command",
@@ -105,6 +114,19 @@ _QUIET = (
 
 class StoreError(ConfigError):
     """A tracking store that cannot be used, as one sentence naming it and what to do."""
+
+
+class StoreFault(StoreError):
+    """The store failed during the sweep (after the preflight checks passed)."""
+
+
+# MLflow's HTTP client settings for a driver, unless the environment sets them: 4 retries 1, 2,
+# 4, 8 s apart (MLflow: 7 retries, 2 s factor, ~4 min per request) and 30 s per attempt
+HTTP_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "4",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+}
 
 
 @dataclass(frozen=True)
@@ -196,12 +218,12 @@ def _check_server(uri: str) -> None:
             "same command again."
         )
     raise StoreError(
-        f"cannot reach the database of the tracking store {_safe(uri)} ({why}); start it or fix "
+        f"cannot reach the database of the tracking store {safe_uri(uri)} ({why}); start it or fix "
         "tracking.uri / MLFLOW_TRACKING_URI, then run the same command again."
     )
 
 
-def _safe(uri: str) -> str:
+def safe_uri(uri: str) -> str:
     """``uri`` without its password."""
     parts = urllib.parse.urlsplit(uri)
     if parts.password:
@@ -305,6 +327,8 @@ def _dir_lock(folder: Path, uri: str) -> Iterator[None]:
 def _quiet() -> None:
     for name in _QUIET:
         logging.getLogger(name).setLevel(logging.WARNING)
+    # one line per HTTP retry: a store that fails is reported once, as one sentence (StoreFault)
+    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
 
 
 def _sqlite_fast_commits() -> None:
@@ -564,6 +588,9 @@ def open_store(
             )
     else:
         _check_server(uri)
+        if uri.startswith(("http://", "https://")):
+            for name, value in HTTP_DEFAULTS.items():
+                os.environ.setdefault(name, value)
     try:
         cl = client(uri)
         if experiment is None:
@@ -576,6 +603,6 @@ def open_store(
     except Exception as exc:  # MLflow refused the store: say which and why, in one sentence
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0].rstrip(".")
         raise StoreError(
-            f"the MLflow store {_safe(uri)} could not be opened ({type(exc).__name__}: "
+            f"the MLflow store {safe_uri(uri)} could not be opened ({type(exc).__name__}: "
             f"{first[:300]}); fix it or choose another tracking.uri."
         ) from exc

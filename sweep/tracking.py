@@ -74,8 +74,10 @@ from sweep.store import (
     TAG_PARENT,
     TRIAL_FILTER,
     Store,
+    StoreFault,
     open_store,
     resolve_store,
+    safe_uri,
     search_runs,
     ui_command,
 )
@@ -155,6 +157,7 @@ class _Stats:
     claimed: int = 0  # claims (RUNNING child runs) this driver created
     elsewhere: int = 0  # trials skipped at dispatch: recorded or claimed by another live driver
     dropped: int = 0  # results not recorded: another driver's claim or FINISHED run came first
+    lost: int = 0  # results not recorded because the store failed (run again on resume)
     taken_over: int = 0  # claims of dead drivers marked KILLED while this one ran their keys
     errors: list[str] = field(default_factory=list)
 
@@ -252,6 +255,7 @@ class Tracker:
         self._stop = threading.Event()
         self._heart: threading.Thread | None = None
         self._chunks = 0
+        self.fault: str | None = None  # the store's first failure during the sweep
         # many runs per transaction instead of 3 calls per run: on a SQL store the driver opens
         # (SQLite by default), or through a server that runs the dualsweep app (sweep.serverapp)
         self._sql: SqlWriter | HttpWriter | None = None
@@ -262,7 +266,24 @@ class Tracker:
 
     # ------------------------------------------------------------ store calls
 
+    def _failed(self, exc: BaseException) -> StoreFault:
+        """Note the store's first failure; the StoreFault that stops the sweep."""
+        with self._lock:
+            if self.fault is None:
+                self.fault = _reason(exc)
+        return StoreFault(self._fault_sentence())
+
+    def _fault_sentence(self) -> str:
+        return (
+            f"the MLflow store {safe_uri(self.store.uri)} failed during the sweep ({self.fault}); "
+            f"{self.stats.runs} trial(s) were recorded, {self.stats.lost} computed result(s) "
+            "were not; once the store works again, run the same command to resume (it runs "
+            "those again)."
+        )
+
     def _call(self, fn, *args, **kwargs):
+        if self.fault:  # no more requests (each would sit in retries) once the store failed
+            raise StoreFault(self._fault_sentence())
         with self._lock:
             self.stats.calls += 1
         return fn(*args, **kwargs)
@@ -589,13 +610,20 @@ class Tracker:
         settled when the result is recorded (see the class docstring)."""
         if self.parent_id is None:
             raise RuntimeError("Tracker.claim called before Tracker.start")
-        self._poll(time.time() - self.poll_every)
-        with self._lock:
-            todo = [
-                s for s in specs if s.key not in self._claims and not self._blocked(s.key, None)
-            ]
-            self.stats.elsewhere += sum(1 for s in specs if s.key not in self._claims) - len(todo)
-        claims = self._create_many(todo)
+        if self.fault:
+            raise StoreFault(self._fault_sentence())
+        try:
+            self._poll(time.time() - self.poll_every)
+            with self._lock:
+                todo = [
+                    s for s in specs if s.key not in self._claims and not self._blocked(s.key, None)
+                ]
+                self.stats.elsewhere += sum(1 for s in specs if s.key not in self._claims) - len(
+                    todo
+                )
+            claims = self._create_many(todo)
+        except Exception as exc:
+            raise self._failed(exc) from exc
         with self._lock:
             for spec, c in zip(todo, claims, strict=True):
                 self._claims[spec.key] = c
@@ -626,9 +654,14 @@ class Tracker:
     # ------------------------------------------------------------ results
 
     def record(self, spec: TrialSpec, result: TrialResult) -> None:
-        """Queue one trial for the writer threads (returns at once)."""
+        """Queue one trial for the writer threads (returns at once). Raises
+        :class:`~sweep.store.StoreFault` once the store has failed: the sweep stops."""
         if not self._threads:
             raise RuntimeError("Tracker.record called before Tracker.start")
+        if self.fault:
+            with self._lock:
+                self.stats.lost += 1
+            raise StoreFault(self._fault_sentence())
         with self._lock:
             claim = self._claims.get(spec.key)
         self._queue.put(_Item(spec, result, claim))
@@ -640,8 +673,9 @@ class Tracker:
     def finish(self, status: str) -> None:
         """Write every queued trial, withdraw claims never recorded, close the parent run.
 
-        Raises RuntimeError if any trial could not be written (after closing the parent).
-        """
+        Raises :class:`~sweep.store.StoreFault` (one sentence, what was recorded and how to
+        resume) if the store failed during the sweep; the parent run and the claims are then
+        left RUNNING for the next run of the command to close (its driver is gone by then)."""
         from mlflow.entities import Metric, RunStatus
 
         for _ in self._threads:
@@ -651,8 +685,11 @@ class Tracker:
         self._threads = []
         self._stop.set()
         if self._heart is not None:
-            self._heart.join()
+            self._heart.join(timeout=None if self.fault is None else 1.0)
             self._heart = None
+        if self.fault:
+            _LIVE_SWEEPS.discard(self.sweep_id)
+            raise StoreFault(self._fault_sentence())
         with self._lock:
             left = [c.run_id for c in self._claims.values()]
             self._claims.clear()
@@ -663,7 +700,8 @@ class Tracker:
             else:
                 self._map(self._withdraw, left)
         except Exception as exc:
-            self.stats.errors.append(f"closing {len(left)} unrecorded claims: {exc}")
+            _LIVE_SWEEPS.discard(self.sweep_id)
+            raise self._failed(exc) from exc
         if self.parent_id is not None:
             self.client.log_batch(
                 self.parent_id,
@@ -682,11 +720,6 @@ class Tracker:
                 None,
             )
         _LIVE_SWEEPS.discard(self.sweep_id)
-        if self.stats.errors:
-            raise RuntimeError(
-                f"{len(self.stats.errors)} trial(s) could not be recorded in MLflow; first error: "
-                + self.stats.errors[0]
-            )
 
     def _writer(self) -> None:
         """Take every queued result; write, in one group, those whose claims are settled (a
@@ -708,6 +741,14 @@ class Tracker:
                     stop = True
                 else:
                     held.append(nxt)
+            if self.fault:  # nothing more is written once the store failed (resume reruns them)
+                with self._lock:
+                    self.stats.lost += len(held)
+                held = []
+                if stop:
+                    self._queue.put(None)
+                    return
+                continue
             with self._lock:
                 if self._busy == 0:
                     self._busy_since = time.perf_counter()
@@ -735,14 +776,12 @@ class Tracker:
                 taken = {id(it) for it in group}
                 held = [it for it in held if id(it) not in taken]
                 self._write_group(group)
-            except Exception as exc:  # recorded and re-raised by finish(): never silently lost
-                failed = group or held
+            except Exception as exc:  # the store failed: the sweep stops (StoreFault), resumable
+                self._failed(exc)
                 with self._lock:
-                    self.stats.errors.extend(
-                        f"{it.spec.key}: {type(exc).__name__}: {exc}" for it in failed
-                    )
-                if not group:
-                    held = []
+                    self.stats.errors.append(f"{type(exc).__name__}: {exc}")
+                    self.stats.lost += len(group) + len(held)
+                held = []
             finally:
                 with self._lock:
                     self._busy -= 1
@@ -893,6 +932,23 @@ def trial_entities(spec: TrialSpec, result: TrialResult, now: int) -> tuple[list
 
     metrics, params = trial_rows(spec, result, now)
     return [Metric(*m) for m in metrics], [Param(*p) for p in params]
+
+
+# the phrases of the usual store failures, as they appear in nested exception texts
+_REASONS = ("Connection refused", "timed out", "Name or service not known",
+            "Connection reset", "Remote end closed connection", "database is locked",
+            "disk I/O error", "No space left on device", "readonly database")  # fmt: skip
+
+
+def _reason(exc: BaseException) -> str:
+    """A short phrase for a store failure: the first usual reason in its text (MLflow nests
+    urllib3's in its own), else the exception's first line."""
+    text = str(exc)
+    for phrase in _REASONS:
+        if phrase.lower() in text.lower():
+            return f"{phrase.lower()}, {type(exc).__name__}"
+    first = (text.strip().splitlines() or [""])[0][:200]
+    return f"{type(exc).__name__}: {first}".rstrip(": ")
 
 
 def _local_folder(artifact_uri: str) -> Path | None:
