@@ -58,7 +58,10 @@ SERVER_CONFIGS = {  # name: (server app, options of `mlflow server`)
     "uvicorn×4": ("mlflow", ["--workers", "4", "--uvicorn-opts", "--timeout-keep-alive 30"]),
     "gunicorn×4": ("mlflow", ["--workers", "4", "--gunicorn-opts", "--keep-alive 30"]),
     "dualsweep gunicorn×4": ("dualsweep", ["--workers", "4", "--gunicorn-opts", "--keep-alive 30"]),
-    "dualsweep uvicorn×1": ("dualsweep", ["--workers", "1", "--uvicorn-opts", "--timeout-keep-alive 30"]),
+    "dualsweep uvicorn×1": (
+        "dualsweep",
+        ["--workers", "1", "--uvicorn-opts", "--timeout-keep-alive 30"],
+    ),
 }
 
 
