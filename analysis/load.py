@@ -19,8 +19,22 @@ says how many runs were left out):
   ``trial_key``, ``family``, ``not_covered``, ``grid``, ``sweep_id``, ``device``, ``ray_node_id``,
   ``git_commit``.
 
-Results are paged (``search_runs`` with ``page_token``), so thousands of runs come back
-whole, from a SQLite store or a tracking server alike. Nothing is ever re-solved here. The store
+Which path reads the store:
+
+- **SQL** — the store is MLflow's ``SqlAlchemyStore`` with the tables the sweep's own SQL
+  writer checks (:meth:`sweep.sqlstore.SqlWriter.usable`): the embedded SQLite store, or a
+  database URL (``postgresql://…``) given as the tracking URI. The runs with their tags, params
+  and latest metrics come from :func:`sweep.sqlstore.read_runs` (four queries joined on the
+  experiment id) and the curves from :func:`sweep.sqlstore.read_curves` (one query): a
+  10,000-trial store in seconds instead of minutes (BENCHMARKS.md, "Reading a 10,000-trial
+  store").
+- **MLflow API** — every other store (an ``http://`` tracking server, a ``file:`` store, a SQL
+  store whose schema differs from the tables checked), or :data:`SQL_READS` set to False:
+  ``search_runs`` paged with ``page_token`` (so thousands of runs come back whole) and one
+  ``get_metric_history`` call per run and curve (threaded).
+
+Both give the same frames: the same rows in the same order, columns and dtypes, and ``attrs``
+(tests/analysis/test_load_sql.py compares them). Nothing is ever re-solved here. The store
 is opened by :func:`sweep.store.open_store` (the writer's module too) without ``create``: a
 missing or unreadable store is one sentence (:class:`sweep.store.StoreError`), and reading
 never creates or writes anything.
@@ -59,8 +73,10 @@ from sweep.schema import (
     TrialSpec,
     param_types,
 )
+from sweep.sqlstore import SqlWriter, read_curves, read_runs
 from sweep.store import (
     KIND_SWEEP,
+    KIND_TRIAL,
     PAGE_SIZE,
     SWEEP_FILTER,
     TAG_PARENT,
@@ -98,6 +114,9 @@ _MLFLOW_STATUS = {
     "RUNNING": "running",
 }
 _FIXED = ["run_id", "parent_run_id", "run_name", "status", "run_status", "start_time", "end_time"]
+_CURVE_COLUMNS = ["run_id", "curve", "step", "value"]
+
+SQL_READS = True  # False: every store is read through MLflow's API (tests and bench/reading.py)
 
 
 def default_tracking_uri() -> str:
@@ -113,15 +132,35 @@ def _open(tracking_uri: str | None, experiment: str):
     return open_store(tracking_uri or default_tracking_uri(), experiment, create=False)
 
 
+def _engine(client):
+    """The SQLAlchemy engine of ``client``'s store when the SQL path applies (see the module
+    docstring), else None (MLflow's API path)."""
+    if not SQL_READS:
+        return None
+    try:
+        store = client._tracking_client.store
+    except Exception:  # a client without a store we can look at: the API path
+        return None
+    return store.engine if SqlWriter.usable(store) else None
+
+
 def _trial_runs(client, experiment_id: str, page_size: int) -> list:
-    runs = search_runs(client, experiment_id, TRIAL_FILTER, page_size=page_size)
+    """The active trial runs (tag ``run_kind=trial``), as MLflow ``Run`` entities (API path)
+    or :class:`sweep.sqlstore.RunRow` (SQL path: the same attributes and values)."""
+    engine = _engine(client)
+    if engine is not None:
+        runs = read_runs(engine, experiment_id, kind=KIND_TRIAL)
+    else:
+        runs = search_runs(client, experiment_id, TRIAL_FILTER, page_size=page_size)
     if runs:
         return runs
     # stores written without run_kind tags: every child run is a trial
+    if engine is not None:
+        every = read_runs(engine, experiment_id)
+    else:
+        every = search_runs(client, experiment_id, "", page_size=page_size)
     return [
-        r
-        for r in search_runs(client, experiment_id, "", page_size=page_size)
-        if TAG_PARENT in r.data.tags and r.data.tags.get(TAG_KIND) != KIND_SWEEP
+        r for r in every if TAG_PARENT in r.data.tags and r.data.tags.get(TAG_KIND) != KIND_SWEEP
     ]
 
 
@@ -304,9 +343,19 @@ def load(
 def load_parents(
     experiment: str, tracking_uri: str | None = None, *, page_size: int = PAGE_SIZE
 ) -> pd.DataFrame:
-    """The parent (sweep) runs of ``experiment``: run_id, run_name, status, times, params."""
+    """The parent (sweep) runs of ``experiment``, latest first (as ``search_runs`` orders them:
+    start time descending, then run id): run_id, run_name, run_status, times, then
+    ``metric.*`` and ``param.*`` (sorted by name)."""
     client, exp_id = _open(tracking_uri, experiment)
-    runs = [] if exp_id is None else search_runs(client, exp_id, SWEEP_FILTER, page_size=page_size)
+    engine = None if exp_id is None else _engine(client)
+    if exp_id is None:
+        runs = []
+    elif engine is not None:
+        runs = read_runs(engine, exp_id, kind=KIND_SWEEP)
+        runs.sort(key=lambda r: r.info.run_id)
+        runs.sort(key=lambda r: (r.info.start_time is None, -(r.info.start_time or 0)))
+    else:
+        runs = search_runs(client, exp_id, SWEEP_FILTER, page_size=page_size)
     rows = []
     for r in runs:
         rows.append(
@@ -318,22 +367,27 @@ def load_parents(
                 "end_time": pd.to_datetime(r.info.end_time, unit="ms", utc=True)
                 if r.info.end_time
                 else pd.NaT,
-                **{f"metric.{k}": v for k, v in r.data.metrics.items()},
-                **{f"param.{k}": v for k, v in r.data.params.items()},
+                **{f"metric.{k}": v for k, v in sorted(r.data.metrics.items())},
+                **{f"param.{k}": v for k, v in sorted(r.data.params.items())},
             }
         )
     return pd.DataFrame(rows, columns=None if rows else ["run_id", "run_name", "run_status"])
 
 
-def _curve_keys(client, exp_id: str, run_ids: set[str] | None, page_size: int) -> dict[str, list]:
-    keys = {}
+def _curve_runs(client, exp_id: str, run_ids: set[str] | None, page_size: int) -> list:
+    """The trial runs whose curves :func:`load_curves` reads: those in ``run_ids``, or (None)
+    the runs :func:`load` keeps, one per trial key."""
     runs = _trial_runs(client, exp_id, page_size)
-    if run_ids is None:  # the runs load() keeps: one per trial key
+    if run_ids is None:
         runs, _ = _latest_per_key(runs)
-    for r in runs:
-        if run_ids is None or r.info.run_id in run_ids:
-            keys[r.info.run_id] = sorted(k for k in r.data.metrics if k.startswith(CURVE_PREFIX))
-    return keys
+    return [r for r in runs if run_ids is None or r.info.run_id in run_ids]
+
+
+def _curve_keys(runs: Sequence) -> dict[str, list]:
+    """run id → its ``curve.*`` metric keys (from the latest metrics of each run)."""
+    return {
+        r.info.run_id: sorted(k for k in r.data.metrics if k.startswith(CURVE_PREFIX)) for r in runs
+    }
 
 
 def load_curves(
@@ -350,7 +404,11 @@ def load_curves(
 
     ``run_ids`` restricts to some runs (default: the runs :func:`load` keeps, one per trial
     key), ``names`` to some curves (without the prefix).
-    One metric-history call per run and curve (threaded: a server answers them in parallel).
+    SQL path: every curve point of the experiment in one query (:func:`sweep.sqlstore.read_curves`),
+    then restricted to those runs and names. API path: one ``get_metric_history`` call per run
+    and curve (threaded: a server answers them in parallel). Both give every point of each
+    history, NaN included, sorted by run id, curve and step (points of one step in the order
+    ``get_metric_history`` returns them: by timestamp, then value).
     """
     client, exp_id = _open(tracking_uri, experiment)
     empty = pd.DataFrame(
@@ -364,8 +422,19 @@ def load_curves(
     if exp_id is None:
         return empty
     wanted = None if run_ids is None else set(run_ids)
-    keys = _curve_keys(client, exp_id, wanted, page_size)
+    runs = _curve_runs(client, exp_id, wanted, page_size)
     name_set = None if names is None else {CURVE_PREFIX + n for n in names}
+    engine = _engine(client)
+    if engine is not None:
+        keep = {r.info.run_id for r in runs}
+        cut = len(CURVE_PREFIX)
+        rows = [
+            (rid, key[cut:], int(step), float(value))
+            for rid, key, step, value in read_curves(engine, exp_id, CURVE_PREFIX)
+            if rid in keep and (name_set is None or key in name_set)
+        ]
+        return _curve_frame(rows) if rows else empty
+    keys = _curve_keys(runs)
     jobs = [(rid, k) for rid, ks in keys.items() for k in ks if name_set is None or k in name_set]
     if not jobs:
         return empty
@@ -379,8 +448,13 @@ def load_curves(
 
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
         parts = list(pool.map(fetch, jobs))
-    rows = [row for part in parts for row in part]
-    out = pd.DataFrame(rows, columns=["run_id", "curve", "step", "value"])
+    return _curve_frame([row for part in parts for row in part])
+
+
+def _curve_frame(rows: list[tuple]) -> pd.DataFrame:
+    """Long-form curves from ``(run_id, curve, step, value)`` rows, each history in the order
+    ``get_metric_history`` gives it (the sort by run id, curve and step is stable)."""
+    out = pd.DataFrame(rows, columns=_CURVE_COLUMNS)
     out = out.astype({"step": np.int64, "value": np.float64})
     return out.sort_values(["run_id", "curve", "step"], kind="stable").reset_index(drop=True)
 

@@ -323,3 +323,152 @@ class HttpWriter:
 
     def finish(self, rows: list[FinishRow]) -> None:
         self._post("finish", {"rows": rows})
+
+
+# ---------------------------------------------------------------------------- reading
+
+
+@dataclass
+class RunInfoRow:
+    """The fields of MLflow's ``RunInfo`` that :mod:`analysis.load` reads."""
+
+    run_id: str
+    run_name: str | None
+    status: str
+    start_time: int | None
+    end_time: int | None
+    lifecycle_stage: str
+
+
+@dataclass
+class RunDataRow:
+    """MLflow's ``RunData`` as plain dicts: tags, params (strings) and latest metrics."""
+
+    tags: dict
+    params: dict
+    metrics: dict
+
+
+@dataclass
+class RunRow:
+    """A run read straight from the SQL tables, shaped like MLflow's ``Run``
+    (``.info.run_id`` …, ``.data.tags`` …) for the readers of :mod:`analysis.load`."""
+
+    info: RunInfoRow
+    data: RunDataRow
+
+
+def _fetch(conn, query) -> list[tuple]:
+    """All rows of ``query`` as the database driver returns them: the statement compiled
+    once, executed on the connection's DBAPI cursor (SQLAlchemy's per-row result processing
+    costs as much as the query on these tables: ~0.7 of 1.4 s for 3·10^5 rows). Only for
+    columns whose raw values are already what the caller reads (strings, ints, floats,
+    booleans as 0/1)."""
+    compiled = query.compile(dialect=conn.dialect)
+    params = compiled.construct_params()
+    if compiled.positional:
+        args = tuple(params[name] for name in compiled.positiontup)
+    else:
+        args = params
+    cursor = conn.connection.dbapi_connection.cursor()
+    try:
+        cursor.execute(str(compiled), args)
+        return cursor.fetchall()
+    finally:
+        cursor.close()
+
+
+def _active(runs, experiment_id: str | int):
+    return (runs.c.experiment_id == int(experiment_id), runs.c.lifecycle_stage == "active")
+
+
+def read_runs(engine, experiment_id: str | int, *, kind: str | None = None) -> list[RunRow]:
+    """Every active run of ``experiment_id`` (``runs.lifecycle_stage = 'active'``, what
+    ``search_runs`` with ``ViewType.ACTIVE_ONLY`` returns) with its tags, params and latest
+    metrics, as :class:`RunRow` — the same values MLflow's ``Run`` entities carry (``is_nan``
+    read as NaN; ``run_name`` from the ``mlflow.runName`` tag when the column is empty).
+
+    ``kind``: only the runs whose ``run_kind`` tag (:data:`sweep.schema.TAG_KIND`) is ``kind``.
+    Four queries (runs, tags, params, latest metrics), each a join on ``runs.experiment_id``:
+    no list of run ids is sent, so 10^5 runs cost what their rows cost."""
+    from mlflow.store.tracking.dbmodels import models
+    from sqlalchemy import and_, select
+
+    from sweep.schema import TAG_KIND
+
+    runs = models.SqlRun.__table__
+    tables = {
+        "tags": models.SqlTag.__table__,
+        "params": models.SqlParam.__table__,
+        "metrics": models.SqlLatestMetric.__table__,
+    }
+    chosen = runs
+    if kind is not None:
+        k = models.SqlTag.__table__.alias("kind_tag")
+        on = and_(k.c.run_uuid == runs.c.run_uuid, k.c.key == TAG_KIND, k.c.value == kind)
+        chosen = runs.join(k, on)  # (key, run_uuid) is the tags' primary key: one row per run
+    where = _active(runs, experiment_id)
+    out: dict[str, RunRow] = {}
+    with engine.connect() as conn:
+        cols = (runs.c.run_uuid, runs.c.name, runs.c.status, runs.c.start_time,
+                runs.c.end_time, runs.c.lifecycle_stage)  # fmt: skip
+        for rid, name, status, start, end, stage in _fetch(
+            conn, select(*cols).select_from(chosen).where(*where)
+        ):
+            out[rid] = RunRow(
+                RunInfoRow(rid, name, status, start, end, stage), RunDataRow({}, {}, {})
+            )
+        if not out:
+            return []
+        for field, t in tables.items():
+            extra = (t.c.is_nan,) if field == "metrics" else ()
+            query = (
+                select(t.c.run_uuid, t.c.key, t.c.value, *extra)
+                .select_from(chosen.join(t, t.c.run_uuid == runs.c.run_uuid))
+                .where(*where)
+            )
+            target = {rid: getattr(run.data, field) for rid, run in out.items()}
+            rows = _fetch(conn, query)
+            if field == "metrics":
+                nan = float("nan")
+                rows = [(rid, key, nan if is_nan else value) for rid, key, value, is_nan in rows]
+            for rid, key, value in rows:
+                into = target.get(rid)
+                if into is not None:  # else a run that became active between the queries
+                    into[key] = value
+    for run in out.values():
+        if not run.info.run_name:
+            name = run.data.tags.get("mlflow.runName")
+            if name:
+                run.info.run_name = name
+    return list(out.values())
+
+
+def read_curves(engine, experiment_id: str | int, prefix: str) -> list[tuple]:
+    """Every row of MLflow's ``metrics`` table (the full histories ``get_metric_history``
+    reads) of the active runs of ``experiment_id`` whose key starts with ``prefix``, as
+    ``(run_id, key, step, value)`` (``value`` NaN where ``is_nan``), ordered by run id, key,
+    step, then as ``get_metric_history`` orders one history (timestamp, stored value).
+    One query, a join on ``runs.experiment_id``."""
+    from mlflow.store.tracking.dbmodels import models
+    from sqlalchemy import select
+
+    runs, m = models.SqlRun.__table__, models.SqlMetric.__table__
+    query = (
+        select(m.c.run_uuid, m.c.key, m.c.step, m.c.value, m.c.is_nan)
+        .join(runs, runs.c.run_uuid == m.c.run_uuid)
+        .where(*_active(runs, experiment_id), m.c.key.startswith(prefix, autoescape=True))
+        .order_by(m.c.run_uuid, m.c.key, m.c.step, m.c.timestamp, m.c.value)
+    )
+    nan = float("nan")
+    with engine.connect() as conn:
+        rows = _fetch(conn, query)
+    # LIKE ignores case in SQLite and MySQL: the prefix is checked again here
+    return [
+        (rid, key, step, nan if is_nan else value)
+        for rid, key, step, value, is_nan in rows
+        if key.startswith(prefix)
+    ]
+
+
+__all__ += ["RunDataRow", "RunInfoRow", "RunRow", "read_curves", "read_runs"]
