@@ -144,19 +144,21 @@ def _engine(client):
     return store.engine if SqlWriter.usable(store) else None
 
 
-def _trial_runs(client, experiment_id: str, page_size: int) -> list:
+def _trial_runs(client, experiment_id: str, page_size: int, *, tags_only: bool = False) -> list:
     """The active trial runs (tag ``run_kind=trial``), as MLflow ``Run`` entities (API path)
-    or :class:`sweep.sqlstore.RunRow` (SQL path: the same attributes and values)."""
+    or :class:`sweep.sqlstore.RunRow` (SQL path: the same attributes and values; with
+    ``tags_only`` their params and metrics are left unread)."""
     engine = _engine(client)
+    parts = ("tags",) if tags_only else ("tags", "params", "metrics")
     if engine is not None:
-        runs = read_runs(engine, experiment_id, kind=KIND_TRIAL)
+        runs = read_runs(engine, experiment_id, kind=KIND_TRIAL, parts=parts)
     else:
         runs = search_runs(client, experiment_id, TRIAL_FILTER, page_size=page_size)
     if runs:
         return runs
     # stores written without run_kind tags: every child run is a trial
     if engine is not None:
-        every = read_runs(engine, experiment_id)
+        every = read_runs(engine, experiment_id, parts=parts)
     else:
         every = search_runs(client, experiment_id, "", page_size=page_size)
     return [
@@ -376,8 +378,8 @@ def load_parents(
 
 def _curve_runs(client, exp_id: str, run_ids: set[str] | None, page_size: int) -> list:
     """The trial runs whose curves :func:`load_curves` reads: those in ``run_ids``, or (None)
-    the runs :func:`load` keeps, one per trial key."""
-    runs = _trial_runs(client, exp_id, page_size)
+    the runs :func:`load` keeps, one per trial key (SQL path: their tags only)."""
+    runs = _trial_runs(client, exp_id, page_size, tags_only=_engine(client) is not None)
     if run_ids is None:
         runs, _ = _latest_per_key(runs)
     return [r for r in runs if run_ids is None or r.info.run_id in run_ids]

@@ -382,14 +382,21 @@ def _active(runs, experiment_id: str | int):
     return (runs.c.experiment_id == int(experiment_id), runs.c.lifecycle_stage == "active")
 
 
-def read_runs(engine, experiment_id: str | int, *, kind: str | None = None) -> list[RunRow]:
+def read_runs(
+    engine,
+    experiment_id: str | int,
+    *,
+    kind: str | None = None,
+    parts: tuple[str, ...] = ("tags", "params", "metrics"),
+) -> list[RunRow]:
     """Every active run of ``experiment_id`` (``runs.lifecycle_stage = 'active'``, what
     ``search_runs`` with ``ViewType.ACTIVE_ONLY`` returns) with its tags, params and latest
     metrics, as :class:`RunRow` — the same values MLflow's ``Run`` entities carry (``is_nan``
     read as NaN; ``run_name`` from the ``mlflow.runName`` tag when the column is empty).
 
-    ``kind``: only the runs whose ``run_kind`` tag (:data:`sweep.schema.TAG_KIND`) is ``kind``.
-    Four queries (runs, tags, params, latest metrics), each a join on ``runs.experiment_id``:
+    ``kind``: only the runs whose ``run_kind`` tag (:data:`sweep.schema.TAG_KIND`) is ``kind``;
+    ``parts``: which of tags, params, metrics to read (the others stay empty dicts).
+    Up to four queries (runs, tags, params, latest metrics), each a join on ``runs.experiment_id``:
     no list of run ids is sent, so 10^5 runs cost what their rows cost."""
     from mlflow.store.tracking.dbmodels import models
     from sqlalchemy import and_, select
@@ -420,7 +427,8 @@ def read_runs(engine, experiment_id: str | int, *, kind: str | None = None) -> l
             )
         if not out:
             return []
-        for field, t in tables.items():
+        for field in parts:
+            t = tables[field]
             extra = (t.c.is_nan,) if field == "metrics" else ()
             query = (
                 select(t.c.run_uuid, t.c.key, t.c.value, *extra)

@@ -53,15 +53,13 @@ def _record(uri: str, root, experiment: str, pairs: list) -> None:
     tracker.finish("FINISHED")
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> str:
+def _fill(uri: str, root) -> str:
+    """Write every case of the module docstring into the store ``uri``; returns ``uri``."""
     from mlflow.entities import Metric
 
     from sweep.schema import TAG_KIND, TAG_TRIAL_KEY
     from sweep.store import client
 
-    root = tmp_path_factory.mktemp("sqlread")
-    uri = f"sqlite:///{root / 'mlruns.db'}"
     specs, results = _results()
     redo = specs[5]  # a key with two runs: FAILED now, FINISHED in the next invocation
     first = [(s, r) for s, r in zip(specs, results, strict=True)]
@@ -99,6 +97,13 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> str:
     for r in cl.search_runs([exp2], "", max_results=1000):
         cl.delete_tag(r.info.run_id, TAG_KIND)
     return uri
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The cases in a SQLite store (the sweep's default)."""
+    root = tmp_path_factory.mktemp("sqlread")
+    return _fill(f"sqlite:///{root / 'mlruns.db'}", root)
 
 
 def _both(monkeypatch, fn, *args, **kw):
@@ -207,3 +212,38 @@ def test_sqlite_store_takes_the_sql_path(store, monkeypatch) -> None:
     calls.update(search_runs=0, get_metric_history=0)
     L.load(MIXED, store, curves=True)
     assert calls["search_runs"] > 0 and calls["get_metric_history"] > 0
+
+
+@pytest.mark.slow
+def test_postgresql_store_sql_equals_api(tmp_path, monkeypatch) -> None:
+    """The same on a PostgreSQL database given as the tracking URI (psycopg2's parameter
+    style, its NULL ordering and collation): the SQL path is taken and equals the API path."""
+    from tests.cluster.harness import Postgres, find_pg_bin
+
+    bindir = find_pg_bin()
+    if bindir is None:
+        pytest.skip("PostgreSQL is not installed here (make system-deps installs it)")
+    pg = Postgres(bindir)
+    try:
+        pg.start()
+    except KeyError:
+        pytest.skip("running as root but there is no 'postgres' system user to run PostgreSQL as")
+    try:
+        uri = _fill(pg.create_database("reading"), tmp_path)
+        calls = _count_api_calls(monkeypatch)
+        monkeypatch.setattr(L, "SQL_READS", True)
+        frame = L.load(MIXED, uri, curves=True)
+        assert calls == {"search_runs": 0, "get_metric_history": 0}
+        assert {"finished", "diverged", "failed"} <= set(frame["status"])
+        for experiment in (MIXED, UNTAGGED):
+            sql, api = _both(monkeypatch, L.load, experiment, uri, curves=True)
+            _same_frames(sql, api)
+            _same_frames(sql.attrs["curves"], api.attrs["curves"])
+            assert sql.attrs["superseded"] == api.attrs["superseded"]
+        sql, api = _both(monkeypatch, L.load_parents, MIXED, uri)
+        _same_frames(sql, api)
+        some = list(frame["run_id"][:3])
+        sql, api = _both(monkeypatch, L.load_curves, MIXED, uri, run_ids=some, names=["objective"])
+        _same_frames(sql, api)
+    finally:
+        pg.stop()
