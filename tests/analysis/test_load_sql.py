@@ -229,7 +229,8 @@ def test_postgresql_store_sql_equals_api(tmp_path, monkeypatch) -> None:
     except KeyError:
         pytest.skip("running as root but there is no 'postgres' system user to run PostgreSQL as")
     try:
-        uri = _fill(pg.create_database("reading"), tmp_path)
+        url = pg.create_database("reading").replace("postgresql://", "postgresql+psycopg2://")
+        uri = _fill(url, tmp_path)
         calls = _count_api_calls(monkeypatch)
         monkeypatch.setattr(L, "SQL_READS", True)
         frame = L.load(MIXED, uri, curves=True)
