@@ -82,6 +82,7 @@ __all__ = [
     "TRIAL_FILTER",
     "check_reachable",
     "client",
+    "database_url",
     "default_uri",
     "experiment_id",
     "open_store",
@@ -362,7 +363,20 @@ def client(uri: str):
         _sqlite_fast_commits()
     from mlflow.tracking import MlflowClient
 
-    return MlflowClient(tracking_uri=uri)
+    return MlflowClient(tracking_uri=database_url(uri))
+
+
+def database_url(uri: str) -> str:
+    """``uri`` with a driver SQLAlchemy can load: a bare ``postgresql://`` (or ``postgres://``)
+    URL means psycopg 3 to SQLAlchemy 2.1; when only psycopg2 is installed (``dualsweep[postgres]``)
+    it becomes ``postgresql+psycopg2://`` (as ``cluster/mlflow-server.sh`` does for a server)."""
+    import importlib.util
+
+    scheme, sep, rest = uri.partition("://")
+    if sep and scheme in ("postgresql", "postgres"):
+        if importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2"):
+            return f"postgresql+psycopg2://{rest}"
+    return uri
 
 
 def experiment_id(client, name: str) -> str | None:

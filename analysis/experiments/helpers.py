@@ -174,10 +174,14 @@ def strip(
 
 
 def legend(ax) -> None:
+    """One legend entry per label. matplotlib's ``loc="best"`` scores every data point of every
+    artist for each candidate spot — tens of seconds over the thousands of curves of a big
+    sweep — so an axes with more than 50 artists gets the fixed upper right corner."""
     handles, labels = ax.get_legend_handles_labels()
     if handles:
         uniq = dict(zip(labels, handles, strict=True))
-        ax.legend(uniq.values(), uniq.keys(), fontsize=8)
+        many = len(ax.lines) + len(ax.collections) > 50
+        ax.legend(uniq.values(), uniq.keys(), fontsize=8, loc="upper right" if many else "best")
 
 
 def diagonal(ax, data: pd.DataFrame, x: str, y: str, label: str) -> None:

@@ -136,7 +136,7 @@ def test_stock_server_falls_back_to_the_rest_api(tmp_path: Path) -> None:
 def test_copy_into_postgresql_writes_what_mlflows_store_writes(postgres) -> None:
     """SqlWriter on PostgreSQL (COPY through psycopg2) against MLflow's SqlAlchemyStore."""
     url = postgres.create_database(f"c{uuid.uuid4().hex[:8]}")
-    url = url.replace("postgresql://", "postgresql+psycopg2://")
+    assert url.startswith("postgresql://")  # bare: sweep.store.database_url picks the driver
     specs = _specs(4, "copy")
     results = _with_extremes(quick(specs))
     fast = _record(Store(url, None), "copy-sql", specs, results, rest=False)
@@ -180,3 +180,20 @@ def test_server_app_refuses_bad_requests_with_a_reason(tmp_path: Path, monkeypat
     from mlflow.entities import ViewType
 
     assert handlers._get_tracking_store().search_runs([exp], "", ViewType.ALL) == []
+
+
+def test_a_bare_postgresql_url_gets_the_installed_driver() -> None:
+    import importlib.util
+
+    from sweep.store import database_url
+
+    url = "postgresql://u:p@127.0.0.1:5432/db"
+    has3 = importlib.util.find_spec("psycopg") is not None
+    has2 = importlib.util.find_spec("psycopg2") is not None
+    rewrite = has2 and not has3
+    assert database_url(url) == ("postgresql+psycopg2://u:p@127.0.0.1:5432/db" if rewrite else url)
+    assert database_url("postgres://h/db") == (
+        "postgresql+psycopg2://h/db" if rewrite else "postgres://h/db"
+    )
+    for other in ("postgresql+psycopg://h/db", "sqlite:///x.db", "http://h:5000", "mysql://h/d"):
+        assert database_url(other) == other
