@@ -440,6 +440,40 @@ def run_batches(
     return stats
 
 
+def _nothing_to_run(sweep: Sweep, specs: Sequence[TrialSpec], store, t0: float, out: TextIO):
+    """The report of a sweep whose every trial has a FINISHED run, else None."""
+    from sweep.store import recorded_keys, ui_command
+
+    done = recorded_keys(store, sweep.grid)
+    if done is None or not specs or any(s.key not in done for s in specs):
+        return None
+    print(
+        f"sweep '{sweep.grid}': {len(specs)} trials, {len(specs)} already recorded, 0 to run; "
+        f"store {store.uri}",
+        file=out,
+    )
+    wall = time.perf_counter() - t0
+    print(
+        f"done in {wall:.1f} s: 0 finished, 0 diverged, 0 failed, {len(specs)} skipped "
+        "(already recorded).",
+        file=out,
+    )
+    print(f"results: MLflow experiment '{sweep.grid}' in {store.uri}", file=out)
+    print(f"open the UI: {ui_command(store)}", file=out, flush=True)
+    return SweepReport(
+        total=len(specs),
+        skipped=len(specs),
+        results=[],
+        killed_stale=0,
+        wall_seconds=wall,
+        stats=RunStats(),
+        mlflow_seconds=0.0,
+        mlflow_runs=0,
+        store_uri=store.uri,
+        ui=ui_command(store),
+    )
+
+
 def run_sweep(
     sweep: Sweep,
     specs: Sequence[TrialSpec],
@@ -456,6 +490,12 @@ def run_sweep(
     out = out or sys.stdout
     t0 = time.perf_counter()
     store = resolve_store(sweep.tracking)
+    if not sweep.options.rerun:
+        # every trial recorded already (a SQLite store read with sqlite3 alone): nothing to
+        # run, nothing written — no MLflow import, no parent run (a 10^5-trial re-run: seconds)
+        report = _nothing_to_run(sweep, specs, store, t0, out)
+        if report is not None:
+            return report
     tracker = Tracker(store, sweep.grid)  # store + experiment created once, before any trial
     killed = tracker.close_stale()
     done = set() if sweep.options.rerun else tracker.finished_keys()

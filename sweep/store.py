@@ -66,7 +66,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sweep.config import ConfigError, TrackingConfig, check_uri
-from sweep.schema import TAG_KIND
+from sweep.schema import TAG_KIND, TAG_TRIAL_KEY
 
 __all__ = [
     "CHECK_TIMEOUT",
@@ -86,6 +86,7 @@ __all__ = [
     "default_uri",
     "experiment_id",
     "open_store",
+    "recorded_keys",
     "resolve_store",
     "safe_uri",
     "search_runs",
@@ -437,13 +438,64 @@ def _schema(path: Path) -> tuple[str | None, int | None]:
     return rev, runs
 
 
+def recorded_keys(store: Store, experiment: str) -> set[str] | None:
+    """Trial keys with a FINISHED, active child run in experiment ``experiment`` of a SQLite
+    store, read with :mod:`sqlite3` alone (read-only, no MLflow import: a re-run with nothing
+    left to do exits in seconds); None when the store is not a SQLite file that answers it."""
+    path = sqlite_path(store.uri)
+    if path is None or not path.is_file():
+        return None
+    try:
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=LOCK_WAIT)
+    except sqlite3.Error:
+        return None
+    try:
+        rows = con.execute(
+            "SELECT k.value FROM tags k JOIN runs r ON r.run_uuid = k.run_uuid "
+            "JOIN experiments e ON e.experiment_id = r.experiment_id "
+            "WHERE k.key = ? AND e.name = ? AND r.status = 'FINISHED' "
+            "AND r.lifecycle_stage = 'active'",
+            (TAG_TRIAL_KEY, experiment),
+        ).fetchall()
+    except sqlite3.Error:
+        return None
+    finally:
+        con.close()
+    return {r[0] for r in rows}
+
+
 @functools.cache
 def _head_revision() -> str:
-    """The installed MLflow's schema head (alembic reads its ~70 migration scripts: once per
-    process; the installed MLflow cannot change under a running process)."""
-    from mlflow.store.db.utils import _get_latest_schema_revision
+    """The installed MLflow's schema head. Alembic finds it by importing MLflow's ~70 migration
+    scripts (2–5 s, and MLflow's own ``SqlAlchemyStore`` does it again to check the schema), so
+    it is kept in a file under ``$XDG_CACHE_HOME/dualsweep`` (default ``~/.cache``) named by a
+    digest of MLflow's version and the names, sizes and mtimes of those scripts — another
+    install gives another name — and MLflow's check in this process is given the same answer
+    (the installed MLflow cannot change under a running process)."""
+    import hashlib
 
-    return _get_latest_schema_revision()
+    import mlflow.store.db.utils as dbu
+    from mlflow.version import VERSION
+
+    folder = Path(dbu.__file__).resolve().parent.parent / "db_migrations" / "versions"
+    stamp = hashlib.sha256(VERSION.encode())
+    for f in sorted(folder.glob("*.py")) if folder.is_dir() else []:
+        st = f.stat()
+        stamp.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns};".encode())
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dualsweep"
+    cache = base / f"mlflow-schema-head-{stamp.hexdigest()[:20]}"
+    head = ""
+    with contextlib.suppress(OSError):
+        head = cache.read_text().strip()
+    if not (folder.is_dir() and head.isalnum() and 8 <= len(head) <= 40):
+        head = dbu._get_latest_schema_revision()
+        with contextlib.suppress(OSError):  # a read-only home: computed each time, as before
+            base.mkdir(parents=True, exist_ok=True)
+            tmp = cache.with_name(f".{cache.name}.{os.getpid()}")
+            tmp.write_text(head)
+            os.replace(tmp, cache)
+    dbu._get_latest_schema_revision = lambda: head  # MLflow's _verify_schema reads it from here
+    return head
 
 
 def _remove_sqlite(path: Path) -> None:

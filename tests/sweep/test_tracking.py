@@ -383,3 +383,26 @@ def test_finished_keys_by_sql_equal_the_search_api(tmp_path: Path) -> None:
     }
     assert len(by_api) == 1
     assert tracker.finished_keys() == by_api
+
+
+def test_a_rerun_with_nothing_to_run_writes_nothing(tmp_path: Path) -> None:
+    """Every trial FINISHED: the re-run reads the keys with sqlite3 and writes no parent run;
+    a FAILED trial, a grown grid or ``rerun`` take the full path (a new parent run)."""
+    from sweep.store import SWEEP_FILTER
+
+    def parents() -> int:
+        return len(_tracker(tmp_path)._search(SWEEP_FILTER))
+
+    sweep, specs = _sweep(tmp_path)
+    devnull = open(os.devnull, "w")
+    run_sweep(sweep, specs[:2], batch_fn=quick, out=devnull)
+    run_sweep(sweep, specs[2:], batch_fn=boom, out=devnull)  # the third trial FAILED
+    assert parents() == 2
+    again = run_sweep(sweep, specs[:2], batch_fn=quick, out=devnull)
+    assert (again.skipped, again.results, parents()) == (2, [], 2)  # nothing written
+    retried = run_sweep(sweep, specs, batch_fn=quick, out=devnull)  # the FAILED one runs again
+    assert [s.key for s, _ in retried.results] == [specs[2].key] and parents() == 3
+    assert run_sweep(sweep, specs, batch_fn=quick, out=devnull).skipped == 3 and parents() == 3
+    forced, _ = _sweep(tmp_path, rerun=True)
+    assert len(run_sweep(forced, specs, batch_fn=quick, out=devnull).results) == 3
+    assert parents() == 4
