@@ -466,36 +466,11 @@ def recorded_keys(store: Store, experiment: str) -> set[str] | None:
 
 @functools.cache
 def _head_revision() -> str:
-    """The installed MLflow's schema head. Alembic finds it by importing MLflow's ~70 migration
-    scripts (2–5 s, and MLflow's own ``SqlAlchemyStore`` does it again to check the schema), so
-    it is kept in a file under ``$XDG_CACHE_HOME/dualsweep`` (default ``~/.cache``) named by a
-    digest of MLflow's version and the names, sizes and mtimes of those scripts — another
-    install gives another name — and MLflow's check in this process is given the same answer
-    (the installed MLflow cannot change under a running process)."""
-    import hashlib
+    """The installed MLflow's schema head (alembic reads its migration scripts: ~0.05 s once
+    ``mlflow.store.db.utils`` is imported; the installed MLflow cannot change under a process)."""
+    from mlflow.store.db.utils import _get_latest_schema_revision
 
-    import mlflow.store.db.utils as dbu
-    from mlflow.version import VERSION
-
-    folder = Path(dbu.__file__).resolve().parent.parent / "db_migrations" / "versions"
-    stamp = hashlib.sha256(VERSION.encode())
-    for f in sorted(folder.glob("*.py")) if folder.is_dir() else []:
-        st = f.stat()
-        stamp.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns};".encode())
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dualsweep"
-    cache = base / f"mlflow-schema-head-{stamp.hexdigest()[:20]}"
-    head = ""
-    with contextlib.suppress(OSError):
-        head = cache.read_text().strip()
-    if not (folder.is_dir() and head.isalnum() and 8 <= len(head) <= 40):
-        head = dbu._get_latest_schema_revision()
-        with contextlib.suppress(OSError):  # a read-only home: computed each time, as before
-            base.mkdir(parents=True, exist_ok=True)
-            tmp = cache.with_name(f".{cache.name}.{os.getpid()}")
-            tmp.write_text(head)
-            os.replace(tmp, cache)
-    dbu._get_latest_schema_revision = lambda: head  # MLflow's _verify_schema reads it from here
-    return head
+    return _get_latest_schema_revision()
 
 
 def _remove_sqlite(path: Path) -> None:
