@@ -41,34 +41,46 @@ def norm_ratio_curves(done: pd.DataFrame, inputs: Inputs) -> Result:
         curves if curves is not None else pd.DataFrame(columns=["run_id", "curve", "step", "value"])
     )
     cur = cur[cur["run_id"].isin(set(done["run_id"]))].astype({"step": float, "value": float})
-    by_curve = {key: g.sort_values("step") for key, g in cur.groupby(["run_id", "curve"])}
+    cur = cur.sort_values(["run_id", "curve", "step"], kind="stable")
+    by_curve = {key: g for key, g in cur.groupby(["run_id", "curve"], sort=False)}
     none = cur.iloc[0:0]
 
     def curve_of(run_id: str, name: str) -> pd.DataFrame:
         return by_curve.get((run_id, name), none)
 
+    # per trial and layer, from numpy arrays (a 10^4-trial sweep: DataFrame ops per row were
+    # most of the report's time)
+    no_points = np.empty(0)
+    depths = done["model.depth"].astype(int).to_numpy()
+    finals = {
+        layer: column(done, f"layer{layer}.norm_ratio").to_numpy(dtype=float)
+        for layer in range(1, int(depths.max(initial=0)) + 1)
+    }
+    gaps = column(done, "rel_gap").to_numpy(dtype=float)
     records = []
-    for idx, r in done.iterrows():
-        depth = int(r["model.depth"])
+    for i, (run_id, depth, seed, beta) in enumerate(
+        zip(done["run_id"], depths, done["seed"], done["train.beta"], strict=True)
+    ):
         for layer in range(1, depth + 1):
-            c = curve_of(r["run_id"], f"norm_ratio.{layer}")
-            c = c[np.isfinite(c["value"].to_numpy(dtype=float))]
-            reached = c[c["value"] >= CURVE_OK]
+            c = curve_of(run_id, f"norm_ratio.{layer}")
+            steps = c["step"].to_numpy(dtype=float) if len(c) else no_points
+            values = c["value"].to_numpy(dtype=float) if len(c) else no_points
+            finite = np.isfinite(values)
+            steps, values = steps[finite], values[finite]
+            reached = np.flatnonzero(values >= CURVE_OK)
             records.append(
                 {
-                    "run_id": r["run_id"],
-                    "depth": depth,
-                    "seed": int(r["seed"]),
-                    "beta": float(r["train.beta"]),
+                    "run_id": run_id,
+                    "depth": int(depth),
+                    "seed": int(seed),
+                    "beta": float(beta),
                     "layer": layer,
                     "hidden": layer < depth,
-                    "initial_ratio": float(c["value"].iloc[0]) if len(c) else np.nan,
-                    "curve_final_ratio": float(c["value"].iloc[-1]) if len(c) else np.nan,
-                    "first_step_ratio_0.99": float(reached["step"].iloc[0])
-                    if len(reached)
-                    else np.nan,
-                    "final_ratio": float(column(done, f"layer{layer}.norm_ratio").loc[idx]),
-                    "rel_gap": float(column(done, "rel_gap").loc[idx]),
+                    "initial_ratio": float(values[0]) if len(values) else np.nan,
+                    "curve_final_ratio": float(values[-1]) if len(values) else np.nan,
+                    "first_step_ratio_0.99": float(steps[reached[0]]) if len(reached) else np.nan,
+                    "final_ratio": float(finals[layer][i]),
+                    "rel_gap": float(gaps[i]),
                 }
             )
     data = pd.DataFrame(records)
@@ -106,7 +118,8 @@ def norm_ratio_curves(done: pd.DataFrame, inputs: Inputs) -> Result:
     ax = axes[0, 0]
     seeds = sorted(done["seed"].unique())
     styles = ["-", "--", ":", "-."]
-    for _, r in done.iterrows():
+    shown, note = h.drawn(done)
+    for _, r in shown.iterrows():
         depth = int(r["model.depth"])
         for layer in range(1, depth + 1):
             c = curve_of(r["run_id"], f"norm_ratio.{layer}")
@@ -126,12 +139,12 @@ def norm_ratio_curves(done: pd.DataFrame, inputs: Inputs) -> Result:
         ax.set_xlim(left=0.0)
     ax.set_xlabel("training step (count, symlog)")
     ax.set_ylabel("‖W_l‖₂ / ‖W_l‖_F (dimensionless; 1 = rank one)")
-    ax.set_title("per layer; line style = seed")
+    ax.set_title("per layer; line style = seed" + note)
     h.legend(ax)
     ax = axes[0, 1]
-    exact = h.num(done, "exact_objective")
+    exact = h.num(shown, "exact_objective")
     drawn = False
-    for (_, r), p in zip(done.iterrows(), exact, strict=True):
+    for (_, r), p in zip(shown.iterrows(), exact, strict=True):
         c = curve_of(r["run_id"], "objective")
         if len(c) and np.isfinite(p):
             ax.plot(c["step"], h.pos((c["value"] - p) / abs(p)), lw=1.2,
@@ -142,6 +155,6 @@ def norm_ratio_curves(done: pd.DataFrame, inputs: Inputs) -> Result:
         ax.set_yscale("log")
     ax.set_xlabel("training step (count)")
     ax.set_ylabel("(objective − P*) / P* (relative, log)")
-    ax.set_title("objective vs closed form (THEORY §2)")
+    ax.set_title("objective vs closed form (THEORY §2)" + note)
     h.legend(ax)
     return Result(data, table, checks, fig, summary)

@@ -173,6 +173,18 @@ def strip(
     ax.set_xlim(-0.6, len(groups) - 0.4)
 
 
+MAX_DRAWN = 120  # lines of one figure panel: a sample beyond this (thousands are unreadable)
+
+
+def drawn(frame: pd.DataFrame, limit: int = MAX_DRAWN) -> tuple[pd.DataFrame, str]:
+    """At most ``limit`` rows of ``frame`` to draw one line each — evenly spaced over its order,
+    so every part of a sorted sweep shows — and a note for the panel's title ("" when all are)."""
+    if len(frame) <= limit:
+        return frame, ""
+    pick = np.unique(np.linspace(0, len(frame) - 1, limit).round().astype(int))
+    return frame.iloc[pick], f" ({len(pick)} of {len(frame)} trials drawn)"
+
+
 def legend(ax) -> None:
     """One legend entry per label. matplotlib's ``loc="best"`` scores every data point of every
     artist for each candidate spot — tens of seconds over the thousands of curves of a big

@@ -328,3 +328,16 @@ def test_tables_are_tidy_numbers(outs) -> None:
         numeric = o.table.select_dtypes(include=[np.number])
         assert numeric.shape[1] >= 2, o.id
         assert not o.table.empty and not o.data.empty
+
+
+def test_figures_draw_a_spread_sample_of_many_trials() -> None:
+    from analysis.experiments import helpers as h
+
+    big = pd.DataFrame({"i": range(1000)})
+    shown, note = h.drawn(big, limit=120)
+    assert len(shown) == 120 and note == " (120 of 1000 trials drawn)"
+    assert shown["i"].iloc[0] == 0 and shown["i"].iloc[-1] == 999  # both ends of the sweep
+    assert shown["i"].is_monotonic_increasing and shown["i"].diff().max() <= 9
+    small = big.iloc[:50]
+    got, note = h.drawn(small, limit=120)
+    assert got is small and note == ""
