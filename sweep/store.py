@@ -441,10 +441,13 @@ def _schema(path: Path) -> tuple[str | None, int | None]:
 def recorded_keys(store: Store, experiment: str) -> set[str] | None:
     """Trial keys with a FINISHED, active child run in experiment ``experiment`` of a SQLite
     store, read with :mod:`sqlite3` alone (read-only, no MLflow import: a re-run with nothing
-    left to do exits in seconds); None when the store is not a SQLite file that answers it."""
+    left to do exits in seconds); None when the store is not a SQLite file that answers it, or
+    cannot be written (the full path then refuses it with one sentence)."""
     path = sqlite_path(store.uri)
     if path is None or not path.is_file():
         return None
+    if not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)):
+        return None  # a store that cannot be written is refused on the full path, as always
     try:
         con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=LOCK_WAIT)
     except sqlite3.Error:
