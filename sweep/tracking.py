@@ -28,6 +28,7 @@ that one are the only modules of ``sweep`` that import mlflow.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -323,10 +324,8 @@ class Tracker:
         other store, or a schema that query does not fit, through ``search_runs``."""
         self._snapshot = time.time()
         if self._sql is not None:
-            try:
+            with contextlib.suppress(Exception):  # a schema it does not fit: MLflow's search below
                 return self._call(self._sql.finished_keys)
-            except Exception:  # a schema this query does not fit: MLflow's search below
-                pass
         runs = self._search(f"{TRIAL_FILTER} and attributes.status = 'FINISHED'")
         return {r.data.tags[TAG_TRIAL_KEY] for r in runs if TAG_TRIAL_KEY in r.data.tags}
 
