@@ -218,16 +218,9 @@ def test_sqlite_store_takes_the_sql_path(store, monkeypatch) -> None:
 def test_postgresql_store_sql_equals_api(tmp_path, monkeypatch) -> None:
     """The same on a PostgreSQL database given as the tracking URI (psycopg2's parameter
     style, its NULL ordering and collation): the SQL path is taken and equals the API path."""
-    from tests.cluster.harness import Postgres, find_pg_bin
+    from tests.cluster.harness import start_postgres
 
-    bindir = find_pg_bin()
-    if bindir is None:
-        pytest.skip("PostgreSQL is not installed here (make system-deps installs it)")
-    pg = Postgres(bindir)
-    try:
-        pg.start()
-    except KeyError:
-        pytest.skip("running as root but there is no 'postgres' system user to run PostgreSQL as")
+    pg = start_postgres()
     try:
         url = pg.create_database("reading").replace("postgresql://", "postgresql+psycopg2://")
         uri = _fill(url, tmp_path)

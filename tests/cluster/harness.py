@@ -364,6 +364,33 @@ class Postgres:
         shutil.rmtree(getattr(self, "dir", ""), ignore_errors=True)
 
 
+def start_postgres(*, install: bool = False) -> Postgres:
+    """A started throw-away PostgreSQL, or ``pytest.skip`` with the reason: not installed
+    (``install``: after trying ``.ci/install-postgres.sh``), or running as root without a
+    ``postgres`` user to run it as."""
+    import pytest
+
+    bindir = find_pg_bin()
+    why = "PostgreSQL is not installed (make system-deps installs it)"
+    if bindir is None and install:
+        r = subprocess.run(
+            [str(ROOT / ".ci" / "install-postgres.sh")], capture_output=True, text=True
+        )
+        bindir = find_pg_bin()
+        why = (
+            "PostgreSQL is not installed and could not be installed here "
+            f"(.ci/install-postgres.sh: {(r.stdout + r.stderr).strip()})"
+        )
+    if bindir is None:
+        pytest.skip(why)
+    pg = Postgres(bindir)
+    try:
+        pg.start()
+    except KeyError:
+        pytest.skip("running as root but there is no 'postgres' system user to run PostgreSQL as")
+    return pg
+
+
 # ---------------------------------------------------------------------------- Ray cluster
 
 

@@ -25,10 +25,10 @@ from tests.cluster.harness import (
     MlflowServer,
     Postgres,
     RayCluster,
-    find_pg_bin,
     grid_keys,
     iter_runs,
     listening_addresses,
+    start_postgres,
     submit,
 )
 
@@ -67,22 +67,7 @@ def smoke_keys() -> set[str]:
 
 @pytest.fixture(scope="module")
 def postgres():
-    bindir = find_pg_bin()
-    if bindir is None:
-        r = subprocess.run(
-            [str(ROOT / ".ci" / "install-postgres.sh")], capture_output=True, text=True
-        )
-        bindir = find_pg_bin()
-        if bindir is None:
-            pytest.skip(
-                "PostgreSQL is not installed and could not be installed here "
-                f"(.ci/install-postgres.sh: {(r.stdout + r.stderr).strip()})"
-            )
-    pg = Postgres(bindir)
-    try:
-        pg.start()
-    except KeyError:
-        pytest.skip("running as root but there is no 'postgres' system user to run PostgreSQL as")
+    pg = start_postgres(install=True)
     yield pg
     pg.stop()
 

@@ -75,16 +75,9 @@ def test_drivers_on_sqlite_run_each_key_exactly_once(sqlite_sweep) -> None:
 @pytest.fixture(scope="module")
 def pg_server(tmp_path_factory) -> Iterator[tuple]:
     """A throw-away PostgreSQL and an MLflow tracking server on it, both on 127.0.0.1."""
-    from tests.cluster.harness import MlflowServer, Postgres, find_pg_bin
+    from tests.cluster.harness import MlflowServer, start_postgres
 
-    bindir = find_pg_bin()
-    if bindir is None:
-        pytest.skip("PostgreSQL is not installed (make system-deps installs it)")
-    pg = Postgres(bindir)
-    try:
-        pg.start()
-    except KeyError:
-        pytest.skip("running as root but there is no 'postgres' system user to run PostgreSQL as")
+    pg = start_postgres()
     srv = None
     try:
         url = pg.create_database("mlflow")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -36,6 +37,33 @@ def sweep_env(**extra: str) -> dict[str, str]:
     env.pop("RAY_ADDRESS", None)
     env.update(extra)
     return env
+
+
+def run_cli(
+    args: list[str], cwd, modules: tuple[str, ...] = ("ray", "mlflow"), **env: str
+) -> subprocess.CompletedProcess:
+    """``python -m sweep ARGS`` in ``cwd``; its last line is ``IMPORTED`` and, for each of
+    ``modules`` in order, whether the run imported it."""
+    probe = (
+        "import runpy, sys\n"
+        f"sys.argv = ['sweep', *{args!r}]\n"
+        "try:\n"
+        "    runpy.run_module('sweep', run_name='__main__')\n"
+        "except SystemExit as e:\n"
+        "    code = e.code\n"
+        "else:\n"
+        "    code = 0\n"
+        f"print('IMPORTED', *(m in sys.modules for m in {tuple(modules)!r}))\n"
+        "sys.exit(code)\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=cwd,
+        env=sweep_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import subprocess
 from dataclasses import fields
 
 import pytest
@@ -17,7 +16,7 @@ from sweep.config import (
 )
 from sweep.grid import expand
 from sweep.schema import DataSpec, ModelSpec, TrainSpec
-from tests.sweep.conftest import CONF, REPO, compose, sweep_env
+from tests.sweep.conftest import CONF, REPO, compose, run_cli
 
 # (config mapping, field the message must name)
 BAD = [
@@ -143,31 +142,6 @@ def test_command_line_list_on_a_plain_field_is_an_axis() -> None:
     assert {s.model.width for s in specs} == {100}
 
 
-def _run_cli(args: list[str], tmp_path, **env: str) -> subprocess.CompletedProcess:
-    probe = (
-        "import runpy, sys\n"
-        f"sys.argv = ['sweep', *{args!r}]\n"
-        "try:\n"
-        "    runpy.run_module('sweep', run_name='__main__')\n"
-        "except SystemExit as e:\n"
-        "    code = e.code\n"
-        "else:\n"
-        "    code = 0\n"
-        "print('IMPORTED', 'ray' in sys.modules, 'mlflow' in sys.modules)\n"
-        "sys.exit(code)\n"
-    )
-    import sys
-
-    return subprocess.run(
-        [sys.executable, "-c", probe],
-        cwd=tmp_path,
-        env=sweep_env(**env),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
 @pytest.mark.parametrize(
     ("args", "env", "field_name"),
     [
@@ -181,7 +155,7 @@ def _run_cli(args: list[str], tmp_path, **env: str) -> subprocess.CompletedProce
     ],
 )
 def test_cli_config_error_exits_2_before_mlflow_or_ray(args, env, field_name, tmp_path) -> None:
-    proc = _run_cli(args, tmp_path, **env)
+    proc = run_cli(args, tmp_path, **env)
     assert proc.returncode == 2, proc.stderr
     errors = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert len(errors) == 1, proc.stderr
@@ -192,13 +166,13 @@ def test_cli_config_error_exits_2_before_mlflow_or_ray(args, env, field_name, tm
 
 
 def test_unknown_grid_lists_the_grids_that_exist(tmp_path) -> None:
-    proc = _run_cli(["+grid=deep_lineer"], tmp_path)
+    proc = run_cli(["+grid=deep_lineer"], tmp_path)
     assert proc.returncode == 2
     assert "deep_linear" in proc.stderr and "smoke" in proc.stderr
 
 
 def test_conf_is_found_from_any_working_directory(tmp_path) -> None:
-    proc = _run_cli(["+grid=smoke", "sweep.dry_run=true"], tmp_path)
+    proc = run_cli(["+grid=smoke", "sweep.dry_run=true"], tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "sweep 'smoke': 8 trials" in proc.stdout
     assert "IMPORTED False False" in proc.stdout  # a dry run touches neither Ray nor MLflow
@@ -290,7 +264,7 @@ def test_grid_file_with_a_yaml_syntax_error_names_file_line_and_column(tmp_path)
     grid.mkdir(parents=True)
     (grid / "broken.yaml").write_text("grid:\n  name: broken\nmodel:\n  depth: [2, 3\n  width: 4\n")
     search = f"hydra.searchpath=[file://{tmp_path / 'extra'}]"
-    proc = _run_cli(["+grid=broken", search, "sweep.dry_run=true"], tmp_path)
+    proc = run_cli(["+grid=broken", search, "sweep.dry_run=true"], tmp_path)
     assert proc.returncode == 2, proc.stderr
     errors = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert len(errors) == 1, proc.stderr
@@ -301,7 +275,7 @@ def test_grid_file_with_a_yaml_syntax_error_names_file_line_and_column(tmp_path)
 
 
 def test_unparsable_command_line_value_names_the_field(tmp_path) -> None:
-    proc = _run_cli(["model.depth=[2,3", "sweep.dry_run=true"], tmp_path)
+    proc = run_cli(["model.depth=[2,3", "sweep.dry_run=true"], tmp_path)
     assert proc.returncode == 2, proc.stderr
     errors = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert len(errors) == 1 and errors[0].startswith("config error: model.depth"), proc.stderr

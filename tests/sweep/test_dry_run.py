@@ -13,7 +13,7 @@ import pytest
 from sweep.__main__ import DRY_RUN_TAIL
 from sweep.config import ConfigError, load
 from sweep.grid import check_points, count, expand, iter_specs, tail_specs
-from tests.sweep.conftest import compose, sweep_env
+from tests.sweep.conftest import compose, run_cli, sweep_env
 from tests.sweep.test_grid import SHAPED
 
 MILLION_BETAS = [round(0.001 * (i + 1), 3) for i in range(1000)]
@@ -30,27 +30,7 @@ SUMMARY = re.compile(
 
 
 def _cli(args: list[str], tmp_path) -> subprocess.CompletedProcess:
-    """``python -m sweep ARGS`` in ``tmp_path``; prints which heavy modules it imported last."""
-    probe = (
-        "import runpy, sys\n"
-        f"sys.argv = ['sweep', *{args!r}]\n"
-        "try:\n"
-        "    runpy.run_module('sweep', run_name='__main__')\n"
-        "except SystemExit as e:\n"
-        "    code = e.code\n"
-        "else:\n"
-        "    code = 0\n"
-        "print('IMPORTED', *(m in sys.modules for m in ('torch', 'mlflow', 'ray', 'scipy')))\n"
-        "sys.exit(code)\n"
-    )
-    return subprocess.run(
-        [sys.executable, "-c", probe],
-        cwd=tmp_path,
-        env=sweep_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_cli(args, tmp_path, ("torch", "mlflow", "ray", "scipy"))
 
 
 def _keys(stdout: str) -> list[str]:

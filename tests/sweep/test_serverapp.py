@@ -17,7 +17,7 @@ import pytest
 from sweep.sqlstore import API, HttpWriter, SqlWriter
 from sweep.store import Store
 from sweep.tracking import Tracker
-from tests.cluster.harness import MlflowServer, Postgres, find_pg_bin
+from tests.cluster.harness import MlflowServer, start_postgres
 from tests.sweep.test_tracking import _specs, quick
 
 # differ between two recordings of the same trials (ids, names of the two experiments, HEAD)
@@ -70,14 +70,7 @@ def _with_extremes(results):
 
 @pytest.fixture(scope="module")
 def postgres():
-    bindir = find_pg_bin()
-    if bindir is None:
-        pytest.skip("PostgreSQL is not installed here (make system-deps installs it)")
-    pg = Postgres(bindir)
-    try:
-        pg.start()
-    except KeyError:
-        pytest.skip("running as root but there is no 'postgres' system user to run PostgreSQL as")
+    pg = start_postgres()
     yield pg
     pg.stop()
 
