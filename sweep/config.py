@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, make_dataclass
 from typing import Any
 
-from solvers.data import DATA_KINDS, DIGITS_DIM, DIGITS_SAMPLES, TARGET_KINDS, WHITEN_KINDS
+from solvers.data import DATA_KINDS, TARGET_KINDS, WHITEN_KINDS, data_problem
 from solvers.options import BALLS, DTYPES, INITS
 from solvers.problem import ACTIVATIONS
 from sweep.schema import DataSpec, ModelSpec, TrainSpec, TrialSpec
@@ -499,44 +499,20 @@ def load(cfg: Mapping) -> Sweep:
 
 
 def check_spec(spec: TrialSpec) -> None:
-    """Checks that involve several fields of one trial point."""
+    """Checks that involve several fields of one trial point: the data fields by the data
+    generator's own rule (:func:`solvers.data.data_problem`: every spec ``make_dataset``
+    refuses is refused here, naming the field), then the rules that tie train and model
+    fields to the data."""
     d, m, t = spec.data, spec.model, spec.train
 
     def at() -> str:  # only when raising: a grid of 10^6 points is checked point by point
         return f" at the trial point {_point(spec)}"
 
-    if d.outputs > d.n:
-        raise ConfigError(
-            f"data.outputs must be <= data.n (got outputs={d.outputs}, n={d.n}){at()}."
-        )
-    if d.kind == "whitened" and d.n > d.d:
-        raise ConfigError(
-            f"data.n must be <= data.d for whitened data (got n={d.n}, d={d.d}){at()}."
-        )
-    if d.whiten == "exact" and d.n > d.d:
-        raise ConfigError(
-            f"data.n must be <= data.d for data.whiten=exact (X Xᵀ = I_n needs n orthonormal "
-            f"rows; got n={d.n}, d={d.d}){at()}."
-        )
-    if d.kind == "spline_1d" and d.d != 1:
-        raise ConfigError(f"data.d must be 1 for spline_1d data (got d={d.d}){at()}.")
-    if d.kind == "spline_1d" and d.targets == "onehot":
-        raise ConfigError(f"data.targets must be gaussian or signed for spline_1d data{at()}.")
-    if (d.kind == "spline_1d" or d.targets == "signed") and d.outputs != 1:
-        raise ConfigError(
-            f"data.outputs must be 1 for {d.kind if d.kind == 'spline_1d' else 'signed'} "
-            f"targets (got outputs={d.outputs}){at()}."
-        )
-    if (d.kind == "spline_1d" or d.targets == "signed") and d.n < 2:
-        raise ConfigError(f"data.n must be >= 2 for this data (got n={d.n}){at()}.")
-    if d.kind == "digits" and d.targets == "onehot" and d.outputs > 10:
-        raise ConfigError(f"data.outputs must be <= 10 for one-hot digits (got {d.outputs}){at()}.")
-    if d.kind == "digits" and d.d != DIGITS_DIM:
-        raise ConfigError(f"data.d must be {DIGITS_DIM} for digits data (got d={d.d}){at()}.")
-    if d.kind == "digits" and d.n > DIGITS_SAMPLES:
-        raise ConfigError(
-            f"data.n must be <= {DIGITS_SAMPLES} for digits data (got n={d.n}){at()}."
-        )
+    problem = data_problem(
+        d.kind, d.targets, n=d.n, d=d.d, outputs=d.outputs, whiten=d.whiten, prefix="data."
+    )
+    if problem is not None:  # the generator's own rule (solvers.data), so no trial meets it
+        raise ConfigError(f"{problem}{at()}.")
     if t.batch_size > d.n:
         raise ConfigError(
             f"train.batch_size must be 0 (full batch) or <= data.n (got batch_size={t.batch_size}, n={d.n}){at()}."

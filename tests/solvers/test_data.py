@@ -143,8 +143,14 @@ def test_make_dataset_shapes_and_seeds(kind: str, targets: str, n: int, d: int, 
     ],
 )
 def test_make_dataset_errors(kwargs: dict, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ValueError, match=message) as info:
         data.make_dataset(**kwargs, seed=0)
+    # the refusal is data_problem's sentence, which begins with the parameter to change and,
+    # given a prefix (the sweep's "data."), names every parameter with it
+    assert str(info.value) == data.data_problem(**kwargs)
+    assert str(info.value).split()[0] in data.DATA_FIELDS
+    prefixed = data.data_problem(**kwargs, prefix="data.")
+    assert prefixed.startswith("data.") and message.split()[0] in prefixed
     with pytest.raises(ValueError, match="seed"):
         data.make_dataset("gaussian", "gaussian", n=3, d=2, outputs=1, seed=-1)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import fields
 
+import numpy as np
 import pytest
 
 from sweep.config import (
@@ -152,6 +153,8 @@ def test_command_line_list_on_a_plain_field_is_an_axis() -> None:
         (["+grid=smoke", "model.width=[]"], {}, "model.width"),
         (["runner=nowhere"], {}, "runner"),
         ([], {"MLFLOW_TRACKING_URI": "not a uri"}, "tracking.uri"),
+        # issue 20's defect: the generator refused it in a running trial, the config took it
+        (["data.targets=onehot_balanced", "data.n=10", "data.outputs=3"], {}, "data.n"),
     ],
 )
 def test_cli_config_error_exits_2_before_mlflow_or_ray(args, env, field_name, tmp_path) -> None:
@@ -280,3 +283,100 @@ def test_unparsable_command_line_value_names_the_field(tmp_path) -> None:
     errors = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert len(errors) == 1 and errors[0].startswith("config error: model.depth"), proc.stderr
     _one_sentence(errors[0])
+
+
+# ---------------------------------------------------------------- one data-validity rule
+
+# (data fields, the field the config error names): each is refused by solvers.data.make_dataset
+GENERATOR_REFUSES = [
+    ({"targets": "onehot_balanced", "n": 10, "outputs": 3}, "data.n"),
+    (
+        {"targets": "onehot_balanced", "kind": "digits", "d": 64, "n": 12, "outputs": 3},
+        "data.targets",
+    ),
+    ({"targets": "onehot_balanced", "kind": "spline_1d", "d": 1, "n": 8}, "data.targets"),
+    ({"kind": "digits", "targets": "signed", "d": 64, "n": 400}, "data.n"),  # 2 classes: < 1797
+    ({"kind": "digits", "targets": "onehot", "d": 64, "n": 400, "outputs": 2}, "data.n"),
+    ({"kind": "digits", "targets": "gaussian", "d": 64, "n": 1798}, "data.n"),
+    ({"kind": "digits", "targets": "onehot", "d": 64, "n": 20, "outputs": 12}, "data.outputs"),
+    ({"kind": "digits", "d": 10}, "data.d"),
+    ({"kind": "whitened", "n": 20, "d": 10}, "data.n"),
+    ({"kind": "gaussian", "whiten": "exact", "n": 20, "d": 10}, "data.n"),
+    ({"kind": "spline_1d", "d": 3}, "data.d"),
+    ({"kind": "spline_1d", "d": 1, "targets": "onehot"}, "data.targets"),
+    ({"kind": "spline_1d", "d": 1, "outputs": 2}, "data.outputs"),
+    ({"targets": "signed", "outputs": 2}, "data.outputs"),
+    ({"targets": "signed", "n": 1}, "data.n"),
+    ({"outputs": 30, "n": 20}, "data.outputs"),
+    ({"targets": "onehot", "outputs": 4, "n": 3}, "data.outputs"),
+    ({"kind": "moons"}, "data.kind"),
+    ({"whiten": "exactly"}, "data.whiten"),
+    ({"n": 0}, "data.n"),
+]
+
+
+def _make(data: DataSpec, prefix: str = "") -> str | None:
+    """``None`` when make_dataset generates ``data``, else its ValueError's text."""
+    from solvers.data import data_problem, make_dataset
+
+    try:
+        make_dataset(
+            data.kind, data.targets, n=data.n, d=data.d, outputs=data.outputs,
+            seed=0, whiten=data.whiten,
+        )  # fmt: skip
+    except ValueError as exc:
+        fields_of = {f.name: getattr(data, f.name) for f in fields(DataSpec)}
+        assert data_problem(**fields_of) == str(exc)  # make_dataset refuses by the one rule
+        return data_problem(**fields_of, prefix=prefix)
+    return None
+
+
+def _config(data: DataSpec) -> str | None:
+    """``None`` when the config accepts ``data`` (with every other field at its default),
+    else the ConfigError's text."""
+    try:
+        expand(load({"data": {f.name: getattr(data, f.name) for f in fields(DataSpec)}}))
+    except ConfigError as exc:
+        return str(exc)
+    return None
+
+
+@pytest.mark.parametrize(
+    ("data", "field_name"), GENERATOR_REFUSES, ids=[repr(d) for d, _ in GENERATOR_REFUSES]
+)
+def test_every_data_spec_the_generator_refuses_is_a_config_error(
+    data: dict, field_name: str
+) -> None:
+    spec = DataSpec(**data)
+    assert _make(spec) is not None  # the generator refuses it (at trial time) ...
+    message = _config(spec)  # ... so the config refuses it before any trial, naming the field
+    assert message is not None and message.startswith(field_name + " "), message
+    _one_sentence(message)
+
+
+def test_generator_and_config_agree_on_random_data_specs() -> None:
+    """600 random data specs (every kind, target and whitening; sizes around each rule's
+    edge): make_dataset generates exactly those the config accepts, and both say the same."""
+    from solvers.data import DATA_KINDS, TARGET_KINDS, WHITEN_KINDS
+
+    rng = np.random.default_rng(20)
+    refused = 0
+    for _ in range(600):
+        kind = str(rng.choice(DATA_KINDS))
+        d = int(rng.choice([1, 2, 5, 12, 64, 70]))
+        spec = DataSpec(
+            kind=kind,
+            targets=str(rng.choice(TARGET_KINDS)),
+            n=int(rng.choice([1, 2, 3, 5, 6, 9, 12, 20, 64, 66, 361, 1798])),
+            d=d,
+            outputs=int(rng.choice([1, 2, 3, 4, 10, 11, 13])),
+            whiten=str(rng.choice(WHITEN_KINDS)),
+        )
+        if spec.kind == "digits" and spec.n > 300 and rng.random() < 0.8:
+            continue  # keep the large-digits draws few: each whitens a 64-column matrix
+        made, config = _make(spec, prefix="data."), _config(spec)
+        assert (made is None) == (config is None), (spec, made, config)
+        if made is not None:
+            refused += 1
+            assert config.startswith(f"{made} at the trial point"), (made, config)
+    assert 100 < refused < 500  # both outcomes are well sampled
