@@ -3,10 +3,13 @@
 The config tree (``conf/``) is typed by the dataclasses below, registered in Hydra's
 ConfigStore as ``base_config``:
 
-- ``data`` / ``model`` / ``train`` mirror :class:`sweep.schema.DataSpec`, ``ModelSpec`` and
-  ``TrainSpec`` field for field (the schemas are generated from those dataclasses, so the
-  field list lives in one place). Each field holds a value **or a list of values**: a list
-  is a sweep axis (``'train.beta=[0.01,0.1]'`` sweeps β).
+- ``data`` / ``model`` / ``train`` (:data:`DataAxes`, :data:`ModelAxes`, :data:`TrainAxes`)
+  mirror :class:`sweep.schema.DataSpec`, ``ModelSpec`` and ``TrainSpec`` field for field,
+  defaults included (they are generated from those dataclasses, so each field and default
+  lives in one place; a ``conf/`` group file sets only what differs). Each field holds a value
+  **or a list of values**: a list is a sweep axis (``'train.beta=[0.01,0.1]'`` sweeps β).
+  (``TrainAxes`` is the sweep's view of the optimiser; ``solvers.sgd.TrainConfig`` is the
+  trainer's own options, of which ``TrainSpec`` takes its defaults.)
 - ``seed``: the seed axis (an int or a list of ints).
 - ``grid``: the grid's name (= the MLflow experiment), its experiment id, and optional
   ``blocks`` — named sub-grids (``E1`` … ``E10`` in ``paper``) whose values are merged
@@ -34,16 +37,16 @@ from sweep.schema import DataSpec, ModelSpec, TrainSpec, TrialSpec
 
 __all__ = [
     "ConfigError",
-    "DataConfig",
+    "DataAxes",
     "GridConfig",
-    "ModelConfig",
+    "ModelAxes",
     "RunnerConfig",
     "Block",
     "Sweep",
     "SweepConfig",
     "SweepOptions",
     "TrackingConfig",
-    "TrainConfig",
+    "TrainAxes",
     "check_spec",
     "check_uri",
     "load",
@@ -69,9 +72,9 @@ def _open_schema(spec: type, name: str) -> type:
     )
 
 
-DataConfig = _open_schema(DataSpec, "DataConfig")
-ModelConfig = _open_schema(ModelSpec, "ModelConfig")
-TrainConfig = _open_schema(TrainSpec, "TrainConfig")
+DataAxes = _open_schema(DataSpec, "DataAxes")
+ModelAxes = _open_schema(ModelSpec, "ModelAxes")
+TrainAxes = _open_schema(TrainSpec, "TrainAxes")
 GROUP_SPECS: dict[str, type] = {"data": DataSpec, "model": ModelSpec, "train": TrainSpec}
 
 
@@ -132,11 +135,11 @@ class SweepOptions:
 @dataclass
 class SweepConfig:
     # how X and Y are made (fields of sweep.schema.DataSpec)
-    data: Any = field(default_factory=DataConfig)
+    data: Any = field(default_factory=DataAxes)
     # the network (fields of sweep.schema.ModelSpec)
-    model: Any = field(default_factory=ModelConfig)
+    model: Any = field(default_factory=ModelAxes)
     # the optimiser (fields of sweep.schema.TrainSpec)
-    train: Any = field(default_factory=TrainConfig)
+    train: Any = field(default_factory=TrainAxes)
     # seed axis: data and init seeds derive from it (an int or a list of ints)
     seed: Any = 0
     # the grid's name, experiment id and blocks
@@ -155,9 +158,9 @@ def register() -> None:
 
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=SweepConfig)
-    cs.store(group="data", name="base_data", node=DataConfig)
-    cs.store(group="model", name="base_model", node=ModelConfig)
-    cs.store(group="train", name="base_train", node=TrainConfig)
+    cs.store(group="data", name="base_data", node=DataAxes)
+    cs.store(group="model", name="base_model", node=ModelAxes)
+    cs.store(group="train", name="base_train", node=TrainAxes)
     cs.store(group="runner", name="base_runner", node=RunnerConfig)
     cs.store(group="tracking", name="base_tracking", node=TrackingConfig)
 

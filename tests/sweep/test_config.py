@@ -10,9 +10,9 @@ import pytest
 
 from sweep.config import (
     ConfigError,
-    DataConfig,
-    ModelConfig,
-    TrainConfig,
+    DataAxes,
+    ModelAxes,
+    TrainAxes,
     load,
 )
 from sweep.grid import expand
@@ -99,11 +99,30 @@ def test_defaults_are_valid_and_give_one_trial() -> None:
     assert specs[0].data == DataSpec() and specs[0].model == ModelSpec()
 
 
+def test_one_class_per_name_across_the_packages() -> None:
+    """One ``TrainConfig`` (solvers.options, the trainer's options; the sweep's open schema is
+    ``TrainAxes``): no class or alias name is defined twice in solvers/ and sweep/."""
+    import ast
+
+    where: dict[str, list[str]] = {}
+    for package in ("solvers", "sweep"):
+        for path in sorted((REPO / package).rglob("*.py")):
+            for node in ast.parse(path.read_text()).body:
+                names = [node.name] if isinstance(node, ast.ClassDef) else []
+                if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
+                    names = [t.id for t in node.targets if isinstance(t, ast.Name)]
+                for name in names:
+                    if name[:1].isupper() and not name.isupper():
+                        where.setdefault(name, []).append(str(path.relative_to(REPO)))
+    assert where["TrainConfig"] == ["solvers/options.py"]
+    assert {k: v for k, v in where.items() if len(v) > 1} == {}
+
+
 def test_schemas_mirror_trial_spec_field_for_field() -> None:
     for schema, spec in (
-        (DataConfig, DataSpec),
-        (ModelConfig, ModelSpec),
-        (TrainConfig, TrainSpec),
+        (DataAxes, DataSpec),
+        (ModelAxes, ModelSpec),
+        (TrainAxes, TrainSpec),
     ):
         assert [f.name for f in fields(schema)] == [f.name for f in fields(spec)]
         assert [f.default for f in fields(schema)] == [
@@ -111,29 +130,79 @@ def test_schemas_mirror_trial_spec_field_for_field() -> None:
         ]
 
 
-@pytest.mark.parametrize("group", ["data", "model", "train", "runner", "tracking"])
-def test_every_group_option_sets_every_field_with_a_comment(group: str) -> None:
+GROUP_SCHEMAS = ("data", "model", "train", "runner", "tracking")
+
+
+def restated_defaults(conf) -> list[str]:
+    """``"FILE: FIELD"`` for every value a config file under ``conf`` sets to the schema's own
+    default (a group file, or ``config.yaml`` outside ``defaults``/``hydra``), and for every
+    field set without a comment or naming no schema field: files state only what differs."""
+    import yaml
+
     from sweep import config as c
 
-    schema = {
+    schemas = {
         "data": DataSpec,
         "model": ModelSpec,
         "train": TrainSpec,
         "runner": c.RunnerConfig,
         "tracking": c.TrackingConfig,
-    }[group]
-    names = {f.name for f in fields(schema)}
+    }
+    files = [(p, schemas[g]) for g in GROUP_SCHEMAS for p in sorted((conf / g).glob("*.yaml"))]
+    files.append((conf / "config.yaml", c.SweepConfig))
+    out = []
+    for path, schema in files:
+        name = str(path.relative_to(conf))
+        defaults = {f.name: f.default for f in fields(schema)}
+        for key, value in (yaml.safe_load(path.read_text()) or {}).items():
+            if key in ("defaults", "hydra") and schema is c.SweepConfig:
+                continue
+            if key not in defaults:
+                out.append(f"{name}: {key} (no field of {schema.__name__})")
+            elif type(value) is type(defaults[key]) and value == defaults[key]:
+                out.append(f"{name}: {key} (restates the default {value!r})")
+        for line in path.read_text().splitlines():
+            key = line.split(":")[0]
+            if line.strip() and not line.startswith((" ", "#")) and "#" not in line:
+                if key not in ("defaults", "hydra"):  # config.yaml's sections, not fields
+                    out.append(f"{name}: {key} (set without a comment)")
+    return out
+
+
+def test_no_config_file_restates_a_schema_default() -> None:
+    assert restated_defaults(CONF) == []
+
+
+def test_a_restated_default_is_found(tmp_path) -> None:
+    """The check above fails on a copy of conf/ with defaults restated (train.init = he,
+    runner.address = null, seed = 0) and on a field set without its comment."""
+    import shutil
+
+    conf = tmp_path / "conf"
+    shutil.copytree(CONF, conf)
+    with open(conf / "train" / "sgd.yaml", "a") as f:
+        f.write("init: he  # restated\n")
+    with open(conf / "runner" / "inline.yaml", "a") as f:
+        f.write("address: null  # restated\n")
+    with open(conf / "config.yaml", "a") as f:
+        f.write("seed: 0  # restated\n")
+    with open(conf / "model" / "relu.yaml", "a") as f:
+        f.write("width: 12\n")
+    assert restated_defaults(conf) == [
+        "model/relu.yaml: width (set without a comment)",
+        "train/sgd.yaml: init (restates the default 'he')",
+        "runner/inline.yaml: address (restates the default None)",
+        "config.yaml: seed (restates the default 0)",
+    ]
+
+
+@pytest.mark.parametrize("group", GROUP_SCHEMAS)
+def test_every_group_option_composes_and_validates(group: str) -> None:
     files = sorted((CONF / group).glob("*.yaml"))
     assert files
     for path in files:
-        keys = set()
-        for line in path.read_text().splitlines():
-            if not line.strip() or line.lstrip().startswith("#"):
-                continue
-            assert "#" in line, f"{path.name}: field without a comment: {line!r}"
-            keys.add(line.split(":")[0].strip())
-        assert keys == names, f"{path.name} sets {sorted(keys)}, schema has {sorted(names)}"
-        load(compose([f"{group}={path.stem}"]))  # and it composes and validates
+        extra = ["model=relu_bias"] if path.stem == "spline_1d" else []
+        load(compose([f"{group}={path.stem}", *extra]))
 
 
 def test_command_line_list_on_a_plain_field_is_an_axis() -> None:
