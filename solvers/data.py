@@ -14,11 +14,11 @@ Inputs ``X`` (shape ``(n, d)``):
 - :func:`zigzag_1d` — THEORY §5 / E6: ``x`` sorted in ``[−1, 1]`` (endpoints included),
   ``y`` alternating in sign.
 - :func:`digits` — scikit-learn's bundled 8×8 digits (``load_digits``, shipped with the
-  package): raw pixels scaled to ``[0, 1]`` or ZCA-whitened; two-class signed targets or
-  one-hot over chosen classes.
+  package): raw pixels scaled to ``[0, 1]``; two-class signed targets or one-hot over chosen
+  classes.
 
-Whitening is a **transform** of the inputs, not a data kind: :func:`whiten` (the ``data.whiten``
-axis of a sweep, :data:`WHITEN_KINDS`) maps the raw ``X`` of any kind to
+Whitening is a **transform** of the inputs, not a data kind: :func:`whiten_inputs` (the
+``data.whiten`` axis of a sweep, :data:`WHITEN_KINDS`) maps the raw ``X`` of any kind to
 
 - ``none`` — ``X`` unchanged;
 - ``zca`` — :func:`zca` (symmetric whitening ``U Vᵀ``, no centring);
@@ -66,7 +66,7 @@ __all__ = [
     "rank_one_X",
     "signed_y",
     "WHITEN_KINDS",
-    "whiten",
+    "whiten_inputs",
     "whitened_X",
     "zca",
     "zigzag_1d",
@@ -74,7 +74,13 @@ __all__ = [
 
 DATA_KINDS = ("gaussian", "whitened", "rank_one", "spline_1d", "digits")
 TARGET_KINDS = ("gaussian", "onehot", "onehot_balanced", "signed")
-WHITEN_KINDS = ("auto", "none", "zca", "pca", "exact")  # see whiten(); "auto" = the kind's own
+WHITEN_KINDS = (
+    "auto",
+    "none",
+    "zca",
+    "pca",
+    "exact",
+)  # see whiten_inputs(); "auto" = the kind's own
 DIGITS_SAMPLES = 1797
 DIGITS_DIM = 64
 # the parameters of make_dataset that describe the data (the ``data.*`` fields of a sweep)
@@ -133,7 +139,7 @@ def zca(X: np.ndarray, *, tol: float = 1e-10) -> np.ndarray:
     return 1.5 * W - 0.5 * (W @ W.T) @ W  # one Newton–Schulz step: singular values to rounding
 
 
-def whiten(X: np.ndarray, method: str, *, tol: float = 1e-10) -> np.ndarray:
+def whiten_inputs(X: np.ndarray, method: str, *, tol: float = 1e-10) -> np.ndarray:
     """Whiten the inputs ``X`` (n, d); the result has the same shape.
 
     With the thin SVD ``X = U S Vᵀ`` and ``r`` = the number of singular values ``> tol·σ_1``:
@@ -184,9 +190,6 @@ def whiten(X: np.ndarray, method: str, *, tol: float = 1e-10) -> np.ndarray:
         return 1.5 * out - 0.5 * (out @ out.T) @ out  # Newton–Schulz: singular values to rounding
     W = U[:, :n] @ Vt[:n]  # exact: U_r V_rᵀ + U_⊥ V_⊥ᵀ, rows orthonormal
     return 1.5 * W - 0.5 * (W @ W.T) @ W
-
-
-_whiten = whiten  # make_dataset's argument ``whiten`` shadows the function's name
 
 
 def rank_one_X(n: int, d: int, *, seed: int) -> np.ndarray:  # noqa: N802
@@ -268,17 +271,17 @@ def digits(
     *,
     classes: Sequence[int] = (0, 1),
     targets: str = "signed",
-    whiten: bool = True,
     seed: int,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` samples of scikit-learn's 8×8 digits from ``classes``, every class present.
+    """``n`` samples of scikit-learn's 8×8 digits from ``classes``, every class present, as
+    raw pixels in ``[0, 1]`` (whitening is a transform: :func:`whiten_inputs`; ``make_dataset``
+    ZCA-whitens digits under ``whiten="auto"``).
 
     Args:
         n: number of samples (``len(classes) ≤ n ≤`` the samples of those classes).
         classes: digit labels to draw from (distinct, in 0..9).
         targets: ``"signed"`` (exactly two classes: ``+1`` for ``classes[0]``, ``−1`` for
             ``classes[1]``) or ``"onehot"`` (column ``k`` marks ``classes[k]``).
-        whiten: ZCA-whiten the drawn samples (:func:`zca`); else raw pixels in ``[0, 1]``.
         seed: which samples are drawn.
 
     Returns:
@@ -313,8 +316,6 @@ def digits(
         Y = np.where(k == 0, 1.0, -1.0)
     else:
         Y = np.eye(len(classes))[k]
-    if whiten:
-        X = zca(X)
     return X, Y
 
 
@@ -417,7 +418,7 @@ def make_dataset(
             spline_1d) | ``signed`` (needs outputs = 1).
         n, d, outputs: samples, input dimension, number of outputs K.
         seed: the one seed; X and Y use independent streams derived from it.
-        whiten: :func:`whiten` applied to the raw ``X`` drawn from ``seed`` (the same raw ``X``
+        whiten: :func:`whiten_inputs` applied to the raw ``X`` drawn from ``seed`` (the same raw ``X``
             for every value); ``auto`` (default) = ``zca`` for digits, ``none`` otherwise —
             exactly the data this function made before the option existed.
     """
@@ -426,7 +427,7 @@ def make_dataset(
         raise ValueError(problem)
     method = ("zca" if kind == "digits" else "none") if whiten == "auto" else whiten
     X, Y = _raw_dataset(kind, targets, n=n, d=d, outputs=outputs, seed=seed)
-    return _whiten(X, method), Y
+    return whiten_inputs(X, method), Y
 
 
 def _raw_dataset(
@@ -444,9 +445,9 @@ def _raw_dataset(
             X = pixels[_rng(x_seed).choice(DIGITS_SAMPLES, size=n, replace=False)]
             return X, gaussian_Y(n, K, seed=y_seed)
         if targets == "signed":
-            X, y = digits(n, classes=(0, 1), targets="signed", whiten=False, seed=x_seed)
+            X, y = digits(n, classes=(0, 1), targets="signed", seed=x_seed)
             return X, y[:, None]
-        return digits(n, classes=tuple(range(K)), targets="onehot", whiten=False, seed=x_seed)
+        return digits(n, classes=tuple(range(K)), targets="onehot", seed=x_seed)
 
     if kind == "spline_1d":
         x, y = zigzag_1d(n, seed=x_seed)

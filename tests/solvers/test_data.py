@@ -87,8 +87,10 @@ def test_targets() -> None:
 def test_digits_signed_and_onehot() -> None:
     X, y = data.digits(40, classes=(3, 8), targets="signed", seed=0)
     assert X.shape == (40, 64) and set(y) == {-1.0, 1.0}
-    assert np.linalg.norm(X @ X.T - np.eye(40)) < 1e-12  # n ≤ 64: whitened exactly
-    Xr, Y = data.digits(300, classes=(0, 1, 2), targets="onehot", whiten=False, seed=1)
+    assert X.min() >= 0 and X.max() <= 1  # raw pixels; whitening is whiten_inputs' job
+    Z = data.whiten_inputs(X, "zca")
+    assert np.linalg.norm(Z @ Z.T - np.eye(40)) < 1e-12  # n ≤ 64: whitened exactly
+    Xr, Y = data.digits(300, classes=(0, 1, 2), targets="onehot", seed=1)
     assert Xr.min() >= 0 and Xr.max() <= 1 and Y.shape == (300, 3)
     assert np.all(Y.sum(axis=0) >= 1) and np.all(Y.sum(axis=1) == 1)
     # one-hot columns follow the requested classes: raw samples of class k are that digit's
