@@ -14,8 +14,9 @@ says how many runs were left out):
   :meth:`sweep.schema.TrialSpec.key_params`: those trials ran at it). Analysis reads these
   columns as they are, without parsing them again;
 - metrics (``sgd_objective``, ``exact_objective``, ``rel_gap``, ``certificate``,
-  ``layer1.rank`` …, ``spline.*``, ``nc.*``, ``rescaled.*``) as float64, NaN where a run did not
-  log one; the stepped training curves ``curve.*`` are left out (see :func:`load_curves`);
+  ``layer1.rank`` …, ``spline.*``, ``nc.*``, ``rescaled.*``: the declared names of
+  :data:`sweep.schema.EXTRA_METRICS`; an old store's spellings, :data:`~sweep.schema.LEGACY_METRICS`,
+  are renamed to them here) as float64, NaN where a run did not log one; the stepped training curves ``curve.*`` are left out (see :func:`load_curves`);
 - ``status`` (the trial's own: finished | diverged | failed, from the ``trial_status`` tag,
   else derived from MLflow's run status), ``run_status`` (MLflow's), ``run_id``,
   ``parent_run_id``, ``run_name``, ``start_time``/``end_time`` (UTC timestamps) and the tags
@@ -60,6 +61,7 @@ from sweep.schema import (
     ARTIFACT_RESULT,
     ARTIFACT_TRACEBACK,
     CURVE_PREFIX,
+    LEGACY_METRICS,
     TAG_DEVICE,
     TAG_EXPERIMENT,
     TAG_FAMILY,
@@ -291,6 +293,7 @@ def _build(parts: list[dict]) -> pd.DataFrame:
             row[k] = v
             param_names.add(k)
         for k, v in part["metrics"].items():
+            k = LEGACY_METRICS.get(k, k)  # an old store's spelling -> the declared name
             row[k] = v
             metric_names.add(k)
         rows.append(row)

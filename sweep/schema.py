@@ -26,9 +26,14 @@ __all__ = [
     "TrainSpec",
     "TrialResult",
     "TrialSpec",
+    "EXTRA_METRICS",
+    "FIELD_METRICS",
     "KEY_V1",
+    "LAYER_METRICS",
+    "LEGACY_METRICS",
     "PER_NETWORK",
     "STATUSES",
+    "declared_metric",
 ]
 
 # ---------------------------------------------------------------- trial specification
@@ -388,6 +393,88 @@ ARTIFACT_RESULT = "trial.json"  # the full TrialResult (curves, arrays) as JSON
 ARTIFACT_TRACEBACK = "traceback.txt"
 
 
+# ---------------------------------------------------------------- declared metrics
+# Every metric a trial logs is one of these names (TrialResult.metrics): a field or property of
+# TrialResult (FIELD_METRICS), a statistic of layer i (``layer<i>.<LAYER_METRICS>``), or a
+# family-specific scalar of TrialResult.extra (EXTRA_METRICS, each with its meaning).
+# sweep.trial refuses to record an undeclared extra name; analysis reads declared names only.
+
+FIELD_METRICS = (
+    "sgd_objective",
+    "polished_objective",
+    "polished_rel_gap",
+    "exact_objective",
+    "abs_gap",
+    "rel_gap",
+    "certificate",
+    "certified_gap",
+    "rel_certified_gap",
+    "wall_time",
+    "w1_alignment",
+    "m_star",
+    "upper_bound",
+    "lower_bound",
+    "bracket_rel_width",
+)
+LAYER_METRICS = ("rank", "stable_rank", "norm_ratio", "fro_norm", "sv1", "align_next")
+
+_SPLINE = {  # THEORY §5 / E6: solvers.structure.spline_stats of the fitted 1-D function
+    "max_deviation": "largest distance of the fit from the linear interpolant of the data",
+    "tv": "total variation of the fit's slope",
+    "share_near_data": "share of that variation at kinks near data points",
+    "tv_interpolant": "total variation of the linear interpolant's slope",
+    "tv_ratio": "tv / tv_interpolant",
+    "n_kinks": "number of kinks of the fit",
+}
+_COLLAPSE = {  # THEORY §6 / E7: solvers.batchnorm.neural_collapse of the last hidden features
+    "nc1": "within-class / between-class variability",
+    "nc2_cosine_mean": "mean cosine between centred class means",
+    "nc2_cosine_target": "the simplex ETF's cosine, -1/(K-1)",
+    "nc2_cosine_max_dev": "largest deviation of those cosines from the target",
+    "nc2_norm_cv": "coefficient of variation of the class-mean norms",
+    "nc3_cosine_mean": "mean cosine of the last layer's (centred) columns with the class means",
+    "nc3_cosine_min": "smallest such cosine",
+    "nc3_cosine_uncentred_mean": "mean cosine of the uncentred columns with the class means",
+}
+_RESCALED = {  # THEORY §9 / E8: solvers.rescaled.rescaled_both, per ball (op | fro)
+    "primal": "P_R at the ball's optimal radius",
+    "dual": "D at that radius",
+    "gap": "(P_R - D) / P_R",
+    "t": "the optimal radius",
+}
+EXTRA_METRICS: dict[str, str] = {
+    "null_objective": "½‖Y‖², the zero network's objective (P* equal to it: nothing to test)",
+    "dual_bound": "the dual lower bound of the SGD network (solvers.dual_bound)",
+    "optimum_rel_gap": "the exact/certified solver's own relative gap",
+    "p_star_any_width": "P* of any width, where the trial's width is below m*",
+    "predicted_rank": "rank of the closed-form optimum's W_1 (THEORY §1)",
+    **{f"spline.{k}": v for k, v in _SPLINE.items()},
+    **{f"nc.{k}": f"{v} (trained network)" for k, v in _COLLAPSE.items()},
+    **{f"nc_opt.{k}": f"{v} (closed-form optimal network)" for k, v in _COLLAPSE.items()},
+    **{
+        f"rescaled.{ball}_{k}": f"{v}, {name} ball"
+        for ball, name in (("op", "operator-norm"), ("fro", "Frobenius"))
+        for k, v in _RESCALED.items()
+    },
+}
+# spellings found in stores written before the names were declared -> the declared name
+# (analysis.load renames them, once, so no reader tries several spellings)
+LEGACY_METRICS: dict[str, str] = {
+    old: name
+    for name in EXTRA_METRICS
+    if name.startswith("rescaled.")
+    for old in (name.replace(".", "_", 1), name.replace("_", ".", 1))
+}
+
+
+def declared_metric(name: str) -> bool:
+    """Whether ``name`` is a metric a trial may log (see :data:`EXTRA_METRICS`)."""
+    if name in EXTRA_METRICS or name in FIELD_METRICS:
+        return True
+    layer, _, stat = name.partition(".")
+    return layer.startswith("layer") and layer[5:].isdigit() and stat in LAYER_METRICS
+
+
 @dataclass
 class LayerStats:
     rank: int  # numerical rank, singular values > rank_tol * max(1, σ_1)
@@ -424,9 +511,8 @@ class TrialResult:
     bracket_rel_width: float | None = None
     curve_steps: list[int] = field(default_factory=list)
     curves: dict[str, list[float]] = field(default_factory=dict)  # "objective", "norm_ratio.1" ...
-    extra: dict[str, float] = field(
-        default_factory=dict
-    )  # family-specific scalars (spline, NC, §9 ...)
+    # family-specific scalars (spline, NC, §9 ...): only the names of EXTRA_METRICS
+    extra: dict[str, float] = field(default_factory=dict)
     arrays: dict[str, list] = field(
         default_factory=dict
     )  # data for figures (spline samples, kinks)
@@ -468,24 +554,9 @@ class TrialResult:
         return self.certified_gap / max(abs(self.sgd_objective), 1e-300)
 
     def metrics(self) -> dict[str, float]:
-        """Every finite scalar, under the names ``analysis`` reads."""
-        m: dict[str, float | None] = {
-            "sgd_objective": self.sgd_objective,
-            "polished_objective": self.polished_objective,
-            "polished_rel_gap": self.polished_rel_gap,
-            "exact_objective": self.exact_objective,
-            "abs_gap": self.abs_gap,
-            "rel_gap": self.rel_gap,
-            "certificate": self.certificate,
-            "certified_gap": self.certified_gap,
-            "rel_certified_gap": self.rel_certified_gap,
-            "wall_time": self.wall_time,
-            "w1_alignment": self.w1_alignment,
-            "m_star": self.m_star,
-            "upper_bound": self.upper_bound,
-            "lower_bound": self.lower_bound,
-            "bracket_rel_width": self.bracket_rel_width,
-        }
+        """Every finite scalar, under the names ``analysis`` reads: :data:`FIELD_METRICS`,
+        ``layer<i>.<LAYER_METRICS>`` and the declared keys of ``extra`` (:data:`EXTRA_METRICS`)."""
+        m: dict[str, float | None] = {name: getattr(self, name) for name in FIELD_METRICS}
         for i, ls in enumerate(self.layers, start=1):
             m[f"layer{i}.rank"] = ls.rank
             m[f"layer{i}.stable_rank"] = ls.stable_rank
@@ -495,6 +566,17 @@ class TrialResult:
             m[f"layer{i}.align_next"] = ls.align_next
         m.update(self.extra)
         return {k: float(v) for k, v in m.items() if v is not None and math.isfinite(float(v))}
+
+    def check_declared(self) -> None:
+        """``ValueError`` naming the first key of ``extra`` that is no declared metric
+        (:data:`EXTRA_METRICS`): ``sweep.trial`` calls it on every result before it is
+        recorded, so a misspelt metric fails its trial instead of reaching the store."""
+        bad = sorted(k for k in self.extra if k not in EXTRA_METRICS)
+        if bad:
+            raise ValueError(
+                f"TrialResult.extra[{bad[0]!r}] is no declared metric: declare it in "
+                f"sweep.schema.EXTRA_METRICS (analysis reads only declared names)."
+            )
 
     def to_json(self) -> str:
         d = asdict(self)

@@ -337,7 +337,8 @@ def _analyse(
     if spec.model.ball != "none":  # THEORY §9 / E8: both balls measured, whichever is named
         from solvers.rescaled import rescaled_both
 
-        result.extra.update({f"rescaled_{k}": v for k, v in rescaled_both(problem).items()})
+        result.extra.update({f"rescaled.{k}": v for k, v in rescaled_both(problem).items()})
+    result.check_declared()  # an undeclared metric name fails the trial (sweep.schema)
     return result
 
 

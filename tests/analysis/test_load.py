@@ -163,3 +163,19 @@ def test_params_are_typed_once_and_a_later_field_reads_as_its_default() -> None:
     assert frame["data.whiten"].tolist() == ["auto", "auto"]
     assert frame["train.init_scale"].tolist() == [1.0, 1.0]
     assert frame["model.bias"].dtype == bool
+
+
+def test_an_old_stores_metric_spelling_reads_as_the_declared_name() -> None:
+    """E8's metrics were logged as rescaled_op_primal before the names were declared: load
+    renames them once (sweep.schema.LEGACY_METRICS), so a reader needs one spelling."""
+    from analysis.load import _build
+    from sweep.schema import TrialSpec, declared_metric
+
+    params = {k: str(v) for k, v in TrialSpec().params().items()}
+    parts = [
+        {"fixed": {}, "params": params, "metrics": {"rescaled_op_primal": 2.0}},
+        {"fixed": {}, "params": params, "metrics": {"rescaled.op_primal": 3.0}},
+    ]
+    frame = _build(parts)
+    assert frame["rescaled.op_primal"].tolist() == [2.0, 3.0]
+    assert "rescaled_op_primal" not in frame and declared_metric("rescaled.op_primal")

@@ -259,7 +259,7 @@ def test_sgd_objective_is_sgd_alone_and_the_polish_is_reported_apart() -> None:
 
 def test_rescaled_trial_logs_both_balls() -> None:
     """THEORY §9 / E8: a trial naming a ball measures BOTH (operator primal by direct network
-    minimisation, Frobenius by the spectral reduction) and logs them under rescaled_{op,fro}_*."""
+    minimisation, Frobenius by the spectral reduction) and logs them under rescaled.{op,fro}_*."""
     s = spec(
         data={"outputs": 2, "n": 6, "d": 8},
         model={"ball": "operator"},
@@ -267,8 +267,8 @@ def test_rescaled_trial_logs_both_balls() -> None:
     )
     (r,) = run_batch([s])
     assert r.status == "finished", r.error
-    names = {f"rescaled_{b}_{w}" for b in ("op", "fro") for w in ("primal", "dual", "gap", "t")}
+    names = {f"rescaled.{b}_{w}" for b in ("op", "fro") for w in ("primal", "dual", "gap", "t")}
     assert names <= set(r.metrics())
-    assert r.extra["rescaled_op_dual"] <= r.extra["rescaled_op_primal"] * (1 + 1e-6)
-    assert abs(r.extra["rescaled_op_gap"]) <= 1e-6  # operator balls: dual-exact (measured)
-    assert r.extra["rescaled_fro_gap"] > 0.01  # Frobenius balls, K = 2: a real gap
+    assert r.extra["rescaled.op_dual"] <= r.extra["rescaled.op_primal"] * (1 + 1e-6)
+    assert abs(r.extra["rescaled.op_gap"]) <= 1e-6  # operator balls: dual-exact (measured)
+    assert r.extra["rescaled.fro_gap"] > 0.01  # Frobenius balls, K = 2: a real gap
