@@ -88,6 +88,7 @@ class TrainSpec:
     polish: int = _trainer("polish")  # L-BFGS iterations after SGD (0 = none), float64 only
     dtype: str = _trainer("dtype")  # float64 | float32
     log_every: int = _trainer("log_every")  # record the objective (and layer ratios) this often
+    track_layers: bool = _trainer("track_layers")  # record ‖W_l‖₂/‖W_l‖_F curves (E2) too
 
 
 # The trial fields that may differ between the networks of one batch, and how each reaches

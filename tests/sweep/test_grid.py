@@ -388,3 +388,23 @@ def test_fast_key_path_is_the_canonical_json_of_key_params(monkeypatch) -> None:
         assert _canonical_json(s.key_params()) == canon
         assert s.key == hashlib.sha256(canon.encode()).hexdigest()[:20]
     assert [s.key for s in grown] == [s.key for s in specs]
+
+
+def test_track_layers_is_an_axis_from_one_schema_field() -> None:
+    """``train.track_layers`` became an axis by one line in sweep/schema.py (docs/architecture.md,
+    "a sweep axis"): the config validates it, the key of every existing point is unchanged (its
+    default is the trainer's own, True), batches split on it, and sweep.trial passes it to the
+    trainer by name (the layer curves are recorded or not)."""
+    from sweep.trial import _train_config, run_batch
+
+    sweep = load({"train": {"track_layers": [True, False], "steps": 30, "log_every": 10}})
+    on, off = expand(sweep)
+    assert on.key == TrialSpec(train=on.train.__class__(steps=30, log_every=10)).key
+    assert "train.track_layers" not in on.key_params() and off.key != on.key
+    assert len(batches([on, off], 16)) == 2
+    with pytest.raises(ConfigError, match=r"^train\.track_layers must be true or false"):
+        load({"train": {"track_layers": "no"}})
+    assert _train_config(on).track_layers is True and _train_config(off).track_layers is False
+    (r_on,), (r_off,) = run_batch([on]), run_batch([off])
+    assert r_on.status == r_off.status == "finished"
+    assert "norm_ratio.1" in r_on.curves and "norm_ratio.1" not in r_off.curves
