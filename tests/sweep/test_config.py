@@ -180,14 +180,14 @@ def test_a_restated_default_is_found(tmp_path) -> None:
 
     conf = tmp_path / "conf"
     shutil.copytree(CONF, conf)
-    with open(conf / "train" / "sgd.yaml", "a") as f:
-        f.write("init: he  # restated\n")
-    with open(conf / "runner" / "inline.yaml", "a") as f:
-        f.write("address: null  # restated\n")
-    with open(conf / "config.yaml", "a") as f:
-        f.write("seed: 0  # restated\n")
-    with open(conf / "model" / "relu.yaml", "a") as f:
-        f.write("width: 12\n")
+    for name, line in (
+        ("train/sgd.yaml", "init: he  # restated"),
+        ("runner/inline.yaml", "address: null  # restated"),
+        ("config.yaml", "seed: 0  # restated"),
+        ("model/relu.yaml", "width: 12"),
+    ):
+        with open(conf / name, "a") as f:
+            f.write(line + "\n")
     assert restated_defaults(conf) == [
         "model/relu.yaml: width (set without a comment)",
         "train/sgd.yaml: init (restates the default 'he')",
