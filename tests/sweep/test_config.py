@@ -285,6 +285,27 @@ def test_config_accepts_no_value_the_trainer_refuses(name: str) -> None:
     assert accepted >= 3
 
 
+def test_beta_follows_the_problems_rule() -> None:
+    """train.beta is checked by the config (before any trial) and by solvers.Problem (the
+    rule's owner): both accept exactly the same values."""
+    import numpy as np
+
+    from solvers import Problem
+
+    for value in (-1.0, 0.0, 1e-300, 1e-12, 0.5, 3.0, math.inf, math.nan):
+        try:
+            load({"train": {"beta": value}})
+            config = True
+        except ConfigError:
+            config = False
+        try:
+            Problem(X=np.eye(2), Y=np.ones((2, 1)), depth=2, beta=value)
+            problem = True
+        except ValueError:
+            problem = False
+        assert config == problem, value
+
+
 def test_lr_follows_the_trainers_rule_everywhere() -> None:
     from solvers.sgd import TrainConfig as Trainer
 
