@@ -118,6 +118,19 @@ def test_one_class_per_name_across_the_packages() -> None:
     assert {k: v for k, v in where.items() if len(v) > 1} == {}
 
 
+def test_trainer_options_have_the_trainers_defaults() -> None:
+    """A TrainSpec field named like a trainer option has that option's default (lr, init …
+    written once, in solvers.options.TrainConfig); only beta and steps are the sweep's own."""
+    from solvers.sgd import TrainConfig as Trainer
+
+    trainer = {f.name: f.default for f in fields(Trainer)}
+    own = [f.name for f in fields(TrainSpec) if f.name not in trainer]
+    assert own == ["beta"]
+    for f in fields(TrainSpec):
+        if f.name in trainer and f.name != "steps":  # the trainer's steps has no default
+            assert f.default == trainer[f.name], f.name
+
+
 def test_schemas_mirror_trial_spec_field_for_field() -> None:
     for schema, spec in (
         (DataAxes, DataSpec),
