@@ -171,7 +171,7 @@ def test_per_network_fields_reach_train_per_network_and_the_rest_is_shared() -> 
         assert name in params, name
         assert channel in ("problem", "seed", "analysis") or channel in keywords, (name, channel)
     # every option of the trainer is a TrainSpec field (so _train_config copies it) ...
-    shared = {f.name for f in dataclasses.fields(TrainConfig)} - {"track_layers"}
+    shared = {f.name for f in dataclasses.fields(TrainConfig)}
     assert shared <= {f.name for f in dataclasses.fields(TrainSpec)}
     # ... and is either passed per network or part of the batch shape
     shape = dict(TrialSpec().batch_shape())
