@@ -7,9 +7,12 @@ runs of one key: a failed run redone, a killed driver's run, or two drivers that
 trial; the latest FINISHED run wins, else the latest run, and ``frame.attrs["superseded"]``
 says how many runs were left out):
 
-- params (``data.n``, ``model.depth``, ``train.beta``, ``seed``, ``experiment`` …) cast from
-  MLflow's strings to the types of :func:`sweep.schema.param_types` (nullable ``Int64`` /
-  ``boolean`` when a param is missing from some runs);
+- params (``data.n``, ``model.depth``, ``train.beta``, ``seed``, ``experiment`` …) under the
+  names the command line uses, cast once, here, from MLflow's strings to the types of
+  :func:`sweep.schema.param_types` (``train.beta`` float64, ``model.bias`` bool …); a field
+  added to the schema after a store was written reads as its default (the key rule of
+  :meth:`sweep.schema.TrialSpec.key_params`: those trials ran at it). Analysis reads these
+  columns as they are, without parsing them again;
 - metrics (``sgd_objective``, ``exact_objective``, ``rel_gap``, ``certificate``,
   ``layer1.rank`` …, ``spline.*``, ``nc.*``, ``rescaled.*``) as float64, NaN where a run did not
   log one; the stepped training curves ``curve.*`` are left out (see :func:`load_curves`);
@@ -275,10 +278,16 @@ def curves_from_results(specs: Sequence[TrialSpec], results: Sequence[TrialResul
 
 def _build(parts: list[dict]) -> pd.DataFrame:
     types = param_types()
+    defaults = TrialSpec().params()
     rows, param_names, metric_names = [], set(), set()
     for part in parts:
         row = dict(part["fixed"])
-        for k, v in part["params"].items():
+        params = part["params"]
+        if params.keys() - {"experiment"}:  # a trial's params, maybe from before a field existed:
+            # a field missing from them was, by the key rule (TrialSpec.key_params), at its
+            # default; so each param is one typed column, parsed here and nowhere else
+            params = {**defaults, **params}
+        for k, v in params.items():
             row[k] = v
             param_names.add(k)
         for k, v in part["metrics"].items():

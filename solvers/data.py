@@ -14,11 +14,11 @@ Inputs ``X`` (shape ``(n, d)``):
 - :func:`zigzag_1d` — THEORY §5 / E6: ``x`` sorted in ``[−1, 1]`` (endpoints included),
   ``y`` alternating in sign.
 - :func:`digits` — scikit-learn's bundled 8×8 digits (``load_digits``, shipped with the
-  package): raw pixels scaled to ``[0, 1]`` or ZCA-whitened; two-class signed targets or
-  one-hot over chosen classes.
+  package): raw pixels scaled to ``[0, 1]``; two-class signed targets or one-hot over chosen
+  classes.
 
-Whitening is a **transform** of the inputs, not a data kind: :func:`whiten` (the ``data.whiten``
-axis of a sweep, :data:`WHITEN_KINDS`) maps the raw ``X`` of any kind to
+Whitening is a **transform** of the inputs, not a data kind: :func:`whiten_inputs` (the
+``data.whiten`` axis of a sweep, :data:`WHITEN_KINDS`) maps the raw ``X`` of any kind to
 
 - ``none`` — ``X`` unchanged;
 - ``zca`` — :func:`zca` (symmetric whitening ``U Vᵀ``, no centring);
@@ -48,22 +48,25 @@ present), :func:`signed_y` (``±1``, both signs present).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numpy as np
 
 __all__ = [
+    "DATA_FIELDS",
     "DATA_KINDS",
     "TARGET_KINDS",
     "digits",
     "gaussian_X",
     "gaussian_Y",
+    "data_problem",
     "make_dataset",
     "onehot_Y",
     "rank_one_X",
     "signed_y",
     "WHITEN_KINDS",
-    "whiten",
+    "whiten_inputs",
     "whitened_X",
     "zca",
     "zigzag_1d",
@@ -71,9 +74,17 @@ __all__ = [
 
 DATA_KINDS = ("gaussian", "whitened", "rank_one", "spline_1d", "digits")
 TARGET_KINDS = ("gaussian", "onehot", "onehot_balanced", "signed")
-WHITEN_KINDS = ("auto", "none", "zca", "pca", "exact")  # see whiten(); "auto" = the kind's own
+WHITEN_KINDS = (
+    "auto",
+    "none",
+    "zca",
+    "pca",
+    "exact",
+)  # see whiten_inputs(); "auto" = the kind's own
 DIGITS_SAMPLES = 1797
 DIGITS_DIM = 64
+# the parameters of make_dataset that describe the data (the ``data.*`` fields of a sweep)
+DATA_FIELDS = ("kind", "targets", "n", "d", "outputs", "whiten")
 
 
 def _positive_int(name: str, value: object) -> int:
@@ -128,7 +139,7 @@ def zca(X: np.ndarray, *, tol: float = 1e-10) -> np.ndarray:
     return 1.5 * W - 0.5 * (W @ W.T) @ W  # one Newton–Schulz step: singular values to rounding
 
 
-def whiten(X: np.ndarray, method: str, *, tol: float = 1e-10) -> np.ndarray:
+def whiten_inputs(X: np.ndarray, method: str, *, tol: float = 1e-10) -> np.ndarray:
     """Whiten the inputs ``X`` (n, d); the result has the same shape.
 
     With the thin SVD ``X = U S Vᵀ`` and ``r`` = the number of singular values ``> tol·σ_1``:
@@ -179,9 +190,6 @@ def whiten(X: np.ndarray, method: str, *, tol: float = 1e-10) -> np.ndarray:
         return 1.5 * out - 0.5 * (out @ out.T) @ out  # Newton–Schulz: singular values to rounding
     W = U[:, :n] @ Vt[:n]  # exact: U_r V_rᵀ + U_⊥ V_⊥ᵀ, rows orthonormal
     return 1.5 * W - 0.5 * (W @ W.T) @ W
-
-
-_whiten = whiten  # make_dataset's argument ``whiten`` shadows the function's name
 
 
 def rank_one_X(n: int, d: int, *, seed: int) -> np.ndarray:  # noqa: N802
@@ -263,17 +271,17 @@ def digits(
     *,
     classes: Sequence[int] = (0, 1),
     targets: str = "signed",
-    whiten: bool = True,
     seed: int,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` samples of scikit-learn's 8×8 digits from ``classes``, every class present.
+    """``n`` samples of scikit-learn's 8×8 digits from ``classes``, every class present, as
+    raw pixels in ``[0, 1]`` (whitening is a transform: :func:`whiten_inputs`; ``make_dataset``
+    ZCA-whitens digits under ``whiten="auto"``).
 
     Args:
         n: number of samples (``len(classes) ≤ n ≤`` the samples of those classes).
         classes: digit labels to draw from (distinct, in 0..9).
         targets: ``"signed"`` (exactly two classes: ``+1`` for ``classes[0]``, ``−1`` for
             ``classes[1]``) or ``"onehot"`` (column ``k`` marks ``classes[k]``).
-        whiten: ZCA-whiten the drawn samples (:func:`zca`); else raw pixels in ``[0, 1]``.
         seed: which samples are drawn.
 
     Returns:
@@ -308,9 +316,84 @@ def digits(
         Y = np.where(k == 0, 1.0, -1.0)
     else:
         Y = np.eye(len(classes))[k]
-    if whiten:
-        X = zca(X)
     return X, Y
+
+
+def data_problem(
+    kind: str,
+    targets: str,
+    *,
+    n: int,
+    d: int,
+    outputs: int,
+    whiten: str = "auto",
+    prefix: str = "",
+) -> str | None:
+    """Why :func:`make_dataset` cannot generate this data, or ``None`` when it can.
+
+    The one data-validity rule: :func:`make_dataset` raises ``ValueError`` with exactly this
+    text, and ``sweep.config.check_spec`` calls it (``prefix="data."``) on every point of a
+    grid before any trial runs. The text begins with the parameter to change (one of
+    :data:`DATA_FIELDS`, after ``prefix``), names every parameter with ``prefix`` and has no
+    final period, e.g. ``"outputs must be <= n (got outputs=3, n=2)"``. Draws no data: the
+    digits class sizes are read once, on the first digits spec.
+    """
+    p = prefix
+    for name, value, allowed in (
+        ("kind", kind, DATA_KINDS),
+        ("targets", targets, TARGET_KINDS),
+        ("whiten", whiten, WHITEN_KINDS),
+    ):
+        if value not in allowed:
+            return f"{p}{name} must be one of {', '.join(allowed)} (got {value!r})"
+    for name, value in (("n", n), ("d", d), ("outputs", outputs)):
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+            return f"{p}{name} must be a positive integer (got {value!r})"
+    if outputs > n:
+        return f"{p}outputs must be <= {p}n (got outputs={outputs}, n={n})"
+    if n > d and (kind == "whitened" or whiten == "exact"):
+        why = "whitened data" if kind == "whitened" else f"{p}whiten=exact"
+        rows = f"X Xᵀ = I_n: n <= d orthonormal rows; got n={n}, d={d}"
+        return f"{p}n must be <= {p}d for {why} ({rows})"
+    if kind == "spline_1d" and d != 1:
+        return f"{p}d must be 1 for spline_1d data (got d={d})"
+    if kind == "spline_1d" and targets not in ("gaussian", "signed"):
+        return f"{p}targets must be gaussian or signed for spline_1d data (got {targets!r})"
+    # one column of targets: the zig-zag y of spline_1d, the ±1 labels of signed
+    one_column = "spline_1d data" if kind == "spline_1d" else "signed targets"
+    if (kind == "spline_1d" or targets == "signed") and outputs != 1:
+        return f"{p}outputs must be 1 for {one_column} (got outputs={outputs})"
+    if (kind == "spline_1d" or targets == "signed") and n < 2:
+        return f"{p}n must be >= 2 for {one_column} (got n={n})"
+    if targets == "onehot_balanced" and kind in ("digits", "spline_1d"):
+        return f"{p}targets onehot_balanced is not available for {kind} data"
+    if targets == "onehot_balanced" and n % outputs:
+        return (
+            f"{p}n must be a multiple of {p}outputs for onehot_balanced targets "
+            f"(got n={n}, outputs={outputs})"
+        )
+    if kind != "digits":
+        return None
+    if d != DIGITS_DIM:
+        return f"{p}d must be {DIGITS_DIM} for digits data (8×8 pixels; got d={d})"
+    if targets == "onehot" and outputs > 10:
+        return f"{p}outputs must be <= 10 for one-hot digits (ten classes; got {outputs})"
+    classes = {"gaussian": None, "signed": (0, 1), "onehot": tuple(range(outputs))}[targets]
+    available = DIGITS_SAMPLES if classes is None else _digits_available(classes)
+    if n > available:
+        return f"{p}n must be <= {available} for digits data with {targets} targets (got n={n})"
+    return None
+
+
+@functools.cache
+def _digits_class_sizes() -> tuple[int, ...]:
+    return tuple(int(c) for c in np.bincount(_load_digits()[1], minlength=10))
+
+
+def _digits_available(classes: Sequence[int]) -> int:
+    """Samples of the bundled digits in ``classes``."""
+    sizes = _digits_class_sizes()
+    return sum(sizes[c] for c in classes)
 
 
 def make_dataset(
@@ -335,78 +418,44 @@ def make_dataset(
             spline_1d) | ``signed`` (needs outputs = 1).
         n, d, outputs: samples, input dimension, number of outputs K.
         seed: the one seed; X and Y use independent streams derived from it.
-        whiten: :func:`whiten` applied to the raw ``X`` drawn from ``seed`` (the same raw ``X``
+        whiten: :func:`whiten_inputs` applied to the raw ``X`` drawn from ``seed`` (the same raw ``X``
             for every value); ``auto`` (default) = ``zca`` for digits, ``none`` otherwise —
             exactly the data this function made before the option existed.
     """
-    if kind not in DATA_KINDS:
-        raise ValueError(f"kind must be one of {DATA_KINDS}, got {kind!r}")
-    if whiten not in WHITEN_KINDS:
-        raise ValueError(f"whiten must be one of {WHITEN_KINDS}, got {whiten!r}")
+    problem = data_problem(kind, targets, n=n, d=d, outputs=outputs, whiten=whiten)
+    if problem is not None:
+        raise ValueError(problem)
     method = ("zca" if kind == "digits" else "none") if whiten == "auto" else whiten
     X, Y = _raw_dataset(kind, targets, n=n, d=d, outputs=outputs, seed=seed)
-    return _whiten(X, method), Y
+    return whiten_inputs(X, method), Y
 
 
 def _raw_dataset(
     kind: str, targets: str, *, n: int, d: int, outputs: int, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`make_dataset` before whitening (digits as raw pixels in ``[0, 1]``)."""
-    if targets not in TARGET_KINDS:
-        raise ValueError(f"targets must be one of {TARGET_KINDS}, got {targets!r}")
-    n, d, K = _positive_int("n", n), _positive_int("d", d), _positive_int("outputs", outputs)
+    """:func:`make_dataset` before whitening (digits as raw pixels in ``[0, 1]``), for a spec
+    that :func:`data_problem` accepts."""
     _rng(seed)
-    if targets == "signed" and K != 1:
-        raise ValueError(f"outputs must be 1 for signed targets, got outputs={K}")
-    if targets in ("onehot", "onehot_balanced") and K > n:
-        raise ValueError(f"outputs must be <= n for one-hot targets, got outputs={K}, n={n}")
-    if targets == "onehot_balanced" and n % K:
-        raise ValueError(
-            f"n must be a multiple of outputs for onehot_balanced targets, got n={n}, outputs={K}"
-        )
-    if targets == "onehot_balanced" and kind in ("digits", "spline_1d"):
-        raise ValueError(f"targets onehot_balanced is not available for {kind} data")
-    if targets == "signed" and n < 2:
-        raise ValueError(f"n must be >= 2 for signed targets, got n={n}")
     x_seed, y_seed = (int(s) for s in np.random.SeedSequence(int(seed)).generate_state(2))
 
+    K = outputs
     if kind == "digits":
-        if d != DIGITS_DIM:
-            raise ValueError(f"d must be {DIGITS_DIM} for digits data (8×8 pixels), got d={d}")
         if targets == "gaussian":
-            if n > DIGITS_SAMPLES:
-                raise ValueError(f"n must be <= {DIGITS_SAMPLES} for digits data, got n={n}")
             pixels = _load_digits()[0]
             X = pixels[_rng(x_seed).choice(DIGITS_SAMPLES, size=n, replace=False)]
             return X, gaussian_Y(n, K, seed=y_seed)
         if targets == "signed":
-            X, y = digits(n, classes=(0, 1), targets="signed", whiten=False, seed=x_seed)
+            X, y = digits(n, classes=(0, 1), targets="signed", seed=x_seed)
             return X, y[:, None]
-        if K > 10:
-            raise ValueError(
-                f"outputs must be <= 10 for one-hot digits (ten classes), got outputs={K}"
-            )
-        return digits(n, classes=tuple(range(K)), targets="onehot", whiten=False, seed=x_seed)
+        return digits(n, classes=tuple(range(K)), targets="onehot", seed=x_seed)
 
     if kind == "spline_1d":
-        if d != 1:
-            raise ValueError(f"d must be 1 for spline_1d data, got d={d}")
-        if n < 2:
-            raise ValueError(f"n must be >= 2 for spline_1d data, got n={n}")
         x, y = zigzag_1d(n, seed=x_seed)
-        if targets != "signed" and targets != "gaussian":
-            raise ValueError(
-                f"targets must be 'signed' or 'gaussian' for spline_1d data (the zig-zag), got {targets!r}"
-            )
-        if K != 1:
-            raise ValueError(f"outputs must be 1 for spline_1d data, got outputs={K}")
         return x, y[:, None]
 
     if kind == "gaussian":
         X = gaussian_X(n, d, seed=x_seed)
     elif kind == "whitened":
-        if n > d:
-            raise ValueError(f"n must be <= d for whitened data, got n={n}, d={d}")
         X = whitened_X(n, d, seed=x_seed)
     else:
         X = rank_one_X(n, d, seed=x_seed)

@@ -53,7 +53,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from solvers.options import DTYPES, INITS
+from solvers.options import DTYPES, TrainConfig
 from solvers.problem import Network, Problem, objective
 
 __all__ = [
@@ -67,58 +67,8 @@ __all__ = [
 
 DIVERGENCE_THRESHOLD = 1e30
 _GPU_CHECK_EVERY = 16
-_INITS = INITS
 _DTYPES = {name: getattr(torch, name) for name in DTYPES}
 _MASK64 = (1 << 64) - 1
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Options shared by every network of a batch.
-
-    steps: SGD steps; lr: step size η; momentum: heavy-ball μ; batch_size: b (0 or n = full batch,
-    no sampling);
-    lr_decay, lr_decay_every: η ← η·lr_decay every lr_decay_every steps (0 = never);
-    init: "he" | "gaussian"; init_scale: multiplies the init standard deviation;
-    polish: L-BFGS iterations after SGD (run in float64); dtype: "float32" | "float64" for SGD;
-    log_every: steps between curve points; track_layers: record ‖W_l‖₂/‖W_l‖_F on the curve.
-    """
-
-    steps: int
-    lr: float = 1e-2
-    momentum: float = 0.9
-    batch_size: int = 0
-    lr_decay: float = 1.0
-    lr_decay_every: int = 0
-    init: str = "he"
-    init_scale: float = 1.0
-    polish: int = 0
-    dtype: str = "float64"
-    log_every: int = 100
-    track_layers: bool = True
-
-    def __post_init__(self) -> None:
-        def is_int(v: object) -> bool:
-            return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-
-        if not is_int(self.steps) or self.steps < 0:
-            raise ValueError(f"steps must be an integer >= 0, got {self.steps!r}")
-        for name in ("lr", "momentum", "lr_decay", "init_scale"):
-            v = getattr(self, name)
-            if not np.isfinite(v) or v < 0:
-                raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
-        if self.lr_decay <= 0:
-            raise ValueError(f"lr_decay must be > 0, got {self.lr_decay!r}")
-        for name in ("batch_size", "lr_decay_every", "polish"):
-            v = getattr(self, name)
-            if not is_int(v) or v < 0:
-                raise ValueError(f"{name} must be an integer >= 0, got {v!r}")
-        if not is_int(self.log_every) or self.log_every < 1:
-            raise ValueError(f"log_every must be an integer >= 1, got {self.log_every!r}")
-        if self.init not in _INITS:
-            raise ValueError(f"init must be one of {_INITS}, got {self.init!r}")
-        if self.dtype not in _DTYPES:
-            raise ValueError(f"dtype must be one of {tuple(_DTYPES)}, got {self.dtype!r}")
 
 
 @dataclass

@@ -3,10 +3,13 @@
 The config tree (``conf/``) is typed by the dataclasses below, registered in Hydra's
 ConfigStore as ``base_config``:
 
-- ``data`` / ``model`` / ``train`` mirror :class:`sweep.schema.DataSpec`, ``ModelSpec`` and
-  ``TrainSpec`` field for field (the schemas are generated from those dataclasses, so the
-  field list lives in one place). Each field holds a value **or a list of values**: a list
-  is a sweep axis (``'train.beta=[0.01,0.1]'`` sweeps β).
+- ``data`` / ``model`` / ``train`` (:data:`DataAxes`, :data:`ModelAxes`, :data:`TrainAxes`)
+  mirror :class:`sweep.schema.DataSpec`, ``ModelSpec`` and ``TrainSpec`` field for field,
+  defaults included (they are generated from those dataclasses, so each field and default
+  lives in one place; a ``conf/`` group file sets only what differs). Each field holds a value
+  **or a list of values**: a list is a sweep axis (``'train.beta=[0.01,0.1]'`` sweeps β).
+  (``TrainAxes`` is the sweep's view of the optimiser; ``solvers.sgd.TrainConfig`` is the
+  trainer's own options, of which ``TrainSpec`` takes its defaults.)
 - ``seed``: the seed axis (an int or a list of ints).
 - ``grid``: the grid's name (= the MLflow experiment), its experiment id, and optional
   ``blocks`` — named sub-grids (``E1`` … ``E10`` in ``paper``) whose values are merged
@@ -27,23 +30,23 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, make_dataclass
 from typing import Any
 
-from solvers.data import DATA_KINDS, DIGITS_DIM, DIGITS_SAMPLES, TARGET_KINDS, WHITEN_KINDS
+from solvers.data import DATA_KINDS, TARGET_KINDS, WHITEN_KINDS, data_problem
 from solvers.options import BALLS, DTYPES, INITS
 from solvers.problem import ACTIVATIONS
 from sweep.schema import DataSpec, ModelSpec, TrainSpec, TrialSpec
 
 __all__ = [
     "ConfigError",
-    "DataConfig",
+    "DataAxes",
     "GridConfig",
-    "ModelConfig",
+    "ModelAxes",
     "RunnerConfig",
     "Block",
     "Sweep",
     "SweepConfig",
     "SweepOptions",
     "TrackingConfig",
-    "TrainConfig",
+    "TrainAxes",
     "check_spec",
     "check_uri",
     "load",
@@ -69,9 +72,9 @@ def _open_schema(spec: type, name: str) -> type:
     )
 
 
-DataConfig = _open_schema(DataSpec, "DataConfig")
-ModelConfig = _open_schema(ModelSpec, "ModelConfig")
-TrainConfig = _open_schema(TrainSpec, "TrainConfig")
+DataAxes = _open_schema(DataSpec, "DataAxes")
+ModelAxes = _open_schema(ModelSpec, "ModelAxes")
+TrainAxes = _open_schema(TrainSpec, "TrainAxes")
 GROUP_SPECS: dict[str, type] = {"data": DataSpec, "model": ModelSpec, "train": TrainSpec}
 
 
@@ -132,11 +135,11 @@ class SweepOptions:
 @dataclass
 class SweepConfig:
     # how X and Y are made (fields of sweep.schema.DataSpec)
-    data: Any = field(default_factory=DataConfig)
+    data: Any = field(default_factory=DataAxes)
     # the network (fields of sweep.schema.ModelSpec)
-    model: Any = field(default_factory=ModelConfig)
+    model: Any = field(default_factory=ModelAxes)
     # the optimiser (fields of sweep.schema.TrainSpec)
-    train: Any = field(default_factory=TrainConfig)
+    train: Any = field(default_factory=TrainAxes)
     # seed axis: data and init seeds derive from it (an int or a list of ints)
     seed: Any = 0
     # the grid's name, experiment id and blocks
@@ -155,9 +158,9 @@ def register() -> None:
 
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=SweepConfig)
-    cs.store(group="data", name="base_data", node=DataConfig)
-    cs.store(group="model", name="base_model", node=ModelConfig)
-    cs.store(group="train", name="base_train", node=TrainConfig)
+    cs.store(group="data", name="base_data", node=DataAxes)
+    cs.store(group="model", name="base_model", node=ModelAxes)
+    cs.store(group="train", name="base_train", node=TrainAxes)
     cs.store(group="runner", name="base_runner", node=RunnerConfig)
     cs.store(group="tracking", name="base_tracking", node=TrackingConfig)
 
@@ -499,44 +502,20 @@ def load(cfg: Mapping) -> Sweep:
 
 
 def check_spec(spec: TrialSpec) -> None:
-    """Checks that involve several fields of one trial point."""
+    """Checks that involve several fields of one trial point: the data fields by the data
+    generator's own rule (:func:`solvers.data.data_problem`: every spec ``make_dataset``
+    refuses is refused here, naming the field), then the rules that tie train and model
+    fields to the data."""
     d, m, t = spec.data, spec.model, spec.train
 
     def at() -> str:  # only when raising: a grid of 10^6 points is checked point by point
         return f" at the trial point {_point(spec)}"
 
-    if d.outputs > d.n:
-        raise ConfigError(
-            f"data.outputs must be <= data.n (got outputs={d.outputs}, n={d.n}){at()}."
-        )
-    if d.kind == "whitened" and d.n > d.d:
-        raise ConfigError(
-            f"data.n must be <= data.d for whitened data (got n={d.n}, d={d.d}){at()}."
-        )
-    if d.whiten == "exact" and d.n > d.d:
-        raise ConfigError(
-            f"data.n must be <= data.d for data.whiten=exact (X Xᵀ = I_n needs n orthonormal "
-            f"rows; got n={d.n}, d={d.d}){at()}."
-        )
-    if d.kind == "spline_1d" and d.d != 1:
-        raise ConfigError(f"data.d must be 1 for spline_1d data (got d={d.d}){at()}.")
-    if d.kind == "spline_1d" and d.targets == "onehot":
-        raise ConfigError(f"data.targets must be gaussian or signed for spline_1d data{at()}.")
-    if (d.kind == "spline_1d" or d.targets == "signed") and d.outputs != 1:
-        raise ConfigError(
-            f"data.outputs must be 1 for {d.kind if d.kind == 'spline_1d' else 'signed'} "
-            f"targets (got outputs={d.outputs}){at()}."
-        )
-    if (d.kind == "spline_1d" or d.targets == "signed") and d.n < 2:
-        raise ConfigError(f"data.n must be >= 2 for this data (got n={d.n}){at()}.")
-    if d.kind == "digits" and d.targets == "onehot" and d.outputs > 10:
-        raise ConfigError(f"data.outputs must be <= 10 for one-hot digits (got {d.outputs}){at()}.")
-    if d.kind == "digits" and d.d != DIGITS_DIM:
-        raise ConfigError(f"data.d must be {DIGITS_DIM} for digits data (got d={d.d}){at()}.")
-    if d.kind == "digits" and d.n > DIGITS_SAMPLES:
-        raise ConfigError(
-            f"data.n must be <= {DIGITS_SAMPLES} for digits data (got n={d.n}){at()}."
-        )
+    problem = data_problem(
+        d.kind, d.targets, n=d.n, d=d.d, outputs=d.outputs, whiten=d.whiten, prefix="data."
+    )
+    if problem is not None:  # the generator's own rule (solvers.data), so no trial meets it
+        raise ConfigError(f"{problem}{at()}.")
     if t.batch_size > d.n:
         raise ConfigError(
             f"train.batch_size must be 0 (full batch) or <= data.n (got batch_size={t.batch_size}, n={d.n}){at()}."

@@ -17,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from solvers.options import TrainConfig
+
 __all__ = [
     "DataSpec",
     "LayerStats",
@@ -54,20 +56,33 @@ class ModelSpec:
     ball: str = "none"  # rescaled problem of THEORY §9: none | operator | frobenius
 
 
+def _trainer(name: str) -> Any:
+    """The default of ``solvers.sgd.TrainConfig`` option ``name``: a trainer option's default
+    is written once, there (``solvers.options``), and is the sweep's default too."""
+    return _TRAINER_FIELDS[name].default
+
+
+_TRAINER_FIELDS = {f.name: f for f in fields(TrainConfig)}
+
+
 @dataclass(frozen=True)
 class TrainSpec:
+    """The optimiser of a trial. Every field but ``beta`` is an option of
+    ``solvers.sgd.TrainConfig`` of the same name, with its default (``sweep.trial`` passes
+    each one on by name); ``steps`` has none there, so the sweep's is set here."""
+
     beta: float = 0.1  # weight decay β of THEORY §0 (sum objective)
     steps: int = 2000  # optimiser steps
-    lr: float = 1e-2  # learning rate (on the sum objective)
-    momentum: float = 0.9  # heavy-ball momentum
-    batch_size: int = 0  # minibatch size; 0 = full batch (GD)
-    lr_decay: float = 1.0  # multiply lr by this ...
-    lr_decay_every: int = 0  # ... every this many steps (0 = never)
-    init: str = "he"  # he | gaussian
-    init_scale: float = 1.0  # multiplies the init's standard deviation
-    polish: int = 0  # L-BFGS iterations after SGD (0 = none), float64 only
-    dtype: str = "float64"  # float64 | float32
-    log_every: int = 100  # record the objective (and layer ratios) every this many steps
+    lr: float = _trainer("lr")  # learning rate (on the sum objective)
+    momentum: float = _trainer("momentum")  # heavy-ball momentum, in [0, 1)
+    batch_size: int = _trainer("batch_size")  # minibatch size; 0 = full batch (GD)
+    lr_decay: float = _trainer("lr_decay")  # multiply lr by this ...
+    lr_decay_every: int = _trainer("lr_decay_every")  # ... every this many steps (0 = never)
+    init: str = _trainer("init")  # he | gaussian
+    init_scale: float = _trainer("init_scale")  # multiplies the init's standard deviation
+    polish: int = _trainer("polish")  # L-BFGS iterations after SGD (0 = none), float64 only
+    dtype: str = _trainer("dtype")  # float64 | float32
+    log_every: int = _trainer("log_every")  # record the objective (and layer ratios) this often
 
 
 # The trial fields that may differ between the networks of one batch, and how each reaches

@@ -145,3 +145,21 @@ def test_load_from_a_tracking_server(mlflow_server, smoke) -> None:
     pd.testing.assert_frame_equal(ca.reset_index(drop=True), cb.reset_index(drop=True))
     res = load_results(direct["run_id"][:2], mlflow_server)
     assert len(res) == 2
+
+
+def test_params_are_typed_once_and_a_later_field_reads_as_its_default() -> None:
+    """Each param is one typed column under the command line's name: MLflow's strings cast
+    once, in analysis.load; a run logged before a field existed (here without data.whiten and
+    train.init_scale) reads as the field's default, so no reader parses or fills them again."""
+    from analysis.load import _build
+    from sweep.schema import TrainSpec, TrialSpec
+
+    spec = TrialSpec(train=TrainSpec(beta=0.25))
+    full = {k: str(v) for k, v in spec.params().items()}  # as MLflow returns them
+    old = {k: v for k, v in full.items() if k not in ("data.whiten", "train.init_scale")}
+    frame = _build([{"fixed": {}, "params": p, "metrics": {}} for p in (full, old)])
+    _check_param_dtypes(frame)
+    assert frame["train.beta"].tolist() == [0.25, 0.25]
+    assert frame["data.whiten"].tolist() == ["auto", "auto"]
+    assert frame["train.init_scale"].tolist() == [1.0, 1.0]
+    assert frame["model.bias"].dtype == bool

@@ -87,8 +87,10 @@ def test_targets() -> None:
 def test_digits_signed_and_onehot() -> None:
     X, y = data.digits(40, classes=(3, 8), targets="signed", seed=0)
     assert X.shape == (40, 64) and set(y) == {-1.0, 1.0}
-    assert np.linalg.norm(X @ X.T - np.eye(40)) < 1e-12  # n ≤ 64: whitened exactly
-    Xr, Y = data.digits(300, classes=(0, 1, 2), targets="onehot", whiten=False, seed=1)
+    assert X.min() >= 0 and X.max() <= 1  # raw pixels; whitening is whiten_inputs' job
+    Z = data.whiten_inputs(X, "zca")
+    assert np.linalg.norm(Z @ Z.T - np.eye(40)) < 1e-12  # n ≤ 64: whitened exactly
+    Xr, Y = data.digits(300, classes=(0, 1, 2), targets="onehot", seed=1)
     assert Xr.min() >= 0 and Xr.max() <= 1 and Y.shape == (300, 3)
     assert np.all(Y.sum(axis=0) >= 1) and np.all(Y.sum(axis=1) == 1)
     # one-hot columns follow the requested classes: raw samples of class k are that digit's
@@ -143,8 +145,14 @@ def test_make_dataset_shapes_and_seeds(kind: str, targets: str, n: int, d: int, 
     ],
 )
 def test_make_dataset_errors(kwargs: dict, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ValueError, match=message) as info:
         data.make_dataset(**kwargs, seed=0)
+    # the refusal is data_problem's sentence, which begins with the parameter to change and,
+    # given a prefix (the sweep's "data."), names every parameter with it
+    assert str(info.value) == data.data_problem(**kwargs)
+    assert str(info.value).split()[0] in data.DATA_FIELDS
+    prefixed = data.data_problem(**kwargs, prefix="data.")
+    assert prefixed.startswith("data.") and message.split()[0] in prefixed
     with pytest.raises(ValueError, match="seed"):
         data.make_dataset("gaussian", "gaussian", n=3, d=2, outputs=1, seed=-1)
 

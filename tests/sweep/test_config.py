@@ -5,13 +5,14 @@ from __future__ import annotations
 import math
 from dataclasses import fields
 
+import numpy as np
 import pytest
 
 from sweep.config import (
     ConfigError,
-    DataConfig,
-    ModelConfig,
-    TrainConfig,
+    DataAxes,
+    ModelAxes,
+    TrainAxes,
     load,
 )
 from sweep.grid import expand
@@ -98,11 +99,30 @@ def test_defaults_are_valid_and_give_one_trial() -> None:
     assert specs[0].data == DataSpec() and specs[0].model == ModelSpec()
 
 
+def test_one_class_per_name_across_the_packages() -> None:
+    """One ``TrainConfig`` (solvers.options, the trainer's options; the sweep's open schema is
+    ``TrainAxes``): no class or alias name is defined twice in solvers/ and sweep/."""
+    import ast
+
+    where: dict[str, list[str]] = {}
+    for package in ("solvers", "sweep"):
+        for path in sorted((REPO / package).rglob("*.py")):
+            for node in ast.parse(path.read_text()).body:
+                names = [node.name] if isinstance(node, ast.ClassDef) else []
+                if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
+                    names = [t.id for t in node.targets if isinstance(t, ast.Name)]
+                for name in names:
+                    if name[:1].isupper() and not name.isupper():
+                        where.setdefault(name, []).append(str(path.relative_to(REPO)))
+    assert where["TrainConfig"] == ["solvers/options.py"]
+    assert {k: v for k, v in where.items() if len(v) > 1} == {}
+
+
 def test_schemas_mirror_trial_spec_field_for_field() -> None:
     for schema, spec in (
-        (DataConfig, DataSpec),
-        (ModelConfig, ModelSpec),
-        (TrainConfig, TrainSpec),
+        (DataAxes, DataSpec),
+        (ModelAxes, ModelSpec),
+        (TrainAxes, TrainSpec),
     ):
         assert [f.name for f in fields(schema)] == [f.name for f in fields(spec)]
         assert [f.default for f in fields(schema)] == [
@@ -110,29 +130,79 @@ def test_schemas_mirror_trial_spec_field_for_field() -> None:
         ]
 
 
-@pytest.mark.parametrize("group", ["data", "model", "train", "runner", "tracking"])
-def test_every_group_option_sets_every_field_with_a_comment(group: str) -> None:
+GROUP_SCHEMAS = ("data", "model", "train", "runner", "tracking")
+
+
+def restated_defaults(conf) -> list[str]:
+    """``"FILE: FIELD"`` for every value a config file under ``conf`` sets to the schema's own
+    default (a group file, or ``config.yaml`` outside ``defaults``/``hydra``), and for every
+    field set without a comment or naming no schema field: files state only what differs."""
+    import yaml
+
     from sweep import config as c
 
-    schema = {
+    schemas = {
         "data": DataSpec,
         "model": ModelSpec,
         "train": TrainSpec,
         "runner": c.RunnerConfig,
         "tracking": c.TrackingConfig,
-    }[group]
-    names = {f.name for f in fields(schema)}
+    }
+    files = [(p, schemas[g]) for g in GROUP_SCHEMAS for p in sorted((conf / g).glob("*.yaml"))]
+    files.append((conf / "config.yaml", c.SweepConfig))
+    out = []
+    for path, schema in files:
+        name = str(path.relative_to(conf))
+        defaults = {f.name: f.default for f in fields(schema)}
+        for key, value in (yaml.safe_load(path.read_text()) or {}).items():
+            if key in ("defaults", "hydra") and schema is c.SweepConfig:
+                continue
+            if key not in defaults:
+                out.append(f"{name}: {key} (no field of {schema.__name__})")
+            elif type(value) is type(defaults[key]) and value == defaults[key]:
+                out.append(f"{name}: {key} (restates the default {value!r})")
+        for line in path.read_text().splitlines():
+            key = line.split(":")[0]
+            if line.strip() and not line.startswith((" ", "#")) and "#" not in line:
+                if key not in ("defaults", "hydra"):  # config.yaml's sections, not fields
+                    out.append(f"{name}: {key} (set without a comment)")
+    return out
+
+
+def test_no_config_file_restates_a_schema_default() -> None:
+    assert restated_defaults(CONF) == []
+
+
+def test_a_restated_default_is_found(tmp_path) -> None:
+    """The check above fails on a copy of conf/ with defaults restated (train.init = he,
+    runner.address = null, seed = 0) and on a field set without its comment."""
+    import shutil
+
+    conf = tmp_path / "conf"
+    shutil.copytree(CONF, conf)
+    with open(conf / "train" / "sgd.yaml", "a") as f:
+        f.write("init: he  # restated\n")
+    with open(conf / "runner" / "inline.yaml", "a") as f:
+        f.write("address: null  # restated\n")
+    with open(conf / "config.yaml", "a") as f:
+        f.write("seed: 0  # restated\n")
+    with open(conf / "model" / "relu.yaml", "a") as f:
+        f.write("width: 12\n")
+    assert restated_defaults(conf) == [
+        "model/relu.yaml: width (set without a comment)",
+        "train/sgd.yaml: init (restates the default 'he')",
+        "runner/inline.yaml: address (restates the default None)",
+        "config.yaml: seed (restates the default 0)",
+    ]
+
+
+@pytest.mark.parametrize("group", GROUP_SCHEMAS)
+def test_every_group_option_composes_and_validates(group: str) -> None:
     files = sorted((CONF / group).glob("*.yaml"))
     assert files
     for path in files:
-        keys = set()
-        for line in path.read_text().splitlines():
-            if not line.strip() or line.lstrip().startswith("#"):
-                continue
-            assert "#" in line, f"{path.name}: field without a comment: {line!r}"
-            keys.add(line.split(":")[0].strip())
-        assert keys == names, f"{path.name} sets {sorted(keys)}, schema has {sorted(names)}"
-        load(compose([f"{group}={path.stem}"]))  # and it composes and validates
+        extra = ["model=relu_bias"] if path.stem == "spline_1d" else []
+        load(compose([f"{group}={path.stem}", *extra]))
 
 
 def test_command_line_list_on_a_plain_field_is_an_axis() -> None:
@@ -152,6 +222,8 @@ def test_command_line_list_on_a_plain_field_is_an_axis() -> None:
         (["+grid=smoke", "model.width=[]"], {}, "model.width"),
         (["runner=nowhere"], {}, "runner"),
         ([], {"MLFLOW_TRACKING_URI": "not a uri"}, "tracking.uri"),
+        # issue 20's defect: the generator refused it in a running trial, the config took it
+        (["data.targets=onehot_balanced", "data.n=10", "data.outputs=3"], {}, "data.n"),
     ],
 )
 def test_cli_config_error_exits_2_before_mlflow_or_ray(args, env, field_name, tmp_path) -> None:
@@ -280,3 +352,100 @@ def test_unparsable_command_line_value_names_the_field(tmp_path) -> None:
     errors = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert len(errors) == 1 and errors[0].startswith("config error: model.depth"), proc.stderr
     _one_sentence(errors[0])
+
+
+# ---------------------------------------------------------------- one data-validity rule
+
+# (data fields, the field the config error names): each is refused by solvers.data.make_dataset
+GENERATOR_REFUSES = [
+    ({"targets": "onehot_balanced", "n": 10, "outputs": 3}, "data.n"),
+    (
+        {"targets": "onehot_balanced", "kind": "digits", "d": 64, "n": 12, "outputs": 3},
+        "data.targets",
+    ),
+    ({"targets": "onehot_balanced", "kind": "spline_1d", "d": 1, "n": 8}, "data.targets"),
+    ({"kind": "digits", "targets": "signed", "d": 64, "n": 400}, "data.n"),  # 2 classes: < 1797
+    ({"kind": "digits", "targets": "onehot", "d": 64, "n": 400, "outputs": 2}, "data.n"),
+    ({"kind": "digits", "targets": "gaussian", "d": 64, "n": 1798}, "data.n"),
+    ({"kind": "digits", "targets": "onehot", "d": 64, "n": 20, "outputs": 12}, "data.outputs"),
+    ({"kind": "digits", "d": 10}, "data.d"),
+    ({"kind": "whitened", "n": 20, "d": 10}, "data.n"),
+    ({"kind": "gaussian", "whiten": "exact", "n": 20, "d": 10}, "data.n"),
+    ({"kind": "spline_1d", "d": 3}, "data.d"),
+    ({"kind": "spline_1d", "d": 1, "targets": "onehot"}, "data.targets"),
+    ({"kind": "spline_1d", "d": 1, "outputs": 2}, "data.outputs"),
+    ({"targets": "signed", "outputs": 2}, "data.outputs"),
+    ({"targets": "signed", "n": 1}, "data.n"),
+    ({"outputs": 30, "n": 20}, "data.outputs"),
+    ({"targets": "onehot", "outputs": 4, "n": 3}, "data.outputs"),
+    ({"kind": "moons"}, "data.kind"),
+    ({"whiten": "exactly"}, "data.whiten"),
+    ({"n": 0}, "data.n"),
+]
+
+
+def _make(data: DataSpec, prefix: str = "") -> str | None:
+    """``None`` when make_dataset generates ``data``, else its ValueError's text."""
+    from solvers.data import data_problem, make_dataset
+
+    try:
+        make_dataset(
+            data.kind, data.targets, n=data.n, d=data.d, outputs=data.outputs,
+            seed=0, whiten=data.whiten,
+        )  # fmt: skip
+    except ValueError as exc:
+        fields_of = {f.name: getattr(data, f.name) for f in fields(DataSpec)}
+        assert data_problem(**fields_of) == str(exc)  # make_dataset refuses by the one rule
+        return data_problem(**fields_of, prefix=prefix)
+    return None
+
+
+def _config(data: DataSpec) -> str | None:
+    """``None`` when the config accepts ``data`` (with every other field at its default),
+    else the ConfigError's text."""
+    try:
+        expand(load({"data": {f.name: getattr(data, f.name) for f in fields(DataSpec)}}))
+    except ConfigError as exc:
+        return str(exc)
+    return None
+
+
+@pytest.mark.parametrize(
+    ("data", "field_name"), GENERATOR_REFUSES, ids=[repr(d) for d, _ in GENERATOR_REFUSES]
+)
+def test_every_data_spec_the_generator_refuses_is_a_config_error(
+    data: dict, field_name: str
+) -> None:
+    spec = DataSpec(**data)
+    assert _make(spec) is not None  # the generator refuses it (at trial time) ...
+    message = _config(spec)  # ... so the config refuses it before any trial, naming the field
+    assert message is not None and message.startswith(field_name + " "), message
+    _one_sentence(message)
+
+
+def test_generator_and_config_agree_on_random_data_specs() -> None:
+    """600 random data specs (every kind, target and whitening; sizes around each rule's
+    edge): make_dataset generates exactly those the config accepts, and both say the same."""
+    from solvers.data import DATA_KINDS, TARGET_KINDS, WHITEN_KINDS
+
+    rng = np.random.default_rng(20)
+    refused = 0
+    for _ in range(600):
+        kind = str(rng.choice(DATA_KINDS))
+        d = int(rng.choice([1, 2, 5, 12, 64, 70]))
+        spec = DataSpec(
+            kind=kind,
+            targets=str(rng.choice(TARGET_KINDS)),
+            n=int(rng.choice([1, 2, 3, 5, 6, 9, 12, 20, 64, 66, 361, 1798])),
+            d=d,
+            outputs=int(rng.choice([1, 2, 3, 4, 10, 11, 13])),
+            whiten=str(rng.choice(WHITEN_KINDS)),
+        )
+        if spec.kind == "digits" and spec.n > 300 and rng.random() < 0.8:
+            continue  # keep the large-digits draws few: each whitens a 64-column matrix
+        made, config = _make(spec, prefix="data."), _config(spec)
+        assert (made is None) == (config is None), (spec, made, config)
+        if made is not None:
+            refused += 1
+            assert config.startswith(f"{made} at the trial point"), (made, config)
+    assert 100 < refused < 500  # both outcomes are well sampled

@@ -1,4 +1,4 @@
-"""The ``data.whiten`` transform (solvers.data.whiten / make_dataset(whiten=...)).
+"""The ``data.whiten`` transform (solvers.data.whiten_inputs / make_dataset(whiten=...)).
 
 Properties checked against the definition, not against stored numbers: zca is a partial
 isometry with X's row space; pca is a rotation of zca (same Gram matrix, same P* of a
@@ -19,7 +19,7 @@ from solvers.data import (
     digits,
     make_dataset,
     rank_one_X,
-    whiten,
+    whiten_inputs,
     zca,
 )
 
@@ -47,14 +47,14 @@ def test_zca_and_pca_are_partial_isometries_of_the_same_data(n: int, d: int, see
     X = np.random.default_rng(seed).standard_normal((n, d)) * np.linspace(0.1, 3.0, d)
     r = min(n, d)
     for method in ("zca", "pca"):
-        W = whiten(X, method)
+        W = whiten_inputs(X, method)
         assert W.shape == X.shape
         s = _sv(W)
         np.testing.assert_allclose(s[:r], 1.0, atol=1e-12)
         assert np.all(s[r:] < 1e-12)
         # same column space (range in R^n) as X: the samples keep their geometry up to a map
         np.testing.assert_allclose(_row_projector(W), _row_projector(X), atol=1e-10)
-    Z, P = whiten(X, "zca"), whiten(X, "pca")
+    Z, P = whiten_inputs(X, "zca"), whiten_inputs(X, "pca")
     # pca = zca · V with V orthogonal: same Gram matrix, and zca's column space rotated
     np.testing.assert_allclose(P @ P.T, Z @ Z.T, atol=1e-12)
     Q, *_ = np.linalg.lstsq(Z, P, rcond=None)
@@ -73,12 +73,12 @@ def test_pca_and_zca_give_the_same_optimum_of_a_rotation_invariant_problem(seed:
     Y = rng.standard_normal((15, 2))
     for depth, K in ((2, 2), (3, 1)):
         values = [
-            solve(Problem(whiten(X, m), Y[:, :K], depth=depth, beta=0.3)).objective
+            solve(Problem(whiten_inputs(X, m), Y[:, :K], depth=depth, beta=0.3)).objective
             for m in ("zca", "pca")
         ]
         assert values[0] == pytest.approx(values[1], rel=1e-9)
     raw = solve(Problem(X, Y, depth=2, beta=0.3)).objective
-    white = solve(Problem(whiten(X, "zca"), Y, depth=2, beta=0.3)).objective
+    white = solve(Problem(whiten_inputs(X, "zca"), Y, depth=2, beta=0.3)).objective
     assert abs(raw - white) > 1e-3 * abs(raw)  # whitening changes the problem (the test can fail)
 
 
@@ -88,16 +88,16 @@ def test_exact_gives_orthonormal_rows_even_for_rank_deficient_data(seed: int) ->
     full = rng.standard_normal((6, 9))
     deficient = [rank_one_X(6, 9, seed=seed), np.vstack([full[:4], full[:2]])]  # rank 1, rank 4
     for X in deficient:
-        E = whiten(X, "exact")
+        E = whiten_inputs(X, "exact")
         np.testing.assert_allclose(E @ E.T, np.eye(6), atol=1e-12)
-        Z = whiten(X, "zca")
+        Z = whiten_inputs(X, "zca")
         assert np.linalg.norm(Z @ Z.T - np.eye(6)) > 0.5  # zca is only a partial isometry here
         # exact keeps zca's part: the projection of E's rows onto X's row space is zca
         U, s, Vt = np.linalg.svd(X)
         r = int(np.count_nonzero(s > 1e-10 * s[0]))
         np.testing.assert_allclose(E @ Vt[:r].T @ Vt[:r], Z, atol=1e-10)
     # full row rank: exact is zca (to rounding)
-    np.testing.assert_allclose(whiten(full, "exact"), whiten(full, "zca"), atol=1e-12)
+    np.testing.assert_allclose(whiten_inputs(full, "exact"), whiten_inputs(full, "zca"), atol=1e-12)
 
 
 def test_exact_whitening_makes_theory_3_apply() -> None:
@@ -105,7 +105,7 @@ def test_exact_whitening_makes_theory_3_apply() -> None:
     whose value is g_2(‖y+‖) + g_2(‖y−‖) = h_β(‖y+‖) + h_β(‖y−‖) (THEORY §3)."""
     X = rank_one_X(6, 9, seed=4)
     y = np.random.default_rng(4).standard_normal(6)
-    opt = solve(Problem(whiten(X, "exact"), y, depth=2, beta=0.2, activation="relu"))
+    opt = solve(Problem(whiten_inputs(X, "exact"), y, depth=2, beta=0.2, activation="relu"))
     assert opt.family == "relu_whitened"
 
     def huber(r: float, g: float) -> float:
@@ -135,7 +135,7 @@ def test_every_whiten_value_transforms_the_same_raw_data(kind, targets, n, d, K)
         if method == "exact" and n > d:
             continue
         X, Y = make_dataset(kind, targets, n=n, d=d, outputs=K, seed=7, whiten=method)
-        np.testing.assert_array_equal(X, whiten(raw, method))  # bit for bit
+        np.testing.assert_array_equal(X, whiten_inputs(raw, method))  # bit for bit
         np.testing.assert_array_equal(Y, Y0)  # whitening never touches the targets
     other, _ = make_dataset(kind, targets, n=n, d=d, outputs=K, seed=8, whiten="none")
     assert not np.array_equal(other, raw)
@@ -143,12 +143,13 @@ def test_every_whiten_value_transforms_the_same_raw_data(kind, targets, n, d, K)
 
 def test_auto_keeps_the_data_of_existing_trials() -> None:
     """``auto`` = what make_dataset returned before the option existed: digits ZCA-whitened
-    (built here by the old path: digits(whiten=True) / zca of the drawn pixels), every other
+    (built here by the old path: zca of the drawn pixels), every other
     kind as generated."""
     seed = 11
     x_seed, _ = (int(s) for s in np.random.SeedSequence(seed).generate_state(2))
     X, y = make_dataset("digits", "signed", n=30, d=64, outputs=1, seed=seed)
-    X_old, y_old = digits(30, classes=(0, 1), targets="signed", whiten=True, seed=x_seed)
+    X_old, y_old = digits(30, classes=(0, 1), targets="signed", seed=x_seed)
+    X_old = zca(X_old)
     np.testing.assert_array_equal(X, X_old)
     np.testing.assert_array_equal(y[:, 0], y_old)
     X, _ = make_dataset("digits", "gaussian", n=25, d=64, outputs=1, seed=seed)
@@ -156,7 +157,7 @@ def test_auto_keeps_the_data_of_existing_trials() -> None:
     idx = np.random.default_rng(x_seed).choice(len(pixels), size=25, replace=False)
     np.testing.assert_array_equal(X, zca(pixels[idx]))
     X, _ = make_dataset("digits", "onehot", n=30, d=64, outputs=3, seed=seed)
-    X_old, _ = digits(30, classes=(0, 1, 2), targets="onehot", whiten=True, seed=x_seed)
+    X_old = zca(digits(30, classes=(0, 1, 2), targets="onehot", seed=x_seed)[0])
     np.testing.assert_array_equal(X, X_old)
     for kind, d in (("gaussian", 10), ("rank_one", 10), ("whitened", 10), ("spline_1d", 1)):
         targets = "signed" if kind == "spline_1d" else "gaussian"
@@ -170,20 +171,20 @@ def test_auto_keeps_the_data_of_existing_trials() -> None:
 def test_bad_input_names_the_reason() -> None:
     X = np.random.default_rng(0).standard_normal((5, 3))
     with pytest.raises(ValueError, match="whiten must be one of"):
-        whiten(X, "ZCA")
+        whiten_inputs(X, "ZCA")
     with pytest.raises(ValueError, match="whiten must be one of"):
-        whiten(X, "auto")  # resolved by make_dataset only (depends on the kind)
+        whiten_inputs(X, "auto")  # resolved by make_dataset only (depends on the kind)
     with pytest.raises(ValueError, match=r"n <= d.*n=5, d=3"):
-        whiten(X, "exact")
+        whiten_inputs(X, "exact")
     with pytest.raises(ValueError, match="X is zero"):
-        whiten(np.zeros((3, 4)), "pca")
+        whiten_inputs(np.zeros((3, 4)), "pca")
     with pytest.raises(ValueError, match="NaN or inf"):
-        whiten(np.array([[1.0, np.nan]]), "zca")
+        whiten_inputs(np.array([[1.0, np.nan]]), "zca")
     with pytest.raises(ValueError, match="whiten must be one of"):
         make_dataset("gaussian", "gaussian", n=4, d=3, outputs=1, seed=0, whiten="white")
     with pytest.raises(ValueError, match=r"n <= d"):
         make_dataset("gaussian", "gaussian", n=5, d=3, outputs=1, seed=0, whiten="exact")
-    np.testing.assert_array_equal(whiten(np.zeros((3, 4)), "none"), np.zeros((3, 4)))
+    np.testing.assert_array_equal(whiten_inputs(np.zeros((3, 4)), "none"), np.zeros((3, 4)))
 
 
 # ---------------------------------------------------------------- the data.whiten field
@@ -226,7 +227,7 @@ def test_whiten_at_its_default_changes_no_key_and_whitening_never_changes_the_ra
         s = _spec(kind, method, d=d)
         assert s.data_seed == auto.data_seed  # one raw X for every whitening ...
         assert (s.key == auto.key) == (method == "auto")  # ... but each is its own trial
-        np.testing.assert_array_equal(make_problem(s).X, whiten(raw, method))
+        np.testing.assert_array_equal(make_problem(s).X, whiten_inputs(raw, method))
     other_seed = _spec(kind, "zca", seed=1, d=d)
     assert other_seed.data_seed != auto.data_seed
 
