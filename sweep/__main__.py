@@ -191,6 +191,9 @@ def main() -> None:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
+    from sweep.runner import handle_sigterm
+
+    handle_sigterm()  # SIGTERM stops the sweep as Ctrl-C does (exit 143)
     register()
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let composition errors reach us instead of exit(1)
     try:
@@ -201,12 +204,16 @@ def main() -> None:
         if _yaml_error(exc) is None:
             raise
         _fail(_yaml_sentence(_yaml_error(exc)))
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (sweep.runner.Terminated)
+        from sweep.runner import Terminated
+
+        term = isinstance(exc, Terminated)
         print(
-            "interrupted: the trials that finished are recorded; run the same command to resume.",
+            f"{'terminated (SIGTERM)' if term else 'interrupted'}: the trials that finished are "
+            "recorded; run the same command to resume.",
             file=sys.stderr,
         )
-        sys.exit(130)
+        sys.exit(143 if term else 130)
 
 
 if __name__ == "__main__":
