@@ -1,13 +1,18 @@
-"""``python -m analysis --experiment NAME --out DIR [--tracking-uri URI] [--check [--strict]]``.
+"""``python -m analysis --experiment NAME --out DIR [--tracking-uri URI] [--check [--strict]]
+[--expect-reach FRACTION]``.
 
 Reads MLflow experiment NAME (a grid name, e.g. ``paper``) from ``--tracking-uri`` (default
 ``$MLFLOW_TRACKING_URI``, else ``sqlite:///<cwd>/mlruns.db``), writes every figure, table,
 ``index.html``, ``README.md`` and ``verdicts.json`` of :func:`analysis.report.report` under
-DIR, and prints one verdict line per experiment (PASS / FAIL / INCONCLUSIVE).
+DIR, and prints the first screen: the grid line (trials recorded / the grid's size), then per
+experiment its **theory** verdict (PASS / FAIL / INCONCLUSIVE) beside the **optimizer**
+measurement (how often SGD alone reached P*).
 
-Exit status: 2 when the experiment has no trials in the store; with ``--check``, 1 when any
-verdict is FAIL (or, with ``--strict``, INCONCLUSIVE), so a sweep can gate CI; else 0.
-Experiments with no trial in the store (another grid's) are listed but never fatal.
+Exit status: 2 when the experiment has no trials in the store; with ``--check``, 1 when a
+theory verdict is FAIL or trials of the grid are missing (``--strict``: a theory verdict
+INCONCLUSIVE too) or an optimizer expectation set with ``--expect-reach`` fails (the message
+says "optimizer"); else 0. Experiments with no trial in the store (another grid's) are listed
+on one line, never fatal.
 """
 
 from __future__ import annotations
@@ -44,7 +49,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--strict", action="store_true", help="with --check: INCONCLUSIVE fails too"
     )
+    parser.add_argument(
+        "--expect-reach",
+        type=float,
+        default=None,
+        metavar="FRACTION",
+        help="an optimizer expectation: SGD alone within 1e-4 of P* in at least this fraction "
+        "of each experiment's trials with P* (0 < FRACTION <= 1); its failure says 'optimizer'",
+    )
     args = parser.parse_args(argv)
+    if args.expect_reach is not None and not 0.0 < args.expect_reach <= 1.0:
+        parser.error(f"--expect-reach must be a fraction in (0, 1], got {args.expect_reach}")
 
     from analysis.load import default_tracking_uri, load
     from analysis.report import check_lines, report
@@ -67,39 +82,66 @@ def main(argv: Sequence[str] | None = None) -> int:
     if trials.empty:
         print(f"analysis: experiment '{args.experiment}' has no trials in {uri}", file=sys.stderr)
         return 2
-    index = report(args.experiment, args.out, uri, curves=not args.no_curves, trials=trials)
+    index = report(
+        args.experiment,
+        args.out,
+        uri,
+        curves=not args.no_curves,
+        trials=trials,
+        expect_reach=args.expect_reach,
+    )
     doc = json.loads((index.parent / "verdicts.json").read_text())
     for line in check_lines(doc):
         print(line)
-    statuses = [e["status"] for e in doc["experiments"]]
+    ran = [e for e in doc["experiments"] if e.get("trials", 1) > 0]
+    statuses = [e["status"] for e in ran]
     counts = {s: statuses.count(s) for s in ("PASS", "FAIL", "INCONCLUSIVE")}
     print(
-        f"verdicts: {counts['PASS']} PASS, {counts['FAIL']} FAIL, {counts['INCONCLUSIVE']} "
-        f"INCONCLUSIVE; report: {index} (and README.md, verdicts.json) in "
-        f"{time.perf_counter() - t0:.1f} s"
+        f"theory: {counts['PASS']} PASS, {counts['FAIL']} FAIL, {counts['INCONCLUSIVE']} "
+        f"INCONCLUSIVE of {len(ran)} experiments with trials; report: {index} (and README.md, "
+        f"verdicts.json) in {time.perf_counter() - t0:.1f} s"
     )
     if args.check:
         status = exit_status(doc, strict=args.strict)
         if status:
-            ran = [e["status"] for e in doc["experiments"] if e.get("trials", 1) > 0]
-            bad = ran.count("FAIL") + (ran.count("INCONCLUSIVE") if args.strict else 0)
-            print(
-                f"analysis --check: {bad} experiment(s) "
-                + ("FAIL or INCONCLUSIVE (--strict)" if args.strict else "FAIL"),
-                file=sys.stderr,
-            )
+            for why in failures(doc, strict=args.strict):
+                print(f"analysis --check: {why}", file=sys.stderr)
         return status
     return 0
 
 
-def exit_status(doc: dict, *, strict: bool = False) -> int:
-    """``--check``'s exit status for a ``verdicts.json`` document: 1 when any experiment is
-    FAIL (or INCONCLUSIVE with ``strict``), else 0. An experiment with no trial at all in the
-    store (e.g. E11, whose grid is ``two_layer_relu``, in a ``paper`` store) is not one this
-    sweep ran: it is listed, never fatal."""
+def failures(doc: dict, *, strict: bool = False) -> list[str]:
+    """Why ``--check`` fails, one sentence per kind: the grid (trials missing), the theory
+    (FAIL, or INCONCLUSIVE with ``strict``), the optimizer (an expectation the user set)."""
     bad = {"FAIL", "INCONCLUSIVE"} if strict else {"FAIL"}
     ran = [e for e in doc.get("experiments", []) if e.get("trials", 1) > 0]
-    return int(any(e["status"] in bad for e in ran))
+    out = []
+    grid = doc.get("grid") or {}
+    if grid.get("status") == "FAIL":
+        out.append(f"grid — {grid['line']}")
+    theory = [e["id"] for e in ran if e["status"] in bad]
+    if theory:
+        out.append(
+            f"theory — {', '.join(theory)} "
+            + ("FAIL or INCONCLUSIVE (--strict)" if strict else "FAIL")
+            + " (a counterexample to a theorem, or an inconsistent record: see the report)"
+        )
+    optimizer = [e["id"] for e in ran if e.get("optimizer_status") == "FAIL"]
+    if optimizer:
+        out.append(
+            f"optimizer — {', '.join(optimizer)}: SGD reached P* less often than "
+            "--expect-reach asks (a measurement of the optimizer, not of the theory)"
+        )
+    return out
+
+
+def exit_status(doc: dict, *, strict: bool = False) -> int:
+    """``--check``'s exit status for a ``verdicts.json`` document: 1 when the grid has trials
+    missing, any theory verdict is FAIL (or INCONCLUSIVE with ``strict``), or an optimizer
+    expectation fails; else 0. An experiment with no trial at all in the store (e.g. E11,
+    whose grid is ``two_layer_relu``, in a ``paper`` store) is not one this sweep ran: it is
+    listed, never fatal."""
+    return int(bool(failures(doc, strict=strict)))
 
 
 if __name__ == "__main__":

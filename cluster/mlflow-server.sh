@@ -171,6 +171,8 @@ esac
 # MLflow 3's server-side job runner (GenAI evaluation, prompt optimisation: seven extra
 # processes) is not needed to record sweeps; MLFLOW_SERVER_ENABLE_JOB_EXECUTION=true turns it on.
 export MLFLOW_SERVER_ENABLE_JOB_EXECUTION=${MLFLOW_SERVER_ENABLE_JOB_EXECUTION:-false}
+# MLflow's usage telemetry (a thread posting to the internet) is off unless the environment says
+export MLFLOW_DISABLE_TELEMETRY=${MLFLOW_DISABLE_TELEMETRY:-true}
 
 # never print a password from the backend URI
 shown=$(printf '%s' "$BACKEND" | sed -E 's#(://[^:/@]+):[^@]*@#\1:***@#')

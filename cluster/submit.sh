@@ -3,7 +3,8 @@
 #
 # Runs `python -m sweep +grid=GRID [overrides]` as a Ray job on an existing Ray cluster and
 # follows its logs; exits with the job's status (0 SUCCEEDED, 1 FAILED or STOPPED, 2 usage or
-# configuration error, 3 a precondition failed before anything was submitted).
+# configuration error, 3 a precondition failed or the submission was refused: nothing was
+# submitted).
 #
 # Run it from the repository root: the current directory is uploaded as the job's working
 # directory (without .venv, .git, mlruns.db, mlartifacts, outputs, caches).
@@ -21,6 +22,9 @@
 #   SUBMIT_SKIP_CHECK=1  skip the MLflow reachability check (when the URI is reachable from
 #                        the cluster but not from this machine); the job then checks it itself.
 #   SUBMIT_ID            submission id (default: sweep-GRID-<time>-<random>)
+#   SUBMIT_AGENT_TIMEOUT seconds to keep submitting while the head's Ray job agent is not up
+#                        yet (the dashboard answers "No available agent to submit job" on a
+#                        busy or just-started head; default 120)
 #   SUBMIT_ENTRYPOINT_RESOURCES  JSON for `--entrypoint-resources`, to pin the driver
 #
 # Example:
@@ -48,6 +52,10 @@ command -v ray >/dev/null 2>&1 || die 3 "the 'ray' command is not on PATH (pip i
 command -v python3 >/dev/null 2>&1 || die 3 "python3 is not on PATH."
 [[ -f sweep/__main__.py || -f sweep/__init__.py ]] ||
 	die 2 "run this from the repository root (no sweep/ package in $PWD): the current directory is uploaded as the job's working directory."
+
+AGENT_TIMEOUT=${SUBMIT_AGENT_TIMEOUT:-120}
+[[ $AGENT_TIMEOUT =~ ^[0-9]+$ ]] ||
+	die 2 "SUBMIT_AGENT_TIMEOUT must be a whole number of seconds (got '$AGENT_TIMEOUT')."
 
 # ---------------------------------------------------------------- Ray address
 [[ -n ${RAY_ADDRESS:-} ]] ||
@@ -179,13 +187,48 @@ if [[ -n ${SUBMIT_ENTRYPOINT_RESOURCES:-} ]]; then
 fi
 
 echo "cluster/submit.sh: submitting '$SUBMIT_ID' to $ADDRESS${TOKEN_SOURCE:+ (token from $TOKEN_SOURCE)}; results -> $MLFLOW_TRACKING_URI" >&2
-trap 'echo "cluster/submit.sh: interrupted; the job keeps running on the cluster (stop it: ray job stop --address $ADDRESS $SUBMIT_ID)" >&2; exit 130' INT
 
+# Ray exposes no endpoint that says whether the head's job agent has registered (it does so
+# late on a busy head), so the submission is the probe: the dashboard waits 10 s for the agent
+# and, without one, answers 500 "No available agent to submit job" having created nothing.
+# That one answer is retried (same submission id) until SUBMIT_AGENT_TIMEOUT seconds have
+# passed; any other failure ends the script at once.
+submitted=0
+start=-1 # when the first refusal came: the deadline bounds the wait for the agent
+attempt=0
+while :; do
+	attempt=$((attempt + 1))
+	set +e
+	out=$(ray job submit --no-wait --address "$ADDRESS" --submission-id "$SUBMIT_ID" --working-dir . \
+		--runtime-env-json "$RUNTIME_ENV" "${ENTRY_ARGS[@]}" \
+		-- bash -c "$JOB_SCRIPT" dualsweep-job "${SWEEP_PYTHON:-python}" "+grid=$GRID" "$@" 2>&1)
+	submit_rc=$?
+	set -e
+	if [[ $submit_rc -eq 0 ]]; then
+		printf '%s\n' "$out" >&2
+		((attempt > 1)) &&
+			echo "cluster/submit.sh: submitted on attempt $attempt, $((SECONDS - start)) s after the first refusal (the job agent is up)" >&2
+		submitted=1
+		break
+	fi
+	if [[ $out != *"No available agent to submit job"* ]]; then
+		printf '%s\n' "$out" >&2
+		die 3 "ray job submit failed (exit $submit_rc, its message is above); nothing was submitted."
+	fi
+	((start >= 0)) || start=$SECONDS
+	if ((SECONDS - start >= AGENT_TIMEOUT)); then
+		die 3 "Ray's job agent on the head at $ADDRESS did not come up within SUBMIT_AGENT_TIMEOUT=$AGENT_TIMEOUT s (it answered 'No available agent to submit job' to each of $attempt submissions); nothing was submitted: see dashboard_agent.log in the head's Ray session logs, or raise SUBMIT_AGENT_TIMEOUT."
+	fi
+	((attempt == 1)) &&
+		echo "cluster/submit.sh: waiting for Ray's job agent on the head (the dashboard answered 'No available agent to submit job'); submitting again for up to SUBMIT_AGENT_TIMEOUT=$AGENT_TIMEOUT s" >&2
+	sleep 1 # poll interval; each attempt also waits up to 10 s for the agent on the dashboard's side
+done
+((submitted))
+
+trap 'echo "cluster/submit.sh: interrupted; the job keeps running on the cluster (stop it: ray job stop --address $ADDRESS $SUBMIT_ID)" >&2; exit 130' INT
 set +e
-ray job submit --address "$ADDRESS" --submission-id "$SUBMIT_ID" --working-dir . \
-	--runtime-env-json "$RUNTIME_ENV" "${ENTRY_ARGS[@]}" \
-	-- bash -c "$JOB_SCRIPT" dualsweep-job "${SWEEP_PYTHON:-python}" "+grid=$GRID" "$@"
-submit_rc=$?
+ray job logs --follow --address "$ADDRESS" "$SUBMIT_ID"
+logs_rc=$?
 set -e
 
 # `ray job submit` exits 0 for a STOPPED job as well: ask for the final status.
@@ -207,8 +250,8 @@ FAILED | STOPPED)
 	exit 1
 	;;
 *)
-	echo "cluster/submit.sh: job $SUBMIT_ID status '${status:-unknown}' (ray job submit exited $submit_rc)" >&2
-	[[ $submit_rc -ne 0 ]] && exit "$submit_rc"
+	echo "cluster/submit.sh: job $SUBMIT_ID status '${status:-unknown}' (ray job logs exited $logs_rc)" >&2
+	[[ $logs_rc -ne 0 ]] && exit "$logs_rc"
 	exit 1
 	;;
 esac

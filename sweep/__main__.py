@@ -186,11 +186,43 @@ def _app(cfg: DictConfig) -> None:
         _fail(str(exc))
 
 
+def _as_list(arg: str) -> str:
+    """``a=1,2`` (Hydra's multirun sweep) as the list override ``'a=[1,2]'``; else ``arg``."""
+    name, eq, value = arg.partition("=")
+    if not eq or name.startswith(("hydra.", "+grid", "grid")) or "," not in value:
+        return arg
+    if value.startswith(("[", "{", "'", '"')) or re.match(r"\w+\(", value):  # list, dict, glob()
+        return arg
+    return f"{name}=[{value}]"
+
+
+def _shell_word(arg: str) -> str:
+    return f"'{arg}'" if re.search(r"[^\w@%+=:,./-]", arg) else arg
+
+
+def _refuse_multirun(argv: list[str]) -> None:
+    """Hydra's multirun (``-m``/``--multirun``, ``hydra.mode=MULTIRUN``) would start one separate
+    sweep, store run and Ray instance per combination: refused in one sentence (exit 2) that
+    gives the command with lists, which runs the same trials as one sweep."""
+    flags = {"-m", "--multirun", "hydra.mode=MULTIRUN", "hydra.mode=multirun"}
+    if not flags & set(argv):
+        return
+    rest = " ".join(_shell_word(_as_list(a)) for a in argv if a not in flags)
+    _fail(
+        "Hydra's multirun (-m) would launch a separate sweep per combination; write the values "
+        f"as lists, the axes of one sweep: `python -m sweep {rest}`.".replace(" `.", "`.")
+    )
+
+
 def main() -> None:
     """Run the app; Hydra's own composition errors become exit status 2 with one sentence."""
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
+    from sweep.runner import handle_sigterm
+
+    _refuse_multirun(sys.argv[1:])
+    handle_sigterm()  # SIGTERM stops the sweep as Ctrl-C does (exit 143)
     register()
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let composition errors reach us instead of exit(1)
     try:
@@ -201,12 +233,16 @@ def main() -> None:
         if _yaml_error(exc) is None:
             raise
         _fail(_yaml_sentence(_yaml_error(exc)))
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (sweep.runner.Terminated)
+        from sweep.runner import Terminated
+
+        term = isinstance(exc, Terminated)
         print(
-            "interrupted: the trials that finished are recorded; run the same command to resume.",
+            f"{'terminated (SIGTERM)' if term else 'interrupted'}: the trials that finished are "
+            "recorded; run the same command to resume.",
             file=sys.stderr,
         )
-        sys.exit(130)
+        sys.exit(143 if term else 130)
 
 
 if __name__ == "__main__":

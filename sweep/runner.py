@@ -25,6 +25,7 @@ import signal
 import socket
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
@@ -42,8 +43,10 @@ __all__ = [
     "BatchFn",
     "RunStats",
     "SweepReport",
+    "Terminated",
     "check_address",
     "cleanup_local_instances",
+    "handle_sigterm",
     "run_batches",
     "run_sweep",
     "limit_threads",
@@ -208,6 +211,23 @@ def check_address(runner: RunnerConfig) -> None:
         ) from None
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, SLURM's ``scancel`` / time limit, Kubernetes): the sweep stops as on
+    Ctrl-C — results that arrived are written, claims withdrawn, the parent run KILLED."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    # once: a second SIGTERM during the cleanup does not cut it short (SIGKILL still does)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise Terminated
+
+
+def handle_sigterm() -> None:
+    """Make SIGTERM raise :class:`Terminated` (a KeyboardInterrupt) in the main thread."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _on_sigterm)
+
+
 def start_ray(runner: RunnerConfig) -> bool:
     """Connect to (or start) Ray; returns whether this call started it (so we shut it down).
 
@@ -223,6 +243,22 @@ def start_ray(runner: RunnerConfig) -> bool:
 
     if ray.is_initialized():
         return False
+    ours = signal.getsignal(signal.SIGTERM) is _on_sigterm  # ray.init installs its own
+    try:
+        _init_ray(runner, address, source)
+    except SystemExit as exc:  # Ray's handler (sys.exit(SIGTERM)) during ray.init
+        if ours and exc.code == signal.SIGTERM:
+            raise Terminated from None
+        raise
+    finally:
+        if ours:
+            handle_sigterm()
+    return True
+
+
+def _init_ray(runner: RunnerConfig, address: str | None, source: str) -> None:
+    import ray
+
     if address is None:
         cleanup_local_instances()
         from ray._private import ray_constants
@@ -251,7 +287,6 @@ def start_ray(runner: RunnerConfig) -> bool:
                 f"{source}={address}: Ray could not join the cluster ({first}); start it or fix "
                 f"the address (nothing was run or recorded)."
             ) from None
-    return True
 
 
 def stop_ray(started: bool) -> None:
@@ -474,6 +509,26 @@ def _nothing_to_run(sweep: Sweep, specs: Sequence[TrialSpec], store, t0: float, 
     )
 
 
+def _start(tracker, sweep: Sweep, specs, todo, axes, config_text: str) -> None:
+    """Open the parent run of this invocation (its params: what the sweep is about to do)."""
+    tracker.start(
+        params={
+            "grid": sweep.grid,
+            "trials": len(specs),
+            "pending": len(todo),
+            "skipped": len(specs) - len(todo),
+            "axes": ",".join(axes),
+            "runner.kind": sweep.runner.kind,
+            "runner.batch_size": sweep.runner.batch_size,
+            "runner.address": sweep.runner.address or os.environ.get("RAY_ADDRESS") or "local",
+            "rerun": sweep.options.rerun,
+            "command": " ".join(sys.argv),
+        },
+        config_text=config_text,
+        rerun=sweep.options.rerun,
+    )
+
+
 def run_sweep(
     sweep: Sweep,
     specs: Sequence[TrialSpec],
@@ -504,29 +559,6 @@ def run_sweep(
     # join (or start) Ray before the parent run opens: an unreachable runner.address is one
     # sentence (AddressError) within seconds, with no run left RUNNING
     ray_started = start_ray(sweep.runner) if todo and sweep.runner.kind == "local" else False
-    tracker.start(
-        params={
-            "grid": sweep.grid,
-            "trials": len(specs),
-            "pending": len(todo),
-            "skipped": len(specs) - len(todo),
-            "axes": ",".join(axes),
-            "runner.kind": sweep.runner.kind,
-            "runner.batch_size": sweep.runner.batch_size,
-            "runner.address": sweep.runner.address or os.environ.get("RAY_ADDRESS") or "local",
-            "rerun": sweep.options.rerun,
-            "command": " ".join(sys.argv),
-        },
-        config_text=config_text,
-        rerun=sweep.options.rerun,
-    )
-    print(
-        f"sweep '{sweep.grid}': {len(specs)} trials, {len(specs) - len(todo)} already recorded, "
-        f"{len(todo)} to run ({sweep.runner.kind}); store {store.uri}"
-        + (f"; {killed} stale RUNNING run(s) marked KILLED" if killed else ""),
-        file=out,
-        flush=True,
-    )
     progress = Progress(len(todo), enabled=sweep.options.progress, desc=sweep.grid)
     pairs: list[tuple[TrialSpec, TrialResult]] = []
 
@@ -537,7 +569,15 @@ def run_sweep(
 
     status = "FAILED"
     stats = RunStats()
-    try:
+    try:  # from the parent run's creation on: Ctrl-C / SIGTERM / an error close it
+        _start(tracker, sweep, specs, todo, axes, config_text)
+        print(
+            f"sweep '{sweep.grid}': {len(specs)} trials, {len(specs) - len(todo)} already "
+            f"recorded, {len(todo)} to run ({sweep.runner.kind}); store {store.uri}"
+            + (f"; {killed} stale RUNNING run(s) marked KILLED" if killed else ""),
+            file=out,
+            flush=True,
+        )
         if todo:
             stats = run_batches(
                 # each batch is claimed (a RUNNING child run per trial) as it is dispatched, so
@@ -553,8 +593,10 @@ def run_sweep(
         raise
     finally:
         progress.close()
-        tracker.finish(status)
-        stop_ray(ray_started)
+        try:
+            tracker.finish(status)
+        finally:
+            stop_ray(ray_started)
     wall = time.perf_counter() - t0
     report = SweepReport(
         total=len(specs),

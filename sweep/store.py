@@ -114,6 +114,15 @@ _QUIET = (
 )
 
 
+# MLflow's telemetry (MLflow >= 3.2: a thread that posts usage events) is off in every process
+# that opens a store through this module, unless the environment says otherwise: a cluster node
+# without internet gains nothing from it, and its thread deletes _MLFLOW_TELEMETRY_SESSION_ID
+# from os.environ while `requests` iterates os.environ in the driver's writer threads
+# (RuntimeError: dictionary changed size during iteration, issue 19). Set at import, before
+# any module here imports mlflow (whose import starts the telemetry client).
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+
 class StoreError(ConfigError):
     """A tracking store that cannot be used, as one sentence naming it and what to do."""
 

@@ -29,6 +29,7 @@ that one are the only modules of ``sweep`` that import mlflow.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 import os
@@ -75,6 +76,7 @@ from sweep.store import (
     TAG_PARENT,
     TRIAL_FILTER,
     Store,
+    StoreError,
     StoreFault,
     open_store,
     resolve_store,
@@ -171,6 +173,22 @@ class _Item:
 
 
 _LIVE_SWEEPS: set[str] = set()  # sweep ids of the Trackers alive in this process
+
+
+def _store_faults(method):
+    """A failure of the store inside a :class:`Tracker` method becomes the sweep's
+    :class:`~sweep.store.StoreFault` (one sentence: what was recorded, how to resume)."""
+
+    @functools.wraps(method)
+    def wrapped(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except StoreError:
+            raise
+        except Exception as exc:
+            raise self._failed(exc) from exc
+
+    return wrapped
 
 
 class Tracker:
@@ -315,6 +333,7 @@ class Tracker:
     def _search(self, filter_string: str) -> list:
         return search_runs(self.client, self.experiment_id, filter_string, page_size=_PAGE)
 
+    @_store_faults
     def finished_keys(self) -> set[str]:
         """Keys of trials with a FINISHED child run in this experiment.
 
@@ -348,6 +367,7 @@ class Tracker:
             return _driver_alive(driver)
         return time.time() - beat < self.stale_after  # another machine: its heartbeat
 
+    @_store_faults
     def close_stale(self) -> int:
         """Mark KILLED every run left RUNNING by a driver that is gone; returns how many.
 
@@ -375,6 +395,7 @@ class Tracker:
 
     # ------------------------------------------------------------ parent run
 
+    @_store_faults
     def start(
         self, *, params: dict[str, object], config_text: str = "", rerun: bool = False
     ) -> str:
@@ -669,6 +690,7 @@ class Tracker:
         """Trials queued but not yet written."""
         return self._queue.qsize()
 
+    @_store_faults
     def finish(self, status: str) -> None:
         """Write every queued trial, withdraw claims never recorded, close the parent run.
 

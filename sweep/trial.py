@@ -282,6 +282,8 @@ def _analyse(
     )
     if spec.train.polish > 0 and not diverged:
         result.polished_objective = float(out.objectives[index])
+        info = out.polish_info[index] if out.polish_info is not None else None
+        result.extra.update(_scalars("polish", info or {}))  # iterations, grad_norm
     result.curves["objective"] = [float(v) for v in out.curves[index]]
     if out.norm_ratios is not None:
         for layer in range(out.norm_ratios.shape[1]):
@@ -293,6 +295,13 @@ def _analyse(
 
     # ½‖Y‖²: the objective of the zero network (analysis flags P* equal to it: nothing to test)
     result.extra["null_objective"] = 0.5 * float(np.sum(np.square(problem.Y)))
+    # what the data IS, however it was made: whitened iff this is ≤ solvers.detect.WHITENED_TOL
+    gram = problem.X @ problem.X.T
+    result.extra["whitening_error"] = float(np.linalg.norm(gram - np.eye(len(gram))))
+    if problem.Y.shape[1] == 1:  # ‖y₊‖, ‖y₋‖: §3's closed form and its stationary points
+        y = problem.Y[:, 0]
+        result.extra["y_plus_norm"] = float(np.linalg.norm(np.maximum(y, 0.0)))
+        result.extra["y_minus_norm"] = float(np.linalg.norm(np.maximum(-y, 0.0)))
     found, wide, result.not_covered = _optimum(problem)
     opt = found if found is not None and found.is_exact else None  # P* known (§1–§6, §10)
     if opt is not None:
@@ -323,6 +332,9 @@ def _analyse(
         stats = spline_stats(x, problem.Y[:, 0], f_grid, grid)
         kinks = stats.pop("kinks", [])
         result.extra.update(_scalars("spline", stats))
+        if opt is not None and opt.network is not None:  # the exact optimum's own kinks (§5, §10)
+            f_opt = fitted_function(problem, opt.network, grid)
+            result.extra.update(_scalars("spline_opt", spline_stats(x, problem.Y[:, 0], f_opt, grid)))
         result.arrays.update(
             x=x.tolist(),
             y=problem.Y[:, 0].tolist(),

@@ -18,7 +18,16 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.figure import Figure
 
-from analysis.experiments.verdicts import Check, Status, combine, inconclusive, zero_optimum
+from analysis.experiments.verdicts import (
+    Check,
+    Reach,
+    Status,
+    combine,
+    combine_optimizer,
+    expectation_check,
+    inconclusive,
+    zero_optimum,
+)
 from analysis.tables import select, split_status, write_table
 
 __all__ = [
@@ -30,6 +39,7 @@ __all__ = [
     "experiment",
     "run",
     "run_all",
+    "screen_line",
 ]
 
 
@@ -53,7 +63,9 @@ class Result:
     - ``table``: the summary shown in the report (``<id>.csv`` / ``<id>.md``);
     - ``checks``: the claims tested, each with its threshold and PASS / FAIL / INCONCLUSIVE;
     - ``figure``: a matplotlib Figure (``<id>.png``) or None;
-    - ``summary``: one line of measured numbers beyond the checks (may be empty).
+    - ``summary``: one line of measured numbers beyond the checks (may be empty);
+    - ``reach``: the optimizer measurement (:func:`~analysis.experiments.verdicts.reach`: SGD
+      alone vs P*), or None where the experiment has no P* to reach.
     """
 
     data: pd.DataFrame
@@ -61,6 +73,7 @@ class Result:
     checks: list[Check]
     figure: Figure | None = None
     summary: str = ""
+    reach: Reach | None = None
 
 
 @dataclass
@@ -80,16 +93,29 @@ class Outcome:
     diverged: int = 0
     failed: int = 0
     running: int = 0  # claimed by a sweep still running (or killed before it recorded them)
+    reach: Reach | None = None
 
     @property
     def status(self) -> Status:
-        """FAIL if any check failed, else INCONCLUSIVE if any is, else PASS."""
+        """The theory verdict: FAIL if any theory check failed, else INCONCLUSIVE if any is,
+        else PASS (optimizer expectations are apart: :attr:`optimizer_status`)."""
         return combine(self.checks)
+
+    @property
+    def optimizer_status(self) -> Status | None:
+        """PASS / FAIL of the optimizer expectations the user set; None when none was set."""
+        return combine_optimizer(self.checks)
+
+    def screen_line(self) -> str:
+        """``theory PASS (3 checks: …); SGD reached P* within 1e-4 in 9/10 (1e-6: 4/10)``."""
+        return screen_line(self.to_dict())
 
     @property
     def verdict(self) -> str:
         """One line: every check's name, what was seen and its status, then the counts."""
         parts = [f"{c.name}: {c.seen} ({c.status.value})" for c in self.checks]
+        if self.reach is not None:
+            parts.append(self.reach.line())
         tail = []
         if self.diverged:
             tail.append(f"{self.diverged} diverged")
@@ -106,13 +132,34 @@ class Outcome:
             "title": self.title,
             "section": self.section,
             "status": self.status.value,
+            "optimizer_status": None
+            if self.optimizer_status is None
+            else self.optimizer_status.value,
             "trials": self.n_trials,
             "diverged": self.diverged,
             "failed": self.failed,
             "running": self.running,
             "summary": self.summary,
             "checks": [c.to_dict() for c in self.checks],
+            "reach": None if self.reach is None else self.reach.to_dict(),
         }
+
+
+def screen_line(e: Mapping) -> str:
+    """The first-screen line of one experiment of ``verdicts.json``: the theory verdict with
+    its checks' counts, then the optimizer measurement (and expectation, where set)."""
+    if not e.get("trials"):
+        return "no trials in this store"
+    theory = [c for c in e["checks"] if c.get("kind", "theory") == "theory"]
+    parts = [f"{c['name']} {c['passed']}/{c['n']}" + ("" if c["status"] == "PASS" else
+             f" {c['status']}") for c in theory]  # fmt: skip
+    line = f"theory {e['status']} ({'; '.join(parts)})"
+    if e.get("reach"):
+        line += "; " + e["reach"]["line"]
+    if e.get("optimizer_status"):
+        line += f"; optimizer expectation {e['optimizer_status']}"
+    tail = [f"{e[k]} {k}" for k in ("diverged", "failed", "running") if e.get(k)]
+    return line + (f" ({', '.join(tail)})" if tail else "")
 
 
 @dataclass(frozen=True)
@@ -206,8 +253,11 @@ def run(
     trials: pd.DataFrame | Inputs,
     *,
     out_dir: str | Path | None = None,
+    expect_reach: float | None = None,
 ) -> Outcome:
-    """Apply one experiment to a store's trials; write its files under ``out_dir`` if given."""
+    """Apply one experiment to a store's trials; write its files under ``out_dir`` if given.
+    ``expect_reach``: the user's optimizer expectation (a fraction of trials whose SGD ends
+    within 1e-4 of P*), added as an optimizer check where the experiment measures reach."""
     exp = EXPERIMENTS[exp] if isinstance(exp, str) else exp
     inputs = trials if isinstance(trials, Inputs) else Inputs(trials)
     rows = exp.rows(inputs.trials) if len(inputs.trials) else inputs.trials
@@ -265,8 +315,16 @@ def run(
     result = exp.fn(done, inputs)
     outcome.data, outcome.table, outcome.summary = result.data, result.table, result.summary
     outcome.checks = ([guard] if guard is not None else []) + list(result.checks)
+    outcome.reach = result.reach
+    if expect_reach is not None and result.reach is not None and result.reach.n:
+        outcome.checks.append(expectation_check(result.reach, expect_reach))
     if out_dir is not None:
         _write(outcome, result.figure, Path(out_dir))
+        if result.reach is not None and not result.reach.by_axis.empty:
+            outcome.files.update(
+                {f"reach_{k}": v for k, v in
+                 write_table(result.reach.by_axis, Path(out_dir), f"{outcome.id}_reach").items()}
+            )  # fmt: skip
     return outcome
 
 
@@ -289,7 +347,10 @@ def run_all(
     curves: pd.DataFrame | None = None,
     results: Mapping[str, object] | None = None,
     out_dir: str | Path | None = None,
+    expect_reach: float | None = None,
 ) -> list[Outcome]:
     """Every registered experiment, in report order."""
     inputs = Inputs(trials, curves, results)
-    return [run(e, inputs, out_dir=out_dir) for e in EXPERIMENTS.values()]
+    return [
+        run(e, inputs, out_dir=out_dir, expect_reach=expect_reach) for e in EXPERIMENTS.values()
+    ]

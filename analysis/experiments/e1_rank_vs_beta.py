@@ -16,24 +16,32 @@ from analysis.experiments import helpers as h
 from analysis.experiments.base import Inputs, Result, experiment
 from analysis.experiments.verdicts import (
     AT_OPT,
-    GD_TOL,
+    REACH_TOLS,
     at_optimum,
     count_check,
     inconclusive,
-    reaches_optimum,
+    reach,
+    theory_checks,
+    whitened,
     zero_optimum,
 )
 from analysis.tables import fmt
 
 
 def _match(f: pd.DataFrame) -> pd.Series:
-    return h.is_(f, "model.activation", "linear") & h.is_(f, "model.depth", 2) & h.plain(f)
+    return (
+        h.is_(f, "model.activation", "linear")
+        & h.is_(f, "model.depth", 2)
+        & h.plain(f)
+        & whitened(f)
+    )
 
 
 @experiment(
     "E1",
     "E1 — rank of W₁ vs β, 2-layer linear nets (THEORY §1)",
     section="§1",
+    needs=("curves",),
     match=_match,
     zero_optimum="keep",
 )
@@ -66,7 +74,7 @@ def rank_vs_beta(done: pd.DataFrame, inputs: Inputs) -> Result:
         )
         .sort_values(["K", "beta"])
     )
-    counted = pd.Series(at, index=done.index).fillna(False).astype(bool) & has_pred.values
+    counted = pd.Series(at, index=done.index) & has_pred.values
     n_not = int((~counted).sum())
     rank = count_check(
         "rank",
@@ -78,8 +86,8 @@ def rank_vs_beta(done: pd.DataFrame, inputs: Inputs) -> Result:
         skipped=f"{n_not} not at the optimum or without prediction" if n_not else "",
     )
     if rank.status.value == "INCONCLUSIVE" and n_not:
-        rank.reason = f"SGD did not converge: {n_not}/{len(done)} final networks not at P*"
-    checks = [rank, reaches_optimum(done, section="§1")]
+        rank.reason = f"no network at the optimum: {n_not}/{len(done)} final networks not at P*"
+    checks = [*theory_checks(done, section="§1", what="Σ_k h_β(σ_k)"), rank]
     zero = zero_optimum(done)
     if zero.all():
         checks.insert(
@@ -102,9 +110,11 @@ def rank_vs_beta(done: pd.DataFrame, inputs: Inputs) -> Result:
     fig, axes = h.make_figure(2, "E1 — rank of W₁ vs β, 2-layer linear nets (THEORY §1)")
     ax = axes[0, 0]
     for i, (K, grp) in enumerate(data.groupby("K")):
-        pred = grp.groupby("beta")["predicted_rank"].median()
-        ax.plot(pred.index, pred.values, color=f"C{i}", lw=1.2, ls="--",
-                label=f"predicted #{{σ_k>β}}, K={int(K)}")  # fmt: skip
+        for j, (_, per_seed) in enumerate(grp.groupby("seed")):  # one line per data set
+            pred = per_seed.sort_values("beta")
+            ax.plot(pred["beta"], pred["predicted_rank"], color=f"C{i}", lw=1.0, ls="--",
+                    alpha=0.7, label=f"predicted #{{σ_k>β}} per seed, K={int(K)}" if j == 0
+                    else None)  # fmt: skip
         ax.scatter(grp["beta"], grp["trained_rank"], color=f"C{i}", marker="o", s=22,
                    label=f"trained rank(W₁), K={int(K)}")  # fmt: skip
     ax.set_xlabel("β (weight decay, dimensionless)")
@@ -121,7 +131,8 @@ def rank_vs_beta(done: pd.DataFrame, inputs: Inputs) -> Result:
     if data["polished_rel_gap"].notna().any():
         ax.scatter(data["beta"], h.pos(data["polished_rel_gap"]), s=30, marker="x",
                    label="after L-BFGS polish")  # fmt: skip
-    ax.axhline(GD_TOL, color="k", ls=":", lw=1, label=f"threshold {GD_TOL:g}")
+    ax.axhline(AT_OPT, color="k", ls=":", lw=1, label=f"at the optimum: {AT_OPT:g}")
+    ax.axhline(REACH_TOLS[0], color="0.5", ls="--", lw=1, label=f"SGD reach {REACH_TOLS[0]:g}")
     ax.set_yscale("log")
     ax.set_xlabel("β (weight decay, dimensionless)")
     ax.set_ylabel("|objective − P*| / |P*| (relative, log)")
@@ -133,4 +144,5 @@ def rank_vs_beta(done: pd.DataFrame, inputs: Inputs) -> Result:
         checks,
         fig,
         summary + f"; worst |SGD gap| {fmt(h.abs_max(data['rel_gap']), 2)}",
+        reach=reach(done, inputs.curves),
     )

@@ -13,7 +13,7 @@ import pandas as pd
 
 from analysis.experiments import helpers as h
 from analysis.experiments.base import Inputs, Result, experiment
-from analysis.experiments.verdicts import reaches_optimum, structure_check
+from analysis.experiments.verdicts import reach, structure_check, theory_checks
 from analysis.tables import fmt
 
 
@@ -25,6 +25,7 @@ def _match(f: pd.DataFrame) -> pd.Series:
     "E3",
     "E3 — deep linear nets: gap, rank one and alignment by depth (THEORY §1–2)",
     section="§1–2",
+    needs=("curves",),
     match=_match,
 )
 def deep_linear(done: pd.DataFrame, inputs: Inputs) -> Result:
@@ -55,6 +56,7 @@ def deep_linear(done: pd.DataFrame, inputs: Inputs) -> Result:
     )
     idx = done.index
     checks = [
+        *theory_checks(done, section="§2"),
         structure_check(
             "rank one",
             done,
@@ -80,7 +82,6 @@ def deep_linear(done: pd.DataFrame, inputs: Inputs) -> Result:
             measured="cosine of W₁'s span with the closed-form direction",
             target=1.0,
         ),
-        reaches_optimum(done, section="§2"),
     ]
     summary = (
         f"min ‖W_l‖₂/‖W_l‖_F {fmt(h.vmin(data['min_norm_ratio']), 7)}; min |cos| "
@@ -118,4 +119,4 @@ def deep_linear(done: pd.DataFrame, inputs: Inputs) -> Result:
         ax.set_ylabel(ylabel)
         ax.set_title(sub)
         h.legend(ax)
-    return Result(data, table, checks, fig, summary)
+    return Result(data, table, checks, fig, summary, reach=reach(done, inputs.curves))

@@ -10,7 +10,7 @@ import pandas as pd
 
 from analysis.experiments import helpers as h
 from analysis.experiments.base import Inputs, Result, experiment
-from analysis.experiments.verdicts import AT_OPT, reaches_optimum, structure_check
+from analysis.experiments.verdicts import AT_OPT, reach, structure_check, theory_checks, whitened
 from analysis.tables import fmt
 
 
@@ -18,7 +18,9 @@ def _match(f: pd.DataFrame) -> pd.Series:
     return (
         h.is_(f, "model.activation", "relu")
         & h.is_(f, "model.depth", 2)
-        & h.is_(f, "data.kind", "whitened")
+        & whitened(f)
+        & h.is_(f, "data.outputs", 1)
+        & ~h.is_(f, "data.kind", "digits")  # E10's
         & h.plain(f)
     )
 
@@ -27,6 +29,7 @@ def _match(f: pd.DataFrame) -> pd.Series:
     "E5",
     "E5 — 2-layer ReLU, whitened data: W₁ neurons vs Xᵀy₊, Xᵀy₋ (THEORY §3)",
     section="§3",
+    needs=("curves",),
     match=_match,
 )
 def relu_alignment(done: pd.DataFrame, inputs: Inputs) -> Result:
@@ -48,6 +51,7 @@ def relu_alignment(done: pd.DataFrame, inputs: Inputs) -> Result:
         worst_polished_rel_gap=("polished_rel_gap", lambda s: s.abs().max()),
     )
     checks = [
+        *theory_checks(done, section="§3", what="h_β(‖y₊‖) + h_β(‖y₋‖)"),
         structure_check(
             "neurons aligned",
             done,
@@ -56,7 +60,6 @@ def relu_alignment(done: pd.DataFrame, inputs: Inputs) -> Result:
             measured="min cosine of an active W₁ neuron with Xᵀy₊ or Xᵀy₋",
             target=1.0,
         ),
-        reaches_optimum(done, section="§3", what="h_β(‖y₊‖) + h_β(‖y₋‖)"),
     ]
     summary = f"min cosine {fmt(h.vmin(data['w1_alignment']), 7)} over {len(data)} trials"
     fig, axes = h.make_figure(2, "E5 — 2-layer ReLU, whitened data: W₁ neurons vs Xᵀy₊, Xᵀy₋")
@@ -82,4 +85,4 @@ def relu_alignment(done: pd.DataFrame, inputs: Inputs) -> Result:
     ax.set_ylabel("|objective − P*| / |P*| (relative, log)")
     ax.set_title("objective vs closed form")
     h.legend(ax)
-    return Result(data, table, checks, fig, summary)
+    return Result(data, table, checks, fig, summary, reach=reach(done, inputs.curves))

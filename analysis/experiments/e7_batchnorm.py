@@ -22,7 +22,7 @@ import pandas as pd
 
 from analysis.experiments import helpers as h
 from analysis.experiments.base import Inputs, Result, experiment
-from analysis.experiments.verdicts import reaches_optimum, structure_check
+from analysis.experiments.verdicts import reach, structure_check, theory_checks
 from analysis.tables import column, fmt
 
 BALANCED = "onehot_balanced"
@@ -57,6 +57,7 @@ def _match(f: pd.DataFrame) -> pd.Series:
     "E7",
     "E7 — batch norm: closed form and neural collapse (THEORY §6)",
     section="§6",
+    needs=("curves",),
     match=_match,
 )
 def batchnorm_collapse(done: pd.DataFrame, inputs: Inputs) -> Result:
@@ -93,7 +94,7 @@ def batchnorm_collapse(done: pd.DataFrame, inputs: Inputs) -> Result:
         nc3_predicted_median=("nc3_predicted", "median"),
     )
     checks = [
-        reaches_optimum(done, section="§6", what="Σ_k h_{β/√n}(·)"),
+        *theory_checks(done, section="§6", what="Σ_k h_{β/√n}(·)"),
         structure_check(
             "NC1",
             done,
@@ -174,4 +175,4 @@ def batchnorm_collapse(done: pd.DataFrame, inputs: Inputs) -> Result:
         ax.set_ylabel(ylabel, fontsize=8)
         ax.set_title(sub, fontsize=10)
         ax.tick_params(labelsize=7)
-    return Result(data, table, checks, fig, summary)
+    return Result(data, table, checks, fig, summary, reach=reach(done, inputs.curves))

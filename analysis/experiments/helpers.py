@@ -207,11 +207,16 @@ def diagonal(ax, data: pd.DataFrame, x: str, y: str, label: str) -> None:
 
 def gaps(done: pd.DataFrame) -> dict[str, np.ndarray]:
     """The objective columns every experiment with a P* shows: SGD alone, the polished
-    objective beside it (NaN without a polish), P*, and both relative gaps."""
+    objective beside it (NaN without a polish), P*, and both relative gaps — RECOMPUTED from
+    the logged objectives and P* (:func:`~analysis.experiments.verdicts.recomputed`), never
+    the logged gaps."""
+    from analysis.experiments.verdicts import recomputed
+
+    r = recomputed(done)
     return {
         "sgd_objective": num(done, "sgd_objective").values,
         "polished_objective": num(done, "polished_objective").values,
         "exact_objective": num(done, "exact_objective").values,
-        "rel_gap": num(done, "rel_gap").values,
-        "polished_rel_gap": num(done, "polished_rel_gap").values,
+        "rel_gap": r["sgd_gap"].values,
+        "polished_rel_gap": r["polished_gap"].values,
     }

@@ -10,7 +10,7 @@ import pandas as pd
 
 from analysis.experiments import helpers as h
 from analysis.experiments.base import Inputs, Result, experiment
-from analysis.experiments.verdicts import reaches_optimum, structure_check
+from analysis.experiments.verdicts import reach, structure_check, theory_checks
 from analysis.tables import column, fmt
 
 
@@ -22,6 +22,7 @@ def _rows(trials: pd.DataFrame) -> pd.DataFrame:
     "R1",
     "R1 — rank-one data X = c aᵀ: SGD vs closed form (THEORY §4)",
     section="§4",
+    needs=("curves",),
     rows=_rows,
     order=5.5,
 )
@@ -44,7 +45,7 @@ def rank_one(done: pd.DataFrame, inputs: Inputs) -> Result:
         min_w1_alignment=("w1_alignment", "min"),
     )
     checks = [
-        reaches_optimum(done, section="§4"),
+        *theory_checks(done, section="§4"),
         structure_check(
             "W₁ along ±a",
             done,
@@ -77,4 +78,4 @@ def rank_one(done: pd.DataFrame, inputs: Inputs) -> Result:
     ax.set_ylabel("|objective − P*| / |P*| (relative, log)")
     ax.set_title("relative gap")
     h.legend(ax)
-    return Result(data, table, checks, fig, summary)
+    return Result(data, table, checks, fig, summary, reach=reach(done, inputs.curves))

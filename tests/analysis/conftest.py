@@ -293,7 +293,7 @@ def mlflow_server(smoke: Store) -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 150
+        deadline = time.monotonic() + 300  # generous: a loaded machine
         while True:
             if proc.poll() is not None:
                 log.flush()

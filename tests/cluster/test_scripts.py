@@ -7,6 +7,9 @@
   under KubeRay's own field names, with resources and the MLflow URI set;
 - ``cluster/submit.sh`` refuses bad input before contacting anything, with one sentence naming
   what is wrong, and fails fast naming the address when the dashboard cannot be reached;
+- against a fake dashboard (Ray's job REST API on loopback) whose job agent is late,
+  ``cluster/submit.sh`` waits, then submits once, follows the logs and reports SUCCEEDED; when
+  the agent never comes it stops at ``SUBMIT_AGENT_TIMEOUT`` with one sentence;
 - ``cluster/check_tracking.py`` tells a live MLflow-like ``/health`` endpoint from a dead port.
 """
 
@@ -17,6 +20,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -251,3 +255,158 @@ def test_check_tracking_accepts_a_live_server_and_names_a_dead_one(tmp_path: Pat
     r = _check(f"sqlite:///{tmp_path / 'nope' / 'x.db'}", "--attempts", "1")
     assert r.returncode == 1 and "does not exist" in r.stderr
     assert _check("").returncode == 2
+
+
+# ------------------------------------------------------------------------------ submit.sh vs a
+# dashboard whose job agent is late
+
+
+class FakeDashboard:
+    """Ray's job REST API as ``ray job submit/logs/status`` use it, on 127.0.0.1 (aiohttp,
+    which ray[default] brings): ``POST /api/jobs/`` answers Ray's own 500 "No available agent
+    to submit job" ``refusals`` times (what a busy head's dashboard says before its job agent
+    registers; ``None``: always), then accepts; the job then "runs", logs one line and
+    SUCCEEDED. Every POST is recorded with its arrival time."""
+
+    AGENT_MISSING = "No available agent to submit job, please try again later."
+
+    def __init__(self, refusals: int | None) -> None:
+        self.refusals = refusals
+        self.posts: list[float] = []
+        self.accepted: dict | None = None
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def _app(self):
+        from aiohttp import web
+
+        async def version(_):
+            return web.json_response(
+                {"version": "4", "ray_version": "2.60.0", "ray_commit": "fake", "session_name": "f"}
+            )
+
+        async def package(request):
+            return web.Response(status=404 if request.method == "GET" else 200)
+
+        async def submit(request):
+            body = await request.json()
+            self.posts.append(time.monotonic())
+            if self.refusals is None or len(self.posts) <= self.refusals:
+                return web.Response(status=500, text=self.AGENT_MISSING)
+            self.accepted = body
+            sid = body["submission_id"]
+            return web.json_response({"job_id": sid, "submission_id": sid})
+
+        async def details(request):
+            sid = request.match_info["sid"]
+            if self.accepted is None or sid != self.accepted["submission_id"]:
+                return web.Response(status=404, text=f"Job {sid} does not exist.")
+            return web.json_response(
+                {
+                    "type": "SUBMISSION",
+                    "job_id": sid,
+                    "submission_id": sid,
+                    "status": "SUCCEEDED",
+                    "entrypoint": self.accepted["entrypoint"],
+                    "message": "Job finished successfully.",
+                }
+            )
+
+        async def tail(request):
+            ws = web.WebSocketResponse()
+            await ws.prepare(request)
+            await ws.send_str("fake job: the sweep ran\n")
+            await ws.close()
+            return ws
+
+        app = web.Application()
+        app.router.add_get("/api/version", version)
+        app.router.add_route("*", "/api/packages/{protocol}/{name}", package)
+        app.router.add_post("/api/jobs/", submit)
+        app.router.add_get("/api/jobs/{sid}/logs/tail", tail)
+        app.router.add_get("/api/jobs/{sid}", details)
+        return app
+
+    def _serve(self) -> None:
+        import asyncio
+
+        from aiohttp import web
+
+        self.loop = asyncio.new_event_loop()
+        runner = web.AppRunner(self._app())
+        self.loop.run_until_complete(runner.setup())
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        self.loop.run_until_complete(site.start())
+        self.port = site._server.sockets[0].getsockname()[1]
+        self._ready.set()
+        self.loop.run_forever()
+        self.loop.run_until_complete(runner.cleanup())
+
+    def __enter__(self) -> FakeDashboard:
+        self._thread.start()
+        assert self._ready.wait(60)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(30)
+
+    @property
+    def address(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+def _submit_to(dash: FakeDashboard, tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
+    e = base_env()
+    e.update(
+        RAY_ADDRESS=dash.address,
+        MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'mlflow.db'}",  # a path: no check to pass
+        SUBMIT_ID="agent-test-1",
+        HOME=str(tmp_path),  # no ~/.ray/auth_token
+        **env,
+    )
+    return subprocess.run(
+        [str(CLUSTER / "submit.sh"), "smoke", "train.steps=5"],
+        cwd=ROOT,
+        env=e,
+        capture_output=True,
+        text=True,
+        timeout=600,  # each `ray job` start-up takes seconds, more on a loaded machine
+    )
+
+
+def test_submit_waits_for_the_job_agent_then_submits_once(tmp_path: Path) -> None:
+    with FakeDashboard(refusals=2) as dash:
+        r = _submit_to(dash, tmp_path)
+    out = f"exit {r.returncode}\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
+    assert r.returncode == 0, out
+    assert len(dash.posts) == 3, out  # two refusals, then the submission that was accepted
+    assert dash.accepted["submission_id"] == "agent-test-1"
+    assert "+grid=smoke" in dash.accepted["entrypoint"]
+    assert "waiting for Ray's job agent" in r.stderr, out
+    assert "submitted on attempt 3" in r.stderr, out
+    assert "fake job: the sweep ran" in r.stdout, out  # the logs were followed
+    assert "job agent-test-1 SUCCEEDED" in r.stderr, out
+    # the order on stderr: waiting, then submitted, then the job's end
+    err = r.stderr
+    assert err.index("waiting for") < err.index("submitted on attempt") < err.index("SUCCEEDED")
+
+
+def test_submit_gives_up_on_a_job_agent_that_never_comes_in_one_sentence(tmp_path: Path) -> None:
+    with FakeDashboard(refusals=None) as dash:
+        r = _submit_to(dash, tmp_path, SUBMIT_AGENT_TIMEOUT="3")
+        ended = time.monotonic()
+    out = f"exit {r.returncode}\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
+    assert r.returncode == 3, out
+    assert len(dash.posts) >= 2 and dash.accepted is None, out
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("cluster/submit.sh: Ray's job agent on the head at " + dash.address)
+    assert "did not come up within SUBMIT_AGENT_TIMEOUT=3 s" in last
+    assert "nothing was submitted" in last, out
+    # the deadline runs from the first refusal (bash's whole seconds: more than 2 s of 3)
+    assert ended - dash.posts[0] > 2, (ended, dash.posts)
+
+
+def test_submit_refuses_a_bad_agent_timeout() -> None:
+    r = _submit(["smoke"], RAY_ADDRESS="http://127.0.0.1:1", SUBMIT_AGENT_TIMEOUT="2m")
+    assert r.returncode == 2 and "SUBMIT_AGENT_TIMEOUT must be a whole number" in r.stderr

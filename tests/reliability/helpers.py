@@ -63,7 +63,7 @@ def start(cmd: list, cwd: Path, log: Path) -> subprocess.Popen:
     )
 
 
-def run(cmd: list, cwd: Path, timeout: float = 300) -> tuple[subprocess.CompletedProcess, float]:
+def run(cmd: list, cwd: Path, timeout: float = 900) -> tuple[subprocess.CompletedProcess, float]:
     """Run to the end; returns the process and its wall time in seconds."""
     t0 = time.monotonic()
     proc = subprocess.run(cmd, cwd=cwd, env=env(), capture_output=True, text=True, timeout=timeout)

@@ -46,7 +46,7 @@ def _limit() -> float:
 
         with tempfile.TemporaryDirectory() as tmp:
             cmd = h.command("rel", 3, uri=None, artifacts=None, hydra=Path(tmp) / "hydra")
-            proc, wall = h.run([*cmd, "sweep.dry_run=true"], Path(tmp), timeout=120)
+            proc, wall = h.run([*cmd, "sweep.dry_run=true"], Path(tmp), timeout=600)
         assert proc.returncode == 0, proc.stderr[-2000:]
         _STARTUP.append(wall)
     return max(LIMIT, _STARTUP[0] + CHECK_TIMEOUT + 3.0)
@@ -66,7 +66,7 @@ def _one_sentence_exit_2(proc: subprocess.CompletedProcess, wall: float, *names:
 
 def _sweep(cwd: Path, tmp_path: Path, uri: str | None, *extra: str) -> tuple:
     cmd = h.command("rel", 3, uri=uri, artifacts=None, hydra=tmp_path / "hydra") + list(extra)
-    return h.run(cmd, cwd, timeout=120)
+    return h.run(cmd, cwd, timeout=600)
 
 
 @pytest.fixture
@@ -195,13 +195,13 @@ def test_artifacts_under_a_missing_directory_are_not_created(work: Path, tmp_pat
     no store written; once the parent exists the same command runs and makes the directory."""
     art = tmp_path / "no" / "such" / "art"
     cmd = h.command("rel", 2, uri=None, artifacts=art, hydra=tmp_path / "hydra")
-    proc, wall = h.run(cmd, work, timeout=120)
+    proc, wall = h.run(cmd, work, timeout=600)
     err = _one_sentence_exit_2(proc, wall, str(art), "tracking.artifacts", f"mkdir -p {art.parent}")
     assert not (tmp_path / "no").exists()  # MLflow alone would create all three directories
     assert _snapshot(work) == {}  # nor the default store
     print(f"missing artifacts parent: exit 2 after {wall:.1f} s: {err}")
     art.parent.mkdir(parents=True)
-    proc, _ = h.run(cmd, work, timeout=300)
+    proc, _ = h.run(cmd, work, timeout=900)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert art.is_dir() and any(art.rglob("*.json"))
     assert (work / "mlruns.db").exists() and not (work / "mlartifacts").exists()

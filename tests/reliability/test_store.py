@@ -61,7 +61,7 @@ def test_refused_port_is_reported_without_mlflow(tmp_path: Path) -> None:
         [sys.executable, "-c", code],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=300,
         cwd=Path(__file__).resolve().parents[2],
     )
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
@@ -203,7 +203,7 @@ def test_readers_never_create_a_store(tmp_path: Path) -> None:
         env={**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{db}"},
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=600,
     )
     assert proc.returncode == 2 and proc.stderr.strip().startswith("analysis: there is no MLflow")
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr

@@ -62,7 +62,7 @@ def run_cli(
         env=sweep_env(**env),
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=600,  # seconds on a quiet machine; generous for a loaded one
     )
 
 

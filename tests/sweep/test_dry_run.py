@@ -185,6 +185,6 @@ def test_solvers_names_are_what_they_were_whatever_is_imported_first(first) -> N
         "    print('OK')\n"
     )
     proc = subprocess.run(
-        [sys.executable, "-c", probe], env=sweep_env(), capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", probe], env=sweep_env(), capture_output=True, text=True, timeout=600
     )
     assert proc.returncode == 0 and proc.stdout.strip() == "OK", proc.stderr

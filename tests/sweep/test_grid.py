@@ -127,7 +127,7 @@ def test_keys_are_stable_across_processes() -> None:
         env=env,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=300,
         check=True,
     )
     assert json.loads(out.stdout) == here

@@ -119,6 +119,16 @@ def _descendants(pid: int) -> list[int]:
     return out
 
 
+def _cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) ``pid`` has used; 0 once it is gone. A load-independent clock
+    of how far a process got, where wall time on a busy machine says little."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _cmdline(pid: int) -> str:
     try:
         return (
@@ -209,14 +219,14 @@ def test_driver_killed_with_sigkill_then_resumed(tmp_path: Path) -> None:
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 600  # a loaded machine: the driver starts slowly
         while time.monotonic() < deadline and proc.poll() is None:
             if _finished_count(tmp_path) >= 3:
                 break
             time.sleep(0.2)
         assert proc.poll() is None, "the sweep ended before it could be killed"
         proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
+        proc.wait(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -259,17 +269,20 @@ def test_ray_worker_killed_mid_sweep_is_retried_and_ray_stays_on_loopback(tmp_pa
     killed = None
     addresses: set[str] = set()
     try:
-        deadline = time.monotonic() + 180
+        deadline = time.monotonic() + 600
         while killed is None and time.monotonic() < deadline and proc.poll() is None:
             pids = _descendants(proc.pid)
             addresses |= _listening_addresses(pids)
             busy = [p for p in pids if _cmdline(p).startswith("ray::_ray_batch")]
             if busy:
-                time.sleep(0.3)  # let it get into the trial
+                # let it get into the trial: 0.3 s of its own CPU time, whatever the load
+                start = _cpu_seconds(busy[0])
+                while _cpu_seconds(busy[0]) - start < 0.3 and time.monotonic() < deadline:
+                    time.sleep(0.02)
                 os.kill(busy[0], signal.SIGKILL)
                 killed = busy[0]
             time.sleep(0.05)
-        out, err = proc.communicate(timeout=240)
+        out, err = proc.communicate(timeout=900)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -303,12 +316,12 @@ def test_ctrl_c_marks_the_sweep_killed_and_keeps_what_finished(tmp_path: Path) -
         text=True,
     )
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 600  # a loaded machine: the driver starts slowly
         while time.monotonic() < deadline and proc.poll() is None and _finished_count(tmp_path) < 2:
             time.sleep(0.2)
         assert proc.poll() is None, "the sweep ended before it could be interrupted"
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
+        _, err = proc.communicate(timeout=300)
     finally:
         if proc.poll() is None:
             proc.kill()
