@@ -443,13 +443,23 @@ _RESCALED = {  # THEORY §9 / E8: solvers.rescaled.rescaled_both, per ball (op |
     "gap": "(P_R - D) / P_R",
     "t": "the optimal radius",
 }
+_POLISH = {  # the L-BFGS polish after SGD (train.polish > 0): solvers.sgd.TrainOutput.polish_info
+    "iterations": "L-BFGS iterations kept (0 when the polish did not lower the objective)",
+    "evaluations": "objective evaluations",
+    "grad_norm": "gradient norm at the end",
+}
 EXTRA_METRICS: dict[str, str] = {
     "null_objective": "½‖Y‖², the zero network's objective (P* equal to it: nothing to test)",
+    "whitening_error": "‖X Xᵀ − I‖_F of the inputs (whitened iff ≤ solvers.detect.WHITENED_TOL)",
+    "y_plus_norm": "‖y₊‖ (K = 1; THEORY §3)",
+    "y_minus_norm": "‖y₋‖ (K = 1; THEORY §3)",
+    **{f"polish.{k}": v for k, v in _POLISH.items()},
     "dual_bound": "the dual lower bound of the SGD network (solvers.dual_bound)",
     "optimum_rel_gap": "the exact/certified solver's own relative gap",
     "p_star_any_width": "P* of any width, where the trial's width is below m*",
     "predicted_rank": "rank of the closed-form optimum's W_1 (THEORY §1)",
-    **{f"spline.{k}": v for k, v in _SPLINE.items()},
+    **{f"spline.{k}": f"{v} (trained network)" for k, v in _SPLINE.items()},
+    **{f"spline_opt.{k}": f"{v} (the 1-D optimal network)" for k, v in _SPLINE.items()},
     **{f"nc.{k}": f"{v} (trained network)" for k, v in _COLLAPSE.items()},
     **{f"nc_opt.{k}": f"{v} (closed-form optimal network)" for k, v in _COLLAPSE.items()},
     **{

@@ -334,7 +334,9 @@ def _analyse(
         result.extra.update(_scalars("spline", stats))
         if opt is not None and opt.network is not None:  # the exact optimum's own kinks (§5, §10)
             f_opt = fitted_function(problem, opt.network, grid)
-            result.extra.update(_scalars("spline_opt", spline_stats(x, problem.Y[:, 0], f_opt, grid)))
+            result.extra.update(
+                _scalars("spline_opt", spline_stats(x, problem.Y[:, 0], f_opt, grid))
+            )
         result.arrays.update(
             x=x.tolist(),
             y=problem.Y[:, 0].tolist(),
@@ -350,7 +352,6 @@ def _analyse(
         from solvers.rescaled import rescaled_both
 
         result.extra.update({f"rescaled.{k}": v for k, v in rescaled_both(problem).items()})
-    result.check_declared()  # an undeclared metric name fails the trial (sweep.schema)
     return result
 
 
@@ -421,6 +422,7 @@ def run_batch(
                 t0 = time.perf_counter()
                 try:
                     results[i] = _analyse(specs[i], problems[j], out, j)
+                    results[i].check_declared()  # an undeclared metric fails the trial
                 except Exception:
                     results[i] = _failed(specs[i], device, t0)
                 results[i].wall_time = share + (time.perf_counter() - t0)

@@ -18,12 +18,14 @@ from sweep.trial import run_batch
 
 # one small trial of each family that logs its own extra metrics
 FAMILIES = {
-    "closed form (null_objective, dual_bound, predicted_rank, optimum_rel_gap)": TrialSpec(
-        data=DataSpec(kind="whitened", n=6, d=10, outputs=2),
-        model=ModelSpec(depth=2, width=6),
-        train=TrainSpec(steps=50, log_every=25),
+    "closed form (null_objective, dual_bound, predicted_rank, optimum_rel_gap, polish.*)": (
+        TrialSpec(
+            data=DataSpec(kind="whitened", n=6, d=10, outputs=2),
+            model=ModelSpec(depth=2, width=6),
+            train=TrainSpec(steps=50, log_every=25, polish=5),
+        )
     ),
-    "spline.*": TrialSpec(
+    "spline.*, spline_opt.*, y_plus_norm": TrialSpec(
         data=DataSpec(kind="spline_1d", n=6, d=1),
         model=ModelSpec(depth=2, width=10, activation="relu", bias=True),
         train=TrainSpec(beta=0.01, steps=50, log_every=25, lr=0.002),
