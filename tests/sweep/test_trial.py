@@ -119,6 +119,7 @@ ALTERNATIVE: dict[str, object] = {
     "polish": 5,
     "dtype": "float32",
     "log_every": 7,
+    "track_layers": False,
 }
 BASE_TRAIN = dict(
     beta=0.2,
