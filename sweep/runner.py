@@ -34,7 +34,7 @@ from typing import TextIO
 
 from sweep.config import ConfigError, RunnerConfig, Sweep
 from sweep.grid import batches, varying_fields
-from sweep.progress import Progress, summary_table
+from sweep.progress import Progress, parent_summary, summary_table
 from sweep.schema import TrialResult, TrialSpec
 
 __all__ = [
@@ -519,6 +519,7 @@ def run_sweep(
         },
         config_text=config_text,
         rerun=sweep.options.rerun,
+        axes=axes,
     )
     print(
         f"sweep '{sweep.grid}': {len(specs)} trials, {len(specs) - len(todo)} already recorded, "
@@ -553,7 +554,20 @@ def run_sweep(
         raise
     finally:
         progress.close()
-        tracker.finish(status)
+        try:  # the parent run's summary for the UI; the sweep's results do not depend on it
+            metrics, artifacts = parent_summary(
+                pairs,
+                grid=sweep.grid,
+                total=len(specs),
+                skipped=len(specs) - len(todo),
+                axes=axes,
+                names={s.key: tracker.run_name(s) for s, _ in pairs},
+                status=status,
+            )
+        except Exception as exc:
+            print(f"note: no summary on the parent run ({type(exc).__name__}: {exc})", file=out)
+            metrics, artifacts = {}, {}
+        tracker.finish(status, metrics=metrics, artifacts=artifacts)
         stop_ray(ray_started)
     wall = time.perf_counter() - t0
     report = SweepReport(
