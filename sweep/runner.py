@@ -90,8 +90,11 @@ def _failed(spec: TrialSpec, error: str, device: str = "cpu") -> TrialResult:
 def _call(
     fn: BatchFn | None, specs: list[TrialSpec], device: str
 ) -> tuple[list[TrialResult], float]:
-    """Run one batch; any exception of the batch function becomes failed trials."""
+    """Run one batch; any exception of the batch function becomes failed trials. Each result
+    carries the batch's start and end (unix time, ``started_at``/``ended_at``): the trials of
+    a batch are trained together."""
     t0 = time.perf_counter()
+    started = time.time()
     try:
         if fn is None:
             from sweep.trial import run_batch as fn
@@ -104,6 +107,9 @@ def _call(
     except Exception:
         tb = traceback.format_exc()
         results = [_failed(s, tb, device) for s in specs]
+    ended = time.time()
+    for r in results:
+        r.started_at, r.ended_at = started, ended
     return results, time.perf_counter() - t0
 
 

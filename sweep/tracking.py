@@ -910,6 +910,11 @@ class Tracker:
                 status = "FAILED" if it.result.status == "failed" else "FINISHED"
                 rows.append((it.claim.run_id, metrics, params, tags, status))
             self._call(self._sql.finish, rows)
+            if isinstance(self._sql, SqlWriter):  # the UI's duration: the trial's, not its queue's
+                now = time.time()  # a worker's clock ahead of this one's: no start after the end
+                starts = [(it.claim.run_id, int(min(it.result.started_at, now) * 1000))
+                          for it in winners if it.result.started_at is not None]  # fmt: skip
+                self._call(self._sql.start_times, starts)
         else:
             for it in winners:
                 self._write(it, ref)

@@ -15,7 +15,7 @@ from sweep.config import load
 from sweep.grid import expand
 from sweep.progress import SUMMARY_CSV, SUMMARY_MD
 from sweep.runner import run_sweep
-from sweep.schema import TAG_GIT_COMMIT, TAG_KIND, TAG_TRIAL_KEY
+from sweep.schema import TAG_GIT_COMMIT, TAG_KIND, TAG_TRIAL_KEY, TrialResult
 from sweep.tracking import run_name
 from tests.sweep.test_tracking import quick
 
@@ -87,6 +87,15 @@ def test_a_finished_sweep_reads_well_in_the_ui(tmp_path: Path) -> None:
         if head:  # a git checkout: the commit, without git_commit's -dirty mark
             assert tags["mlflow.source.git.commit"] == head
             assert tags[TAG_GIT_COMMIT].startswith(head)
+
+    # honest durations: a child run starts when its batch started on the worker (not when it
+    # was claimed) and ends when its result was recorded, after the batch ended
+    for r in trials:
+        path = client.download_artifacts(r.info.run_id, "trial.json", str(tmp_path / "dl"))
+        res = TrialResult.from_json(Path(path).read_text())
+        assert res.started_at is not None and res.ended_at >= res.started_at
+        assert r.info.start_time == int(res.started_at * 1000), (r.info, res.started_at)
+        assert r.info.end_time >= int(res.ended_at * 1000)
 
     # the parent: counts and gaps for the chart view, the summary as artifacts
     m = parent.data.metrics
