@@ -187,6 +187,29 @@ class SqlWriter:
             conn.execute(self.t["tags"].insert(), tags)
         return claims
 
+    def start_times(self, starts: list[tuple[str, int]]) -> None:
+        """Move the start time of ended runs to ``(run_id, start_ms)`` — the trial's real
+        start, later than its claim — in one transaction. Only runs no longer RUNNING and only
+        later: the order of live claims (by start time) is never changed."""
+        from sqlalchemy import and_, bindparam
+
+        runs = self.t["runs"]
+        if not starts:
+            return
+        stmt = (
+            runs.update()
+            .where(
+                and_(
+                    runs.c.run_uuid == bindparam("rid"),
+                    runs.c.status != "RUNNING",
+                    runs.c.start_time < bindparam("start"),
+                )
+            )
+            .values(start_time=bindparam("start"))
+        )
+        with self.engine.begin() as conn:
+            conn.execute(stmt, [{"rid": r, "start": int(s)} for r, s in starts])
+
     def kill(self, run_ids: list[str]) -> None:
         """RUNNING runs marked KILLED (ended now), in one transaction."""
         from sqlalchemy import and_, select

@@ -171,12 +171,27 @@ def resolve_store(tracking: TrackingConfig, *, cwd: str | os.PathLike | None = N
     return Store(uri=uri, artifacts=artifacts)
 
 
-def ui_command(store: Store) -> str:
-    """The command that opens the MLflow UI on ``store``."""
+def ui_command(store: Store, *, cwd: str | os.PathLike | None = None) -> str:
+    """The command that opens the MLflow UI on ``store``, as it works when pasted into a shell
+    in ``cwd`` (default: the current directory) without an activated venv: this interpreter's
+    ``python -m mlflow`` (relative when it is under ``cwd``: ``.venv/bin/python``), and for the
+    default store ``"sqlite:///$PWD/mlruns.db"`` (README, Quickstart); other paths absolute.
+    The artifact root is named only when it is not ``<cwd>/mlartifacts``, MLflow's default."""
+    import shlex
+
     if store.uri.startswith(("http://", "https://")):
         return f"open {store.uri} in a browser"
-    art = f" --default-artifact-root {store.artifacts}" if store.artifacts else ""
-    return f"mlflow ui --backend-store-uri {store.uri}{art} --host 127.0.0.1"
+    base = Path(cwd if cwd is not None else os.getcwd()).absolute()
+    python = Path(sys.executable).absolute()
+    exe = str(python.relative_to(base)) if python.is_relative_to(base) else str(python)
+    uri = shlex.quote(store.uri)
+    path = sqlite_path(store.uri)
+    if path is not None and path.absolute().parent == base:
+        uri = f'"sqlite:///$PWD/{path.name}"'
+    art = ""
+    if store.artifacts and store.artifacts != (base / DEFAULT_ARTIFACTS).as_uri():
+        art = f" --default-artifact-root {shlex.quote(store.artifacts)}"
+    return f"{shlex.quote(exe)} -m mlflow ui --backend-store-uri {uri}{art} --host 127.0.0.1"
 
 
 def sqlite_path(uri: str) -> Path | None:

@@ -307,7 +307,7 @@ def mlflow_server(smoke: Store) -> Iterator[str]:
             except OSError:
                 pass
             if time.monotonic() > deadline:
-                pytest.fail("mlflow server did not answer /health within 150 s")
+                pytest.fail("mlflow server did not answer /health within 300 s")
             time.sleep(0.5)
         yield url
     finally:
