@@ -26,9 +26,10 @@ The dual check of the two-layer ReLU program is ``c(λ) = max(s(λ), s(−λ)) �
    ``1ᵀλ ≤ 0`` (``b > M`` makes every point active: the value moves by ``(b − M)1ᵀλ ≤ 0``;
    ``b < −M`` makes all inactive: value 0, also reached at ``b = −M``); ``1ᵀλ > 0`` gives
    ``s(λ) = ∞`` (``u = 0``, ``b → ∞``). SCIP's dual bound is ``upper``, valid when stopped
-   early (time limit): an upper bound that tightens with time. SCIP's tolerances
-   (``SCIP_FEASTOL`` = 1e-9 on the ball) make it valid up to ~1e-9 relative, which ``upper``
-   absorbs by ``(1 + SCIP_SLACK)``. ``value`` is always evaluated by numpy at the returned
+   early (time limit): an upper bound that tightens with time. SCIP solves up to
+   ``SCIP_FEASTOL`` (1e-10) per row: ``upper`` adds ``SCIP_FEASTOL·Σ|λ_i|(1 + M_i)`` and a
+   relative ``SCIP_SLACK`` for its LP tolerances. ``(u, b)`` is polished onto the exact
+   maximiser of its face (:func:`_polish`). ``value`` is always evaluated by numpy at the returned
    ``(u, b)`` with ``‖u‖ ≤ 1``.
 
 Cost (measured, BENCHMARKS.md §10): exact in seconds up to about n = 60, d = 5; at n = 200,
@@ -56,7 +57,7 @@ __all__ = [
 SEARCH_DIRECTIONS = 2000  # random directions of the local search
 SEARCH_STARTS = 16  # best directions refined by ascent
 SEARCH_STEPS = 30  # ascent steps per start
-SCIP_FEASTOL = 1e-9  # SCIP's feasibility tolerance (the ball, the big-M rows)
+SCIP_FEASTOL = 1e-10  # SCIP's feasibility tolerance (its smallest without GMP)
 SCIP_SLACK = 1e-10  # relative slack added to SCIP's dual bound (its LP tolerances)
 RANK_RTOL = 1e-12  # singular values below this (relative) drop from the reduced coordinates
 
@@ -65,7 +66,8 @@ RANK_RTOL = 1e-12  # singular values below this (relative) drop from the reduced
 class SepResult:
     """One separation: ``value`` = λᵀ(Xu + b)_+ at ``(u, b)`` (``‖u‖ ≤ 1``; achieved, so a lower
     bound on the maximum), ``upper`` ≥ the maximum (``inf`` when unbounded), ``pattern`` =
-    ``1[Xu + b > 0]``, ``exact`` when ``upper − value ≤ tol·max(|upper|, tiny)``; ``sign`` is
+    ``1[Xu + b > 0]``, ``exact`` when ``upper − value ≤ tol·max(|upper|, tiny)`` plus twice
+    SCIP's tolerance (``SCIP_FEASTOL·Σ|λ_i|(1 + ‖x_i‖ + M)``, ~1e-9 relative); ``sign`` is
     +1 for ``λ`` and −1 for ``−λ`` (:func:`dual_norm_oracle`); ``seconds`` spent, ``nodes`` of
     the branch and bound (0: none ran)."""
 
@@ -161,7 +163,49 @@ def local_search(
     return _result(X, lam, Xr, V, xbar, best_u, best_b, np.inf, 1e-9, t0, 0)
 
 
-def _result(X, lam, Xr, V, xbar, u_r, b_c, upper, tol, t0, nodes) -> SepResult:
+POLISH_RTOL = (1e-9, 1e-7, 1e-5)  # |a_i| below this (relative) counts as on the maximiser's face
+
+
+def _polish(Xr: np.ndarray, lam: np.ndarray, u: np.ndarray, b: float, bias: bool):
+    """Exact maximiser on the face of ``(u, b)`` (a MIP solution is accurate only to SCIP's
+    feasibility tolerance): with the points ``|a_i| ≤ τ(‖x_i‖ + |b|)`` on the face and the others
+    on their side, the maximum of the linear piece ``gᵀz`` over the flat ``L`` and the ball is
+    ``Q(QᵀEQ)^{-1}Qᵀg`` normalised (THEORY §10, ``E`` the u-part). Tried for each τ of
+    ``POLISH_RTOL``; returns the candidates (the caller keeps the best exact value)."""
+    n, r = Xr.shape
+    Xt = np.hstack([Xr, np.ones((n, 1))]) if bias else Xr
+    a = Xr @ u + b
+    scale = np.linalg.norm(Xr, axis=1) + abs(b)
+    E = np.ones(Xt.shape[1])
+    if bias:
+        E[-1] = 0.0
+    out = []
+    for tau in POLISH_RTOL:
+        on = np.abs(a) <= tau * scale
+        g = Xt[(a > 0) & ~on].T @ lam[(a > 0) & ~on]
+        if np.any(on):
+            _, sv, Vt = np.linalg.svd(Xt[on], full_matrices=True)
+            rank = int(np.sum(sv > 1e-12 * sv[0]))
+            Q = Vt[rank:].T
+        else:
+            Q = np.eye(Xt.shape[1])
+        if Q.shape[1] == 0:
+            continue
+        Mq = (Q.T * E) @ Q
+        h = Q.T @ g
+        try:
+            w = np.linalg.solve(Mq, h)
+        except np.linalg.LinAlgError:
+            continue
+        q = float(h @ w)
+        if not np.isfinite(q) or q <= 0:
+            continue
+        z = Q @ w / np.sqrt(q)
+        out.append((z[:r], float(z[r]) if bias else 0.0))
+    return out
+
+
+def _result(X, lam, Xr, V, xbar, u_r, b_c, upper, tol, t0, nodes, tol_abs=0.0) -> SepResult:
     """Map reduced ``(u_r, b_c)`` back to X's coordinates and evaluate the value by numpy."""
     nu = float(np.linalg.norm(u_r))
     if nu > 1.0:
@@ -173,7 +217,7 @@ def _result(X, lam, Xr, V, xbar, u_r, b_c, upper, tol, t0, nodes) -> SepResult:
     if value == 0.0:  # the zero network: every point inactive
         u, b = np.zeros(X.shape[1]), 0.0
         a = np.zeros(X.shape[0])
-    exact = bool(upper - value <= tol * max(abs(upper), 1e-300))
+    exact = bool(np.isfinite(upper) and upper - value <= tol * max(abs(upper), 1e-300) + tol_abs)
     return SepResult(
         value=value,
         upper=float(upper),
@@ -270,7 +314,10 @@ def max_relu_correlation(
             m.setSolVal(sol, z, 1.0 if a0[i] > 0 else 0.0)
     m.addSol(sol, free=True)
     m.optimize()
-    upper = float(m.getDualbound()) * (1.0 + SCIP_SLACK) + SCIP_SLACK * abs(seed.value)
+    # SCIP solves the program up to SCIP_FEASTOL per row: each h_i may gain that much (times
+    # M_i through the ball), so the bound and the tolerance of `exact` carry it
+    feas = SCIP_FEASTOL * float(np.abs(lam) @ (1.0 + nx + M))
+    upper = float(m.getDualbound()) * (1.0 + SCIP_SLACK) + feas
     nodes = int(m.getNNodes())
     best_u, best_b = u0, b0
     if m.getNSols() > 0:
@@ -280,7 +327,13 @@ def max_relu_correlation(
         cand = _result(X, lam, Xr, V, xbar, cu, cb, upper, tol, t0, nodes)
         if cand.value > seed.value:
             best_u, best_b = cu, cb
-    return _result(X, lam, Xr, V, xbar, best_u, best_b, upper, tol, t0, nodes)
+    tol_abs = 2.0 * feas
+    best = _result(X, lam, Xr, V, xbar, best_u, best_b, upper, tol, t0, nodes, tol_abs)
+    for pu, pb in _polish(Xr, lam, V.T @ best.u, best.b + float(xbar @ best.u), bias):
+        cand = _result(X, lam, Xr, V, xbar, pu, pb, upper, tol, t0, nodes, tol_abs)
+        if cand.value > best.value:
+            best = cand
+    return best
 
 
 def dual_norm_oracle(
