@@ -81,11 +81,13 @@ batch norm → :class:`NotCovered` naming the reason.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 import itertools
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -113,6 +115,7 @@ __all__ = [
     "solve_two_layer",
     "solve_two_layer_path",
     "two_layer_certificate",
+    "warm_starts",
 ]
 
 MAX_PATTERNS = 20_000  # cap on the a-priori pattern count 2 Σ_{k<r} C(n−1, k)
@@ -975,6 +978,21 @@ def _solve_on(
     return _make_optimum(p, geo, net, upper, lower, m_star, dirs, tol, info, certified=certified)
 
 
+_WARM: contextvars.ContextVar[tuple] = contextvars.ContextVar("two_layer_warm", default=())
+
+
+@contextlib.contextmanager
+def warm_starts(networks: Sequence[Network]) -> Iterator[None]:
+    """Within the block, :func:`solve_two_layer` calls that pass no ``warm_start`` (e.g. through
+    :func:`solvers.solve`) use ``networks`` (a sweep trial's SGD and polished networks). Only
+    networks of the problem being solved may be given (their neurons become blocks)."""
+    token = _WARM.set(tuple(networks))
+    try:
+        yield
+    finally:
+        _WARM.reset(token)
+
+
 def solve_two_layer(
     p: Problem,
     *,
@@ -982,7 +1000,7 @@ def solve_two_layer(
     cap: int = MAX_PATTERNS,
     patterns: np.ndarray | None = None,
     seed: int = 0,
-    warm_start: Sequence[Network] = (),
+    warm_start: Sequence[Network] | None = None,
     time_limit: float = TIME_LIMIT,
 ) -> Optimum:
     """P*, the optimal network and its certificate for a two-layer ReLU problem (THEORY §10).
@@ -993,7 +1011,9 @@ def solve_two_layer(
         cap: largest a-priori pattern count to enumerate; beyond it patterns are sampled.
         patterns: (P, n) boolean patterns to use instead of the enumeration (BRACKET result).
         seed: for sampled patterns.
-        warm_start: known networks of the problem (SGD's, a polish's): their neurons join the
+        warm_start: known networks of the problem (SGD's, a polish's; default: those of an
+            enclosing :func:`warm_starts` block; networks of other shapes are ignored): their
+            neurons join the
             first working set, and beyond the cap a bracket's upper end is at most the best of
             them after L-BFGS (:func:`local_network`).
         time_limit: seconds beyond the cap (column generation priced by the local search, the
@@ -1019,7 +1039,20 @@ def solve_two_layer(
     y = p.Y[:, 0]
     if not np.any(y != 0) or (p.bias and np.allclose(y, y.mean(), rtol=0, atol=0)):
         return _trivial(p, geo)
-    return _solve_on(p, _State(geo), tol=tol, warm_start=warm_start, time_limit=time_limit)
+    warm = _WARM.get() if warm_start is None else warm_start
+    warm = [w for w in warm if _fits(p, w)]
+    return _solve_on(p, _State(geo), tol=tol, warm_start=warm, time_limit=time_limit)
+
+
+def _fits(p: Problem, net: Network | Sequence[np.ndarray]) -> bool:
+    """A two-layer network of ``p``'s shapes (``d`` inputs, one output, biases iff ``p.bias``)."""
+    net = as_network(net)
+    return (
+        len(net.weights) == 2
+        and net.weights[0].shape[0] == p.d
+        and net.weights[1].shape == (net.weights[0].shape[1], 1)
+        and (net.biases is not None) == bool(p.bias)
+    )
 
 
 def _trivial(p: Problem, geo: _Geometry) -> Optimum:

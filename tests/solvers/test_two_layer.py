@@ -265,10 +265,15 @@ def test_beta_path_matches_single_solves() -> None:
         assert opt.objective == pytest.approx(single.objective, rel=2e-8)
 
 
-def test_beyond_the_cap_is_a_bracket() -> None:
+def test_beyond_the_cap_the_oracle_certifies_or_brackets() -> None:
+    """Beyond the cap the MIP oracle's exact check certifies (the same P* as the enumeration);
+    without time for it (time_limit = 0) the result is a BRACKET around P*."""
     p = _instance(12, 3, 4, 0.1, False)
     exact = solve_two_layer(p)
-    br = solve_two_layer(p, cap=50)
+    cert = solve_two_layer(p, cap=50)
+    assert cert.status is Status.CERTIFIED and cert.info["oracle"]["exact"]
+    assert cert.objective == pytest.approx(exact.objective, rel=2e-8)
+    br = solve_two_layer(p, cap=50, time_limit=0.0)
     assert br.status is Status.BRACKET
     assert "cap" in br.info["not_covered"]
     assert br.lower_bound <= exact.lower_bound * (1 + 1e-12)
@@ -412,3 +417,9 @@ def test_bracket_upper_end_is_a_trained_network() -> None:
     assert br.objective < 0.5 * float(y @ y)
     assert br.lower_bound <= exact.objective * (1 + 1e-9)
     assert objective(p, br.network) == pytest.approx(br.objective, rel=1e-12)
+    from solvers.two_layer import warm_starts
+
+    wrong = Network(weights=(np.ones((2, 1)), np.ones((1, 1))))  # other shapes: ignored
+    with warm_starts([wrong, planted]):  # what sweep.trial passes through solvers.solve
+        ctx = solve_two_layer(p, cap=50, time_limit=5.0)
+    assert ctx.objective <= objective(p, planted) * (1 + 1e-12)
