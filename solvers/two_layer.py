@@ -928,14 +928,17 @@ def _solve_on(
                 best, best_own = c, own
         left = time_limit - (time.perf_counter() - t_start)
         if not geo.exact and not viol and left > 0:  # the exact check: the MIP oracle
-            lam = _residual(p, best[1])
+            cur = cands[0]  # this round's best network (own gaps above used the loose bound)
+            lam = _residual(p, cur[1])
             res = dual_norm_oracle(p.X, lam, bias=p.bias, time_limit=left, tol=0.1 * tol)
             oracle["calls"] += 1
             oracle["seconds"] += sum(r.seconds for r in res)
-            oracle["exact"] = all(r.exact for r in res)
             cbar = min(max(r.upper for r in res), relaxed_dual_norm(p.X, lam, bias=p.bias))
-            best_own = max(best_own, _scaled_dual(lam, y, beta, cbar))
-            lower = max(lower, best_own)
+            own = _scaled_dual(lam, y, beta, cbar)
+            lower = max(lower, own)
+            if cur[0] - own < best[0] - best_own:
+                best, best_own = cur, own
+                oracle["exact"] = all(r.exact for r in res)
             viol = [_sep_block(geo, r) for r in res if r.value > beta * (1.0 + 1e-10)]
         if best[0] - lower <= tol * abs(best[0]) and best[0] - best_own <= tol * abs(best[0]):
             break
