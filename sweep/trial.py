@@ -334,7 +334,9 @@ def _analyse(
         result.extra.update(_scalars("spline", stats))
         if opt is not None and opt.network is not None:  # the exact optimum's own kinks (§5, §10)
             f_opt = fitted_function(problem, opt.network, grid)
-            result.extra.update(_scalars("spline_opt", spline_stats(x, problem.Y[:, 0], f_opt, grid)))
+            result.extra.update(
+                _scalars("spline_opt", spline_stats(x, problem.Y[:, 0], f_opt, grid))
+            )
         result.arrays.update(
             x=x.tolist(),
             y=problem.Y[:, 0].tolist(),
