@@ -75,7 +75,10 @@ def grid_check(trials: pd.DataFrame, parents: pd.DataFrame | None) -> dict:
                         "logged (no parent run with `trials`)"}  # fmt: skip
     want = int(expected.max())
     status = "PASS" if recorded >= want else "FAIL"
+    running = int((column(trials, "status", "").fillna("") == "running").sum())
     line = f"grid: {recorded}/{want} trials of the grid recorded"
+    if running:
+        line += f" ({running} claimed by a sweep, not finished yet)"
     if status == "FAIL":
         line += f" — {want - recorded} missing: the verdicts below judge a subset (FAIL)"
     return {"status": status, "expected": want, "recorded": recorded, "line": line}

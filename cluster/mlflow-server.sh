@@ -26,7 +26,10 @@
 #                     sweep/serverapp.py — a driver then records a group of trials per request
 #                     instead of 3 requests per trial; needs this project installed in the
 #                     server's environment). `--app mlflow` runs the stock server; `--app
-#                     basic-auth` MLflow's authenticated one (drivers fall back to 3 requests/trial).
+#                     basic-auth` MLflow's authenticated one (drivers fall back to 3 requests/trial);
+#                     `--app dualsweep-auth` (the default with a --host beyond loopback) both:
+#                     basic-auth users, the dualsweep routes needing EDIT on the experiment
+#                     (pip install 'dualsweep[auth]'; MLFLOW_AUTH_ADMIN_PASSWORD on first start).
 #   -- ...            passed to `mlflow server` unchanged, replacing the --workers choice above
 #                     (e.g. -- --workers 1)
 #
@@ -55,7 +58,7 @@ ARTIFACTS=""
 HOST=127.0.0.1
 PORT=5000
 WORKERS=4
-APP=dualsweep
+APP=""
 while [[ $# -gt 0 ]]; do
 	case $1 in
 	--backend)
@@ -113,14 +116,33 @@ command -v mlflow >/dev/null 2>&1 || die "the 'mlflow' command is not on PATH (a
 # the interpreter mlflow runs under (its driver packages and this project must be there)
 py=$(head -n 1 "$(command -v mlflow)" | sed -n 's/^#! *//p' | awk '{print $1}')
 [[ -x $py ]] || py=python3
+case $HOST in
+127.0.0.1 | localhost | ::1) APP=${APP:-dualsweep} ;;
+*) APP=${APP:-dualsweep-auth} ;; # reachable from other machines: users and permissions
+esac
 APP_OPTS=()
 case $APP in
 mlflow) ;;
 *)
-	if [[ $APP == dualsweep ]] && ! "$py" -c "import sweep.serverapp" 2>/dev/null; then
-		die "--app dualsweep needs this project installed in mlflow's environment (pip install -e . there), or use --app mlflow."
+	if [[ $APP == dualsweep* ]] && ! "$py" -c "import sweep.serverapp" 2>/dev/null; then
+		die "--app $APP needs this project installed in mlflow's environment (pip install -e . there), or use --app mlflow."
 	fi
 	APP_OPTS=(--app-name "$APP")
+	if [[ $APP == *auth ]]; then
+		"$py" -c "import flask_wtf" 2>/dev/null || die "--app $APP needs MLflow's auth extra: pip install 'dualsweep[auth]' (Flask-WTF)."
+		# one static key for every worker (CSRF), and the user database created once, here,
+		# before the workers start (several workers creating it raced: "table users already exists")
+		MLFLOW_FLASK_SERVER_SECRET_KEY=${MLFLOW_FLASK_SERVER_SECRET_KEY:-$("$py" -c 'import secrets; print(secrets.token_hex(32))')}
+		export MLFLOW_FLASK_SERVER_SECRET_KEY
+		if ! out=$("$py" -c "from mlflow.server.auth import bootstrap_admin_user as b; b()" 2>&1); then
+			printf '%s\n' "$out" | grep -v '^ ' | tail -n 2 >&2
+			die "--app $APP: MLflow's user database could not be prepared (above); on a first start set MLFLOW_AUTH_ADMIN_PASSWORD."
+		fi
+	fi
+	if [[ $APP == dualsweep-auth ]]; then
+		export DUALSWEEP_SERVER_AUTH=1
+		APP_OPTS=(--app-name dualsweep)
+	fi
 	;;
 esac
 
@@ -156,8 +178,8 @@ mysql* | mssql*) ;;
 *) die "--backend must be sqlite:///ABS/PATH.db or a postgresql://, mysql:// or mssql:// URL (got '$BACKEND')" ;;
 esac
 
-case $HOST in
-127.0.0.1 | localhost | ::1) ;;
+case $HOST:$APP in
+127.0.0.1:* | localhost:* | ::1:* | *:*auth) ;;
 *)
 	cat >&2 <<EOF
 cluster/mlflow-server.sh: WARNING: binding to $HOST exposes an unauthenticated server to

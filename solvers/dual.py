@@ -182,12 +182,117 @@ class _LinearDual:
 
     def values(self, mus: np.ndarray) -> np.ndarray:
         """``max`` over stored directions of the scaled dual value at each μ (valid for all μ)."""
-        T = np.asarray(self.triples)
-        a, b, c = T[:, 0][None, :], T[:, 1][None, :], T[:, 2][None, :]
-        mus = np.atleast_1d(mus)[:, None]
-        with np.errstate(divide="ignore"):
-            amax = np.where(c > 0, mus / np.where(c > 0, c, 1.0), np.inf)
-        return np.max(scaled_dual_value(a, b, amax), axis=1)[:, None]
+        return _triple_values(self.triples, mus)
+
+
+def _triple_values(triples: list[tuple[float, float, float]], mus: np.ndarray) -> np.ndarray:
+    """``max`` over directions ``(⟨Λ,Y⟩, ‖Λ‖², C(Λ))`` of the scaled dual value at each μ,
+    shape ``(len(mus), 1)``; each direction is a valid bound for every μ."""
+    T = np.asarray(triples)
+    a, b, c = T[:, 0][None, :], T[:, 1][None, :], T[:, 2][None, :]
+    mus = np.atleast_1d(mus)[:, None]
+    with np.errstate(divide="ignore"):
+        amax = np.where(c > 0, mus / np.where(c > 0, c, 1.0), np.inf)
+    return np.max(scaled_dual_value(a, b, amax), axis=1)[:, None]
+
+
+class _DeepReluDual:
+    """The data-aware dual of the last two layers of a deep ReLU net (L ≥ 3, K = 1, no bias).
+
+    **Claim.** Let ``c(w) = max_{‖u‖≤1} wᵀ(Xu)_+`` for ``w ≥ 0`` (the scalar two-layer norm at
+    a non-negative vector) and ``C(λ) = max(c(λ_+), c(λ_−))``. For every network with
+    ``t^{L−2} = Π_{l≤L−2}‖W_l‖_F`` and every unit ``u``, ``|λᵀσ(H_{L−2}u)| ≤ t^{L−2} C(λ)``.
+
+    **Proof.** Write ``H_0 = X``, ``H_l = σ(H_{l−1}W_l)``; ``H_l ≥ 0`` for l ≥ 1. For l ≥ 2,
+    ``σ(H_{l−1}w) ≤ |H_{l−1}w| ≤ Σ_j |w_j| h_{l−1,j}`` entrywise, and ``h_{1,j} =
+    ‖w_{1,j}‖σ(Xŵ_j)`` (ŵ unit). Unrolling, ``|H_{L−2}u| ≤ Σ_j ρ_j σ(Xŵ_j)`` (for L = 3
+    directly: ``|σ(XW_1)u| ≤ Σ_j |u_j|‖w_{1,j}‖σ(Xŵ_j)``) with ``ρ_j = ‖w_{1,j}‖ v_j``,
+    ``v = |W_2|⋯|W_{L−2}||u|``, so ``Σ_j ρ_j ≤ ‖W_1‖_F‖v‖ ≤ Π_l‖W_l‖_F‖u‖`` (Cauchy–Schwarz and
+    ``‖|W|‖₂ ≤ ‖W‖_F``). With ``g = σ(H_{L−2}u) ≥ 0``: ``λᵀg ≤ λ_+ᵀg ≤ λ_+ᵀ|H_{L−2}u| ≤
+    Σ_j ρ_j λ_+ᵀσ(Xŵ_j) ≤ t^{L−2} c(λ_+)``, and ``−λᵀg ≤ t^{L−2} c(λ_−)`` alike. ∎
+
+    Hence, as in the module docstring, ``P* ≥ inf_t D(β/t^{L−2}) + (β/2)(L−2)t²`` with
+    ``D(μ) = max{λᵀy − ½‖λ‖² : C(λ) ≤ μ}`` — concave and non-decreasing in μ (the constraint
+    set ``{(λ, μ) : C(λ) ≤ μ}`` is convex: ``c`` is convex and monotone on ``w ≥ 0``, ``λ ↦ λ_±``
+    convex), so ``_inf_over_t`` applies. ``C(λ) ≤ ‖X‖₂ max(‖λ_+‖, ‖λ_−‖)``: this ``D`` is never
+    below the sign-split bound ``h_γ(‖y_+‖) + h_γ(‖y_−‖)``. Every stored direction λ carries
+    ``C̄ ≥ C(λ)`` from the scalar oracle (exact enumeration, else the relaxed bound
+    :func:`solvers.two_layer.relaxed_dual_norm`, both upper bounds), so its scaled value is a
+    valid lower bound on ``D`` at every μ whatever produced λ. Directions: ``y``, the trained
+    network's residual, and cutting-plane maximisers of ``D(μ)`` near the minimising ``t``
+    (QP: ``max λᵀy − ½‖λ‖²`` s.t. ``p ≥ λ_+``, ``q ≥ λ_−``, ``gᵀp ≤ μ``, ``gᵀq ≤ μ`` for the cuts
+    ``g = (Xu)_+`` at the oracle's maximisers; Clarabel).
+    """
+
+    def __init__(self, X: np.ndarray, y: np.ndarray) -> None:
+        from solvers.vector_relu import scalar_oracle_for
+
+        self.X, self.y = X, y
+        self.oracle, self.exact = scalar_oracle_for(X)
+        self.triples: list[tuple[float, float, float]] = []
+        self.cuts: list[np.ndarray] = []
+
+    def constant(self, lam: np.ndarray) -> float:
+        """``C̄(λ) ≥ max(c(λ_+), c(λ_−))``; the maximisers join the cuts."""
+        out = 0.0
+        for w in (np.maximum(lam, 0.0), np.maximum(-lam, 0.0)):
+            if not np.any(w):
+                continue
+            cbar, Z = self.oracle(w)
+            out = max(out, float(cbar))
+            for z in Z:
+                nz = float(np.linalg.norm(z))
+                if nz > 0:
+                    self.cuts.append(np.maximum(self.X @ (z / nz), 0.0))
+        return out
+
+    def add(self, lam: np.ndarray) -> float:
+        C = self.constant(lam)
+        self.triples.append((float(lam @ self.y), float(lam @ lam), C))
+        return C
+
+    def values(self, mus: np.ndarray) -> np.ndarray:
+        return _triple_values(self.triples, mus)
+
+    def optimise(self, mu: float, rounds: int = 10) -> None:
+        """Cutting planes on ``D(μ)`` (class docstring); each iterate is stored as a direction."""
+        import clarabel
+        import scipy.sparse as sp
+
+        n = self.y.size
+        eye = sp.identity(n, format="csc")
+        zero = sp.csc_matrix((n, n))
+        for _ in range(rounds):
+            if not self.cuts:
+                return
+            G = sp.csc_matrix(np.array(self.cuts))
+            m = G.shape[0]
+            Zm = sp.csc_matrix((m, n))
+            # x = [λ, p, q]; rows give A x + s = b with s ≥ 0
+            A = sp.vstack(
+                [
+                    sp.hstack([eye, -eye, zero]),  # p − λ ≥ 0
+                    sp.hstack([zero, -eye, zero]),  # p ≥ 0
+                    sp.hstack([-eye, zero, -eye]),  # q + λ ≥ 0
+                    sp.hstack([zero, zero, -eye]),  # q ≥ 0
+                    sp.hstack([Zm, G, Zm]),  # gᵀp ≤ μ
+                    sp.hstack([Zm, Zm, G]),  # gᵀq ≤ μ
+                ]
+            ).tocsc()
+            b = np.concatenate([np.zeros(4 * n), np.full(2 * m, mu)])
+            P = sp.block_diag([eye, zero, zero]).tocsc()
+            q = np.concatenate([-self.y, np.zeros(2 * n)])
+            st = clarabel.DefaultSettings()
+            st.verbose = False
+            sol = clarabel.DefaultSolver(
+                sp.triu(P).tocsc(), q, A, b, [clarabel.NonnegativeConeT(4 * n + 2 * m)], st
+            ).solve()
+            x = np.asarray(sol.x, dtype=np.float64)
+            if x.size != 3 * n or not np.all(np.isfinite(x)):
+                return
+            before = len(self.cuts)
+            if self.add(x[:n]) <= mu * (1.0 + 1e-9) or len(self.cuts) == before:
+                return
 
 
 # -------------------------------------------------------------- rigorous inf over t > 0
@@ -336,8 +441,10 @@ def _relu_dual_of_mu(p: Problem) -> tuple[Callable[[np.ndarray], np.ndarray], fl
 
 
 # ----------------------------------------------------------------------------- public API
-def _weight_free_bound(p: Problem) -> float:
-    """The bound that depends on the problem only (BN, L ≥ 3, and L = 2 closed-form duals)."""
+def _weight_free_bound(p: Problem, residual: np.ndarray | None = None) -> float:
+    """The bound that depends on the problem only (BN, L ≥ 3, and L = 2 closed-form duals);
+    ReLU, L ≥ 3, K = 1, no bias: also the data-aware dual (:class:`_DeepReluDual`), with the
+    trained network's ``residual`` as one of its directions when given."""
     if p.batchnorm:
         g = np.array([p.beta / np.sqrt(p.n)])
         if p.activation == "linear":
@@ -363,6 +470,16 @@ def _weight_free_bound(p: Problem) -> float:
                 0.0  # the exact 1-D constraint has no closed-form maximiser; weights give the bound
             )
         return float(np.max(D_of_mu(np.array([p.beta]))))
+    if p.K == 1 and not p.bias:
+        deep = _DeepReluDual(p.X, p.Y[:, 0])
+        deep.add(p.Y[:, 0])
+        if residual is not None and np.any(residual):
+            deep.add(np.asarray(residual, dtype=np.float64).reshape(-1))
+
+        def both(mus: np.ndarray) -> np.ndarray:
+            return np.hstack([D_of_mu(mus), deep.values(mus)])
+
+        return _deep_bound(p, both, Xnorm, Y2, refine=deep.optimise)[0]
     return _deep_bound(p, D_of_mu, Xnorm, Y2)[0]
 
 
@@ -409,7 +526,8 @@ def dual_bound(p: Problem, weights: Sequence[np.ndarray] | Network) -> float:
     bound (``weights`` are validated only). Raises ``ValueError`` if ``weights`` do not fit ``p``.
     """
     f = forward(p, weights)  # validates shapes
-    best = _weight_free_bound(p)
+    deep_relu = p.L >= 3 and p.activation == "relu" and not p.batchnorm
+    best = _weight_free_bound(p, p.Y - f if deep_relu else None)
     if p.L == 2 and not p.batchnorm:
         best = max(best, _two_layer_direction_bound(p, p.Y - f))
     return max(best, 0.0)
@@ -433,7 +551,11 @@ def certificate(
     duality bound alone. ``optimum``: a ``solve(p)`` result the caller already has.
     """
     best = dual_bound(p, weights)
-    from solvers.solve import closed_form, pattern_program_applies  # lazy: imports every family
+    from solvers.solve import (  # lazy: imports every family
+        closed_form,
+        pattern_program_applies,
+        vector_program_applies,
+    )
 
     if pattern_program_applies(p):  # THEORY §10: exact c(λ) over the activation patterns
         from solvers.two_layer import two_layer_certificate
@@ -442,6 +564,15 @@ def certificate(
             best = max(best, two_layer_certificate(p, weights))
         except NotCovered:
             pass
+    if vector_program_applies(p):  # K > 1: exact c_K(Λ) where the enumeration reaches
+        from solvers.vector_relu import enumeration_oracle, vector_certificate
+
+        try:
+            oracle = enumeration_oracle(p.X)
+        except NotCovered:
+            oracle = None
+        if oracle is not None:
+            best = max(best, vector_certificate(p, weights, oracle=oracle))
     opt = optimum
     if opt is None:
         try:  # closed forms only: §10's program is not run inside a certificate

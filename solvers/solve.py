@@ -23,6 +23,10 @@ linear                 ``linear_whitened`` (partial isometry, any L, K),       �
                        (L = 2), ``linear_deep_k1`` (K = 1, L ≥ 3)
 relu                   ``relu_whitened`` (K = 1) / ``relu_whitened_onehot``,   §3, §4
                        ``relu_rank_one`` (K = 1)
+relu, L = 2, other     ``relu_two_layer`` (K = 1, any bias: the pattern        §10
+                       program), ``relu_two_layer_vector`` (K > 1, no bias:
+                       column generation with the exact c_K(Λ) bound,
+                       :mod:`solvers.vector_relu`; CERTIFIED or BRACKET)
 =====================  =====================================================  ==========================
 
 When nothing applies :class:`~solvers.problem.NotCovered` names the failing assumption(s).
@@ -36,7 +40,7 @@ from solvers.detect import facts
 from solvers.linear import solve_linear_deep_k1, solve_linear_l2_general, solve_linear_whitened
 from solvers.problem import NotCovered, Optimum, Problem, require_problem
 
-__all__ = ["closed_form", "pattern_program_applies", "solve"]
+__all__ = ["closed_form", "pattern_program_applies", "solve", "vector_program_applies"]
 
 
 def _targets_word(Y: np.ndarray) -> str:
@@ -98,6 +102,11 @@ def solve(p: Problem) -> Optimum:
     """
     require_problem(p)
     if p.bias:
+        if p.L == 2 and p.K > 1 and p.activation == "relu" and not p.batchnorm:
+            raise NotCovered(
+                f"bias=True with K={p.K} outputs: the vector-output program "
+                "(solvers.vector_relu) covers two-layer ReLU nets without biases only"
+            )
         if pattern_program_applies(p):  # THEORY §10: the convex program over patterns
             from solvers.two_layer import solve_two_layer
 
@@ -111,8 +120,17 @@ def solve(p: Problem) -> Optimum:
         return _solve_linear(p)
     try:
         return _solve_relu(p)  # the closed forms win where they apply
-    except NotCovered:
+    except NotCovered as exc:
+        if vector_program_applies(p):
+            from solvers.vector_relu import solve_vector_relu
+
+            return solve_vector_relu(p)
         if not pattern_program_applies(p):
+            if p.L >= 3:
+                raise NotCovered(
+                    f"relu depth {p.L} on general data: no finite exact program is known for "
+                    f"L ≥ 3 (THEORY §7 gives a certificate only); {exc}"
+                ) from exc
             raise
     from solvers.two_layer import solve_two_layer
 
@@ -124,10 +142,17 @@ def pattern_program_applies(p: Problem) -> bool:
     return p.L == 2 and p.K == 1 and p.activation == "relu" and not p.batchnorm
 
 
+def vector_program_applies(p: Problem) -> bool:
+    """L = 2, ReLU, K > 1, no bias, no batch norm: :mod:`solvers.vector_relu`."""
+    return p.L == 2 and p.K > 1 and p.activation == "relu" and not p.bias and not p.batchnorm
+
+
 def closed_form(p: Problem) -> Optimum:
     """:func:`solve` restricted to the closed forms (NotCovered where only §10's program would
     apply): cheap, used by certificates."""
     require_problem(p)
+    if vector_program_applies(p):
+        return _solve_relu(p)
     if pattern_program_applies(p):
         if p.bias:
             raise NotCovered("bias=True: no closed form except the 1-D spline limit (THEORY §5)")

@@ -81,10 +81,13 @@ batch norm → :class:`NotCovered` naming the reason.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 import itertools
 import math
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -99,6 +102,7 @@ from solvers.problem import (
     objective,
 )
 from solvers.scalar import scaled_dual_value
+from solvers.separation import SepResult, dual_norm_oracle, local_search
 
 __all__ = [
     "MAX_PATTERNS",
@@ -111,6 +115,7 @@ __all__ = [
     "solve_two_layer",
     "solve_two_layer_path",
     "two_layer_certificate",
+    "warm_starts",
 ]
 
 MAX_PATTERNS = 20_000  # cap on the a-priori pattern count 2 Σ_{k<r} C(n−1, k)
@@ -119,6 +124,9 @@ ON_RAY_RTOL = 1e-9  # |x̃_iᵀv| ≤ ON_RAY_RTOL ‖x̃_i‖: point i lies on t
 FACE_RTOL = 1e-10  # σ_min ≤ FACE_RTOL·σ_1: rows of a face (or lifted X) rank deficient
 SAMPLED_PATTERNS = 20_000  # directions sampled beyond the cap
 FAMILY = "relu_two_layer"
+CARATHEODORY_RTOL = 1e-12  # singular values below this (relative) count as zero
+TIME_LIMIT = 300.0  # seconds for a solve beyond the cap (column generation with the MIP oracle)
+LOCAL_MAXITER = 2000  # L-BFGS iterations of the bracket's local search
 ALL_BLOCKS = 400  # up to this many (pattern, sign) blocks the first round takes them all
 
 
@@ -160,6 +168,30 @@ def _pack(P: np.ndarray) -> np.ndarray:
 
 def _unpack(K: np.ndarray, n: int) -> np.ndarray:
     return np.unpackbits(np.ascontiguousarray(K).view(np.uint8), axis=1, count=n).astype(bool)
+
+
+def _hyperplanes(Z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct hyperplanes ``{z_iᵀu = 0}`` among the rows of ``Z`` (no zero rows): rows that
+    are positive or negative multiples of each other (duplicated samples; ``x`` and ``−x``
+    without bias) cut the same hyperplane. Returns ``(first, rep, sign)``: indices of one row
+    per hyperplane, and for every row its hyperplane (index into ``first``) and ``±1`` (row =
+    sign·positive multiple of the representative). Rows equal after normalisation and rounding
+    to ``1e-12`` are merged; near-duplicates beyond that stay apart (harmless: the enumeration
+    treats them as distinct, only slower)."""
+    U = Z / np.linalg.norm(Z, axis=1, keepdims=True)
+    lead = np.argmax(np.abs(U) > 1e-12, axis=1)
+    sign = np.sign(U[np.arange(U.shape[0]), lead])
+    key = np.round(U * sign[:, None], 12) + 0.0  # + 0.0: no negative zeros
+    _, first, rep = np.unique(key, axis=0, return_index=True, return_inverse=True)
+    rep = rep.reshape(-1)
+    return first, rep, sign * sign[first][rep]
+
+
+def _expand_patterns(P: np.ndarray, rep: np.ndarray, sign: np.ndarray) -> np.ndarray:
+    """Cell patterns of the distinct hyperplanes → patterns of every row (a negative multiple
+    lies on the other side inside every cell)."""
+    out = P[:, rep]
+    return np.where(sign[None, :] > 0, out, ~out)
 
 
 def _patterns_reduced(Z: np.ndarray) -> np.ndarray:
@@ -246,13 +278,15 @@ def enumerate_patterns(X: np.ndarray, *, bias: bool = False, cap: int = MAX_PATT
     _check_rows(X, bias)
     Z = _reduce(_lifted(X, bias))
     n, r = Z.shape
-    bound = pattern_count_bound(n, r)
+    first, rep, sign = _hyperplanes(Z)
+    h = first.size
+    bound = pattern_count_bound(h, r)
     if bound > cap:
         raise NotCovered(
-            f"{bound:,} activation patterns (a-priori count 2Σ_(k<{r}) C({n - 1},k) for n = {n} "
-            f"points of rank {r}) exceed the cap {cap:,}"
+            f"{bound:,} activation patterns (a-priori count 2Σ_(k<{r}) C({h - 1},k) for "
+            f"{h} distinct hyperplanes among n = {n} points, rank {r}) exceed the cap {cap:,}"
         )
-    return _unpack(_patterns_reduced(Z), n)
+    return _expand_patterns(_unpack(_patterns_reduced(Z[first]), h), rep, sign)
 
 
 def sample_patterns(
@@ -421,10 +455,20 @@ def _geometry(
         E = np.eye(geo.k)
         if bias:
             E[r, r] = 0.0
+        first, rep, sign = _hyperplanes(Xt)  # faces of the distinct hyperplanes only
+        Xu = Xt[first]
+        xn = np.linalg.norm(Xu, axis=1)
         for q in range(1, geo.k):
-            f = _flat_faces(Xt, q, E)
-            if f is not None:
-                geo.faces.append(f)
+            f = _flat_faces(Xu, q, E)
+            if f is None:
+                continue
+            D = f.D[:, rep]
+            if np.any(sign < 0):  # a negative multiple: the other side, 0 where on the flat
+                off = np.linalg.norm(np.einsum("nk,fkj->fnj", Xu, f.Q), axis=2)
+                off = off > ON_RAY_RTOL * xn[None, :]
+                flip = ~f.D & off[f.flat]
+                D = np.where(sign[None, :] > 0, D, flip[:, rep])
+            geo.faces.append(_Faces(D, f.flat, f.Q, f.Mi))
     return geo
 
 
@@ -677,23 +721,36 @@ def _caratheodory(geo: _Geometry, merged: list[tuple[float, np.ndarray]]) -> lis
     """Fewer neurons, same network output and cost: outputs ``f_j = s_j(X̃z_j)_+`` and costs
     ``‖z_j,u‖`` are linear in a common scaling ``θ_j z_j``; along a null vector of the
     ``(n+1) × m`` matrix of ``[f_j; cost_j]`` the objective is unchanged, and stepping until a
-    ``θ_j`` hits 0 removes a neuron (Carathéodory: at most n + 1 remain)."""
+    ``θ_j`` hits 0 removes a neuron (Carathéodory: at most n + 1 remain, always — beyond n + 1
+    columns a null vector exists whatever the round-off). Columns are scaled to unit norm
+    first, so neurons of ‖u‖ ≈ 1e-15 (left by the polish) neither break the rank test nor leave
+    an empty step; a column that is exactly zero (no output, no cost) is dropped."""
     r = geo.r
+    n = geo.Xt.shape[0]
     while len(merged) > 1:
         F = np.stack([sm * np.maximum(geo.Xt @ z, 0.0) for sm, z in merged], axis=1)
         cost = np.array([np.linalg.norm(z[:r]) for _, z in merged])
         Phi = np.vstack([F, cost[None, :]])
-        _, sv, Vt = np.linalg.svd(Phi, full_matrices=True)
-        rank = int(np.sum(sv > 1e-12 * sv[0]))
-        if rank >= len(merged):
+        scale = np.linalg.norm(Phi, axis=0)
+        if np.any(scale == 0):  # a neuron with neither output nor cost
+            merged = [mz for mz, sc in zip(merged, scale, strict=False) if sc > 0]
+            continue
+        _, sv, Vt = np.linalg.svd(Phi / scale, full_matrices=True)
+        rank = int(np.sum(sv > CARATHEODORY_RTOL * sv[0]))
+        if rank >= len(merged) and len(merged) <= n + 1:
             break
-        nu = Vt[-1]
+        nu = Vt[-1] / scale  # a null vector of Phi itself
+        if not np.all(np.isfinite(nu)):
+            break
         if np.max(nu) <= 0:
             nu = -nu
-        pos = nu > 1e-12 * np.max(np.abs(nu))
-        t = float(np.min(1.0 / nu[pos]))
-        theta = 1.0 - t * nu
-        j_out = int(np.flatnonzero(pos)[np.argmin(1.0 / nu[pos])])
+        pos = nu > CARATHEODORY_RTOL * np.max(np.abs(nu))
+        if not np.any(pos):
+            break
+        ratios = 1.0 / nu[pos]
+        t = float(np.min(ratios))
+        theta = np.maximum(1.0 - t * nu, 0.0)
+        j_out = int(np.flatnonzero(pos)[np.argmin(ratios)])
         merged = [
             (sm, th * z)
             for i, ((sm, z), th) in enumerate(zip(merged, theta, strict=False))
@@ -749,13 +806,16 @@ def _make_optimum(
     dirs: np.ndarray,
     tol: float,
     info: dict,
+    *,
+    certified: bool | None = None,
 ) -> Optimum:
     from solvers.problem import Status
 
+    certified = geo.exact if certified is None else certified
     rel = (upper - lower) / abs(upper) if upper != 0 else 0.0
     rel = max(rel, 0.0)
-    status = Status.CERTIFIED if (geo.exact and rel <= tol) else Status.BRACKET
-    if not geo.exact:
+    status = Status.CERTIFIED if (certified and rel <= tol) else Status.BRACKET
+    if status is Status.BRACKET and not geo.exact:
         info = {**info, "not_covered": geo.reason}
     return Optimum(
         objective=upper,
@@ -805,8 +865,16 @@ class _State:
 
 
 def _solve_on(
-    p: Problem, state: _State, *, tol: float, max_rounds: int = 60, add_per_round: int | None = None
+    p: Problem,
+    state: _State,
+    *,
+    tol: float,
+    max_rounds: int = 60,
+    add_per_round: int | None = None,
+    warm_start: Sequence[Network] = (),
+    time_limit: float = TIME_LIMIT,
 ) -> Optimum:
+    t_start = time.perf_counter()
     geo = state.geo
     y = p.Y[:, 0]
     beta = p.beta
@@ -818,9 +886,13 @@ def _solve_on(
         lam0 = y - y.mean() if p.bias else y
         _, viol = _price(geo, lam0, beta=0.0)
         state.add([(D, s) for D, s, _ in viol[: 2 * add_per_round]])
+    warm = [as_network(w) for w in warm_start]
+    for w in warm:  # the neurons of a known network are blocks: its cone holds each of them
+        state.add(_network_blocks(geo, w))
     lower, best, best_own = 0.0, None, 0.0
     inner_tol = 1e-10
     rounds = 0
+    oracle: dict = {"calls": 0, "exact": False, "seconds": 0.0}
     for rounds in range(1, max_rounds + 1):  # noqa: B007 - reported
         Dw, s = state.arrays()
         Z, const = _solve_restricted(geo, y, beta, Dw, s, tol=inner_tol)
@@ -846,14 +918,31 @@ def _solve_on(
         for c in cands:  # each network certifies itself: keep the one with the smallest own gap
             lam = _residual(p, c[1])
             cbar, v = _price(geo, lam, beta=beta)
-            if not geo.exact:  # sampled cells bound nothing: the provable relaxation instead
-                cbar = relaxed_dual_norm(p.X, lam, bias=p.bias)
+            if not geo.exact:  # sampled cells bound nothing: the provable relaxation instead,
+                cbar = relaxed_dual_norm(p.X, lam, bias=p.bias)  # and the local search prices
+                v = _searched(p, lam, beta) + v
             own = _scaled_dual(lam, y, beta, cbar)
             lower = max(lower, own)
             viol = viol or v
             if best is None or c[0] - own < best[0] - best_own:
                 best, best_own = c, own
+        left = time_limit - (time.perf_counter() - t_start)
+        if not geo.exact and not viol and left > 0:  # the exact check: the MIP oracle
+            cur = cands[0]  # this round's best network (own gaps above used the loose bound)
+            lam = _residual(p, cur[1])
+            res = dual_norm_oracle(p.X, lam, bias=p.bias, time_limit=left, tol=0.1 * tol)
+            oracle["calls"] += 1
+            oracle["seconds"] += sum(r.seconds for r in res)
+            cbar = min(max(r.upper for r in res), relaxed_dual_norm(p.X, lam, bias=p.bias))
+            own = _scaled_dual(lam, y, beta, cbar)
+            lower = max(lower, own)
+            if cur[0] - own < best[0] - best_own:
+                best, best_own = cur, own
+                oracle["exact"] = all(r.exact for r in res)
+            viol = [_sep_block(geo, r) for r in res if r.value > beta * (1.0 + 1e-10)]
         if best[0] - lower <= tol * abs(best[0]) and best[0] - best_own <= tol * abs(best[0]):
+            break
+        if time.perf_counter() - t_start > time_limit:
             break
         # keep the blocks in use, add the most violated new ones
         nu = np.linalg.norm(Z[:, : geo.r], axis=1)
@@ -866,17 +955,45 @@ def _solve_on(
     upper, net, m_star, dirs, (sb, Zb, cb, dropb) = best
     net2, m2, dirs2, _ = _network_from_blocks(p, geo, sb, Zb, rel_drop=dropb, const=cb, reduce=True)
     up2 = objective(p, net2)
-    # fewer neurons, the same output and objective up to round-off: keep it if still certified
-    if up2 - lower <= tol * abs(up2) or up2 <= upper * (1.0 + 1e-12):
+    # fewer neurons, the same output and objective up to round-off: keep it if still certified,
+    # and always when the unreduced one has more than n + 1 neurons (Carathéodory's bound)
+    if up2 - lower <= tol * abs(up2) or up2 <= upper * (1.0 + 1e-12) or m_star > n + 1:
         upper, net, m_star, dirs = up2, net2, m2, dirs2
     upper = min(upper, best[0]) if net is best[1] else upper
-    net = _pad(p, net, net.weights[0].shape[1])
     info = {
         "patterns": int(geo.patterns.shape[0]),
         "blocks": len(state.D),
         "rounds": rounds,
     }
-    return _make_optimum(p, geo, net, upper, lower, m_star, dirs, tol, info)
+    if not geo.exact:
+        info["oracle"] = oracle
+        if upper - lower > tol * abs(upper):  # a bracket: its upper end is the best network known
+            for start in [net, *warm]:
+                w = local_network(p, start)
+                vw = objective(p, w)
+                if vw < upper:
+                    upper, net = vw, w
+                    m_star = int(np.sum(np.abs(w.weights[1][:, 0]) > 0))
+                    dirs = _directions(w)
+                    info["upper_from"] = "local search"
+    net = _pad(p, net, net.weights[0].shape[1])
+    certified = geo.exact or oracle["exact"]
+    return _make_optimum(p, geo, net, upper, lower, m_star, dirs, tol, info, certified=certified)
+
+
+_WARM: contextvars.ContextVar[tuple] = contextvars.ContextVar("two_layer_warm", default=())
+
+
+@contextlib.contextmanager
+def warm_starts(networks: Sequence[Network]) -> Iterator[None]:
+    """Within the block, :func:`solve_two_layer` calls that pass no ``warm_start`` (e.g. through
+    :func:`solvers.solve`) use ``networks`` (a sweep trial's SGD and polished networks). Only
+    networks of the problem being solved may be given (their neurons become blocks)."""
+    token = _WARM.set(tuple(networks))
+    try:
+        yield
+    finally:
+        _WARM.reset(token)
 
 
 def solve_two_layer(
@@ -886,6 +1003,8 @@ def solve_two_layer(
     cap: int = MAX_PATTERNS,
     patterns: np.ndarray | None = None,
     seed: int = 0,
+    warm_start: Sequence[Network] | None = None,
+    time_limit: float = TIME_LIMIT,
 ) -> Optimum:
     """P*, the optimal network and its certificate for a two-layer ReLU problem (THEORY §10).
 
@@ -895,12 +1014,21 @@ def solve_two_layer(
         cap: largest a-priori pattern count to enumerate; beyond it patterns are sampled.
         patterns: (P, n) boolean patterns to use instead of the enumeration (BRACKET result).
         seed: for sampled patterns.
+        warm_start: known networks of the problem (SGD's, a polish's; default: those of an
+            enclosing :func:`warm_starts` block; networks of other shapes are ignored): their
+            neurons join the
+            first working set, and beyond the cap a bracket's upper end is at most the best of
+            them after L-BFGS (:func:`local_network`).
+        time_limit: seconds beyond the cap (column generation priced by the local search, the
+            exact check by the MIP oracle of :mod:`solvers.separation`); on expiry a BRACKET
+            whose ends are both rigorous. Within the cap the enumeration decides (no limit).
 
     Returns:
         :class:`Optimum` (family ``"relu_two_layer"``): ``objective`` the §0 objective of
         ``network`` (a real network, so an upper bound on P*), ``lower_bound`` a certified lower
         bound, ``rel_gap`` their relative distance, ``status`` CERTIFIED when all patterns were
-        enumerated and ``rel_gap ≤ tol``, else BRACKET (``info["not_covered"]`` says why);
+        enumerated (or, beyond the cap, the MIP oracle proved ``c(λ)``) and ``rel_gap ≤ tol``,
+        else BRACKET (``info["not_covered"]`` says why);
         ``m_star`` active neurons, ``directions`` (d, m*) their unit first-layer weights.
 
     Raises:
@@ -914,7 +1042,20 @@ def solve_two_layer(
     y = p.Y[:, 0]
     if not np.any(y != 0) or (p.bias and np.allclose(y, y.mean(), rtol=0, atol=0)):
         return _trivial(p, geo)
-    return _solve_on(p, _State(geo), tol=tol)
+    warm = _WARM.get() if warm_start is None else warm_start
+    warm = [w for w in warm if _fits(p, w)]
+    return _solve_on(p, _State(geo), tol=tol, warm_start=warm, time_limit=time_limit)
+
+
+def _fits(p: Problem, net: Network | Sequence[np.ndarray]) -> bool:
+    """A two-layer network of ``p``'s shapes (``d`` inputs, one output, biases iff ``p.bias``)."""
+    net = as_network(net)
+    return (
+        len(net.weights) == 2
+        and net.weights[0].shape[0] == p.d
+        and net.weights[1].shape == (net.weights[0].shape[1], 1)
+        and (net.biases is not None) == bool(p.bias)
+    )
 
 
 def _trivial(p: Problem, geo: _Geometry) -> Optimum:
@@ -952,6 +1093,105 @@ def solve_two_layer_path(
         else:
             out.append(_solve_on(pb, state, tol=tol))
     return out
+
+
+# ------------------------------------------------------------------ beyond the cap
+def _sep_block(geo: _Geometry, res: SepResult) -> tuple[np.ndarray, int, float]:
+    """A separation maximiser as a block (its pattern ``1[Xu + b > 0]`` holds it: a cone of the
+    program) with its sign and value."""
+    return np.asarray(res.pattern, bool), int(res.sign), float(res.value)
+
+
+def _searched(p: Problem, lam: np.ndarray, beta: float) -> list[tuple[np.ndarray, int, float]]:
+    """Violated blocks found by the oracle's local search at ``±λ`` (no bound: pricing only)."""
+    out = []
+    for sg in (1, -1):
+        res = local_search(p.X, sg * lam, bias=p.bias)
+        if res.value > beta * (1.0 + 1e-10):
+            out.append((np.asarray(res.pattern, bool), sg, float(res.value)))
+    return sorted(out, key=lambda v: -v[2])
+
+
+def _network_blocks(geo: _Geometry, net: Network) -> list[tuple[np.ndarray, int]]:
+    """The (pattern, sign) blocks of a network's neurons (neurons with zero output skipped)."""
+    W1, W2 = net.weights[0], net.weights[1][:, 0]
+    b = net.biases[0] if (geo.bias and net.biases is not None) else np.zeros(W1.shape[1])
+    out = []
+    for j in np.flatnonzero((W2 != 0) & np.any(W1 != 0, axis=0)):
+        z = geo.V.T @ W1[:, j]
+        a = geo.Xt[:, : geo.r] @ z + (b[j] if geo.bias else 0.0)
+        out.append((a > 0, int(np.sign(W2[j]))))
+    return out
+
+
+def _directions(net: Network) -> np.ndarray:
+    """Unit first-layer weights of the neurons with non-zero output and input."""
+    W1, W2 = net.weights[0], net.weights[1][:, 0]
+    nrm = np.linalg.norm(W1, axis=0)
+    keep = (W2 != 0) & (nrm > 0)
+    return W1[:, keep] / nrm[keep]
+
+
+def _seed_network(p: Problem, lam: np.ndarray, width: int = 8) -> Network:
+    """Small neurons on the local search's best directions at ``±λ`` (L-BFGS cannot leave the
+    zero network: its gradient vanishes there)."""
+    cols, bs, outs = [], [], []
+    for k in range(width // 2):
+        for sg in (1, -1):
+            res = local_search(p.X, sg * lam, bias=p.bias, directions=500, seed=k + 1)
+            if res.value > 0:
+                cols.append(res.u)
+                bs.append(res.b)
+                outs.append(sg)
+    if not cols:
+        cols, bs, outs = [np.zeros(p.d)], [0.0], [0.0]
+    scale = 0.1 * math.sqrt(max(float(np.abs(lam).max()), 1e-12))
+    W1 = np.array(cols).T * scale
+    W2 = np.array(outs, float)[:, None] * scale
+    return Network(weights=(W1, W2), biases=(np.array(bs) * scale,) if p.bias else None)
+
+
+def local_network(p: Problem, net: Network, *, maxiter: int = LOCAL_MAXITER) -> Network:
+    """L-BFGS (scipy, float64, analytic gradient) of the §0 objective from a two-layer network
+    (its width; hidden biases unregularised). Used for the upper end of a bracket: the result is
+    an actual network, so its objective bounds P* from above whatever the local minimum. A
+    network with no active neuron is replaced by :func:`_seed_network` first."""
+    from scipy.optimize import minimize
+
+    X, y, beta = p.X, p.Y[:, 0], p.beta
+    net = as_network(net)
+    if not np.any(_directions(net).size):
+        net = _seed_network(p, _residual(p, net))
+    d, m = net.weights[0].shape
+    bias = p.bias
+
+    def split(th: np.ndarray):
+        W1 = th[: d * m].reshape(d, m)
+        a = th[d * m : d * m + m]
+        b = th[d * m + m :] if bias else np.zeros(m)
+        return W1, a, b
+
+    def fg(th: np.ndarray):
+        W1, a, b = split(th)
+        H = X @ W1 + b
+        A = H > 0
+        R = np.where(A, H, 0.0)
+        r = R @ a - y
+        f = 0.5 * float(r @ r) + 0.5 * beta * (float(np.sum(W1 * W1)) + float(a @ a))
+        dH = np.outer(r, a) * A
+        g = [(X.T @ dH + beta * W1).ravel(), R.T @ r + beta * a]
+        if bias:
+            g.append(dH.sum(axis=0))
+        return f, np.concatenate(g)
+
+    b0 = net.biases[0] if (bias and net.biases is not None) else np.zeros(m)
+    th0 = np.concatenate([net.weights[0].ravel(), net.weights[1][:, 0]] + ([b0] if bias else []))
+    res = minimize(
+        fg, th0, jac=True, method="L-BFGS-B", options={"maxiter": maxiter, "gtol": 1e-12}
+    )
+    W1, a, b = split(res.x)
+    out = Network(weights=(W1.copy(), a[:, None].copy()), biases=(b.copy(),) if bias else None)
+    return out if objective(p, out) <= objective(p, net) else net
 
 
 # ------------------------------------------------------------------ Newton polish

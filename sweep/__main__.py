@@ -145,6 +145,12 @@ def _dry_run(sweep, total: int) -> None:
                 f"(the first {limit} and the last {DRY_RUN_TAIL} are); "
                 f"sweep.dry_run_lines=0 lists them all.\n"
             )
+        from sweep.estimate import estimate_line
+        from sweep.store import resolve_store
+
+        estimate = estimate_line(iter_specs(sweep), resolve_store(sweep.tracking), sweep.grid)
+        if estimate:
+            out.write(estimate + "\n")
         out.flush()
     except BrokenPipeError:  # `python -m sweep ... sweep.dry_run=true | head`
         sys.stdout = open(os.devnull, "w")

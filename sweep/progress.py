@@ -16,7 +16,10 @@ from collections.abc import Sequence
 from sweep.grid import varying_fields
 from sweep.schema import TrialResult, TrialSpec
 
-__all__ = ["Progress", "summary_table"]
+__all__ = ["SUMMARY_CSV", "SUMMARY_MD", "Progress", "parent_summary", "summary_table"]
+
+SUMMARY_MD = "summary.md"  # parent run: counts and the summary table of the sweep
+SUMMARY_CSV = "trials.csv"  # parent run: one row per trial of the sweep
 
 
 class Progress:
@@ -108,3 +111,86 @@ def summary_table(pairs: Sequence[tuple[TrialSpec, TrialResult]]) -> str:
     table = pd.concat(blocks)
     with pd.option_context("display.float_format", "{:.3g}".format, "display.width", 160):
         return table.to_string()
+
+
+def parent_summary(
+    pairs: Sequence[tuple[TrialSpec, TrialResult]],
+    *,
+    grid: str,
+    total: int,
+    skipped: int,
+    axes: Sequence[str],
+    names: dict[str, str],
+    status: str,
+) -> tuple[dict[str, float], dict[str, str]]:
+    """What the parent run of a sweep keeps for the MLflow UI: ``(metrics, artifacts)``.
+
+    Metrics (its chart view): trials in the grid, done (finished, diverged, failed) in this
+    invocation, skipped, the median and worst relative gap of the finished trials and the
+    median trial ``wall_time``. Artifacts: ``summary.md`` (the counts, :func:`summary_table`
+    and how to get the experiments' verdicts) and ``trials.csv`` (one row per trial of this
+    invocation: run name, key, status, the axes, objectives, gaps, wall time)."""
+    import csv
+    import io
+    import statistics
+
+    count = {k: sum(r.status == k for _, r in pairs) for k in ("finished", "diverged", "failed")}
+    gaps = [
+        r.rel_gap
+        for _, r in pairs
+        if r.status == "finished" and r.rel_gap is not None and math.isfinite(r.rel_gap)
+    ]
+    walls = [r.wall_time for _, r in pairs]
+    metrics = {
+        "trials_total": float(total),
+        "trials_done": float(len(pairs)),
+        "trials_finished": float(count["finished"]),
+        "trials_diverged": float(count["diverged"]),
+        "trials_failed": float(count["failed"]),
+        "trials_skipped": float(skipped),
+        "rel_gap_median": statistics.median(gaps) if gaps else math.nan,
+        "rel_gap_worst": max(gaps) if gaps else math.nan,
+        "wall_time_median": statistics.median(walls) if walls else math.nan,
+    }
+    fields = ["run_name", "key", "status", *axes, "sgd_objective", "exact_objective",
+              "rel_gap", "rel_certified_gap", "family", "wall_time", "node_id"]  # fmt: skip
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+    w.writeheader()
+    for spec, r in pairs:
+        params = spec.params()
+        w.writerow(
+            {
+                "run_name": names.get(spec.key, ""),
+                "key": spec.key,
+                "status": r.status,
+                **{a: params.get(a) for a in axes},
+                "sgd_objective": r.sgd_objective,
+                "exact_objective": r.exact_objective,
+                "rel_gap": r.rel_gap,
+                "rel_certified_gap": r.rel_certified_gap,
+                "family": r.family,
+                "wall_time": r.wall_time,
+                "node_id": r.node_id,
+            }
+        )
+    table = summary_table(pairs)
+    md = [
+        f"# sweep '{grid}': {status}",
+        "",
+        f"{total} trials in the grid: {len(pairs)} ran in this invocation "
+        f"({count['finished']} finished, {count['diverged']} diverged, {count['failed']} "
+        f"failed), {skipped} skipped (already recorded).",
+        "",
+        "Per grid axis (rel_gap = (P_sgd - P*)/|P*| of the finished trials):",
+        "",
+        "```",
+        table or "(no trial ran)",
+        "```",
+        "",
+        f"One row per trial: {SUMMARY_CSV}. The verdicts of the experiments (each claim of "
+        f"docs/theory.md, PASS / FAIL / INCONCLUSIVE): "
+        f"`python -m analysis --experiment {grid} --out report --check`.",
+        "",
+    ]
+    return metrics, {SUMMARY_MD: "\n".join(md), SUMMARY_CSV: buf.getvalue()}

@@ -35,7 +35,7 @@ from typing import TextIO
 
 from sweep.config import ConfigError, RunnerConfig, Sweep
 from sweep.grid import batches, varying_fields
-from sweep.progress import Progress, summary_table
+from sweep.progress import Progress, parent_summary, summary_table
 from sweep.schema import TrialResult, TrialSpec
 
 __all__ = [
@@ -93,8 +93,11 @@ def _failed(spec: TrialSpec, error: str, device: str = "cpu") -> TrialResult:
 def _call(
     fn: BatchFn | None, specs: list[TrialSpec], device: str
 ) -> tuple[list[TrialResult], float]:
-    """Run one batch; any exception of the batch function becomes failed trials."""
+    """Run one batch; any exception of the batch function becomes failed trials. Each result
+    carries the batch's start and end (unix time, ``started_at``/``ended_at``): the trials of
+    a batch are trained together."""
     t0 = time.perf_counter()
+    started = time.time()
     try:
         if fn is None:
             from sweep.trial import run_batch as fn
@@ -107,6 +110,9 @@ def _call(
     except Exception:
         tb = traceback.format_exc()
         results = [_failed(s, tb, device) for s in specs]
+    ended = time.time()
+    for r in results:
+        r.started_at, r.ended_at = started, ended
     return results, time.perf_counter() - t0
 
 
@@ -526,6 +532,7 @@ def _start(tracker, sweep: Sweep, specs, todo, axes, config_text: str) -> None:
         },
         config_text=config_text,
         rerun=sweep.options.rerun,
+        axes=axes,
     )
 
 
@@ -593,8 +600,21 @@ def run_sweep(
         raise
     finally:
         progress.close()
+        try:  # the parent run's summary for the UI; the sweep's results do not depend on it
+            metrics, artifacts = parent_summary(
+                pairs,
+                grid=sweep.grid,
+                total=len(specs),
+                skipped=len(specs) - len(todo),
+                axes=axes,
+                names={s.key: tracker.run_name(s) for s, _ in pairs},
+                status=status,
+            )
+        except Exception as exc:
+            print(f"note: no summary on the parent run ({type(exc).__name__}: {exc})", file=out)
+            metrics, artifacts = {}, {}
         try:
-            tracker.finish(status)
+            tracker.finish(status, metrics=metrics, artifacts=artifacts)
         finally:
             stop_ray(ray_started)
     wall = time.perf_counter() - t0

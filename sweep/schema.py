@@ -530,6 +530,9 @@ class TrialResult:
     error: str | None = None  # traceback when status == "failed"
     device: str = "cpu"
     node_id: str | None = None
+    # unix time its batch started and ended on the worker (sweep.runner): the child run's start
+    started_at: float | None = None
+    ended_at: float | None = None
 
     @property
     def abs_gap(self) -> float | None:

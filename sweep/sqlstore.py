@@ -26,7 +26,9 @@ import math
 import time
 from dataclasses import dataclass
 
-from sweep.schema import TAG_TRIAL_KEY
+from sweep.schema import TAG_KIND, TAG_TRIAL_KEY
+
+TAG_PARENT = "mlflow.parentRunId"  # MLflow's tag naming a child run's parent (sweep.store too)
 
 __all__ = ["API", "Claim", "HttpWriter", "SqlWriter", "finished_keys"]
 
@@ -187,6 +189,29 @@ class SqlWriter:
             conn.execute(self.t["tags"].insert(), tags)
         return claims
 
+    def start_times(self, starts: list[tuple[str, int]]) -> None:
+        """Move the start time of ended runs to ``(run_id, start_ms)`` — the trial's real
+        start, later than its claim — in one transaction. Only runs no longer RUNNING and only
+        later: the order of live claims (by start time) is never changed."""
+        from sqlalchemy import and_, bindparam
+
+        runs = self.t["runs"]
+        if not starts:
+            return
+        stmt = (
+            runs.update()
+            .where(
+                and_(
+                    runs.c.run_uuid == bindparam("rid"),
+                    runs.c.status != "RUNNING",
+                    runs.c.start_time < bindparam("start"),
+                )
+            )
+            .values(start_time=bindparam("start"))
+        )
+        with self.engine.begin() as conn:
+            conn.execute(stmt, [{"rid": r, "start": int(s)} for r, s in starts])
+
     def kill(self, run_ids: list[str]) -> None:
         """RUNNING runs marked KILLED (ended now), in one transaction."""
         from sqlalchemy import and_, select
@@ -195,7 +220,9 @@ class SqlWriter:
         with self.engine.begin() as conn:
             for i in range(0, len(run_ids), _IN_CHUNK):
                 sel = and_(
-                    runs.c.run_uuid.in_(run_ids[i : i + _IN_CHUNK]), runs.c.status == "RUNNING"
+                    runs.c.run_uuid.in_(run_ids[i : i + _IN_CHUNK]),
+                    runs.c.status == "RUNNING",
+                    runs.c.experiment_id == self.experiment_id,
                 )
                 ids = [r[0] for r in conn.execute(select(runs.c.run_uuid).where(sel))]
                 if not ids:
@@ -207,10 +234,15 @@ class SqlWriter:
 
     def withdraw(self, run_ids: list[str]) -> None:
         """KILLED and deleted (as ``delete_run`` marks it), in one transaction."""
+        from sqlalchemy import and_
+
         runs = self.t["runs"]
         with self.engine.begin() as conn:
             for i in range(0, len(run_ids), _IN_CHUNK):
-                chosen = runs.c.run_uuid.in_(run_ids[i : i + _IN_CHUNK])
+                chosen = and_(
+                    runs.c.run_uuid.in_(run_ids[i : i + _IN_CHUNK]),
+                    runs.c.experiment_id == self.experiment_id,
+                )
                 conn.execute(runs.update().where(chosen).values(status="KILLED"))  # write lock
                 now = int(time.time() * 1000)  # taken after it: end_time ≈ the commit time
                 conn.execute(
@@ -266,10 +298,52 @@ class SqlWriter:
                             and_(
                                 runs.c.run_uuid.in_(ids[i : i + _IN_CHUNK]),
                                 runs.c.status == "RUNNING",
+                                runs.c.experiment_id == self.experiment_id,
                             )
                         )  # fmt: skip
                         .values(status=status, end_time=now)
                     )
+
+    def owners(self, run_ids: list[str]) -> dict[str, tuple[str, str | None, str | None]]:
+        """``run_id -> (status, parent run id, run_kind)`` of the active runs of this experiment
+        among ``run_ids`` (the others are missing from the answer)."""
+        from sqlalchemy import and_, select
+
+        runs, tags = self.t["runs"], self.t["tags"]
+        parent, kind = tags.alias("parent"), tags.alias("kind")
+        out = {}
+        with self.engine.connect() as conn:
+            for i in range(0, len(run_ids), _IN_CHUNK):
+                query = (
+                    select(runs.c.run_uuid, runs.c.status, parent.c.value, kind.c.value)
+                    .outerjoin(
+                        parent,
+                        and_(parent.c.run_uuid == runs.c.run_uuid, parent.c.key == TAG_PARENT),
+                    )
+                    .outerjoin(
+                        kind, and_(kind.c.run_uuid == runs.c.run_uuid, kind.c.key == TAG_KIND)
+                    )
+                    .where(
+                        runs.c.run_uuid.in_(run_ids[i : i + _IN_CHUNK]),
+                        runs.c.experiment_id == self.experiment_id,
+                        runs.c.lifecycle_stage == "active",
+                    )
+                )
+                out.update({r[0]: (r[1], r[2], r[3]) for r in conn.execute(query)})
+        return out
+
+    def taken(self, run_ids: list[str]) -> set[str]:
+        """Those of ``run_ids`` that name a run already, in any experiment."""
+        from sqlalchemy import select
+
+        runs = self.t["runs"]
+        out: set[str] = set()
+        with self.engine.connect() as conn:
+            for i in range(0, len(run_ids), _IN_CHUNK):
+                chunk = run_ids[i : i + _IN_CHUNK]
+                out.update(r[0] for r in conn.execute(select(runs.c.run_uuid).where(
+                    runs.c.run_uuid.in_(chunk))))  # fmt: skip
+        return out
 
 
 class HttpWriter:
@@ -280,6 +354,7 @@ class HttpWriter:
     def __init__(self, rest_store, experiment_id: str) -> None:
         self.creds = rest_store.get_host_creds()
         self.experiment_id = str(experiment_id)
+        self.parent: str | None = None  # the sweep's parent run: the owner of every claim
 
     @staticmethod
     def available(rest_store) -> bool:
@@ -298,9 +373,8 @@ class HttpWriter:
     def _post(self, op: str, body: dict) -> dict:
         from mlflow.utils.rest_utils import http_request
 
-        resp = http_request(
-            self.creds, f"{API}/{op}", "POST", json={"experiment_id": self.experiment_id, **body}
-        )
+        body = {"experiment_id": self.experiment_id, "parent_run_id": self.parent, **body}
+        resp = http_request(self.creds, f"{API}/{op}", "POST", json=body)
         if resp.status_code != 200:
             raise RuntimeError(
                 f"the tracking server refused {API}/{op} (HTTP {resp.status_code}): "
@@ -312,6 +386,8 @@ class HttpWriter:
         return set(self._post("finished_keys", {})["keys"])
 
     def create(self, rows: list[CreateRow]) -> list[Claim]:
+        if rows and self.parent is None:  # the server checks that each claim's parent is it
+            self.parent = rows[0][3].get(TAG_PARENT)
         uris = self._post("create", {"rows": rows})["artifact_uris"]
         return [Claim(r[0], int(r[2]), u) for r, u in zip(rows, uris, strict=True)]
 

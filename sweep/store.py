@@ -171,12 +171,27 @@ def resolve_store(tracking: TrackingConfig, *, cwd: str | os.PathLike | None = N
     return Store(uri=uri, artifacts=artifacts)
 
 
-def ui_command(store: Store) -> str:
-    """The command that opens the MLflow UI on ``store``."""
+def ui_command(store: Store, *, cwd: str | os.PathLike | None = None) -> str:
+    """The command that opens the MLflow UI on ``store``, as it works when pasted into a shell
+    in ``cwd`` (default: the current directory) without an activated venv: this interpreter's
+    ``python -m mlflow`` (relative when it is under ``cwd``: ``.venv/bin/python``), and for the
+    default store ``"sqlite:///$PWD/mlruns.db"`` (README, Quickstart); other paths absolute.
+    The artifact root is named only when it is not ``<cwd>/mlartifacts``, MLflow's default."""
+    import shlex
+
     if store.uri.startswith(("http://", "https://")):
         return f"open {store.uri} in a browser"
-    art = f" --default-artifact-root {store.artifacts}" if store.artifacts else ""
-    return f"mlflow ui --backend-store-uri {store.uri}{art} --host 127.0.0.1"
+    base = Path(cwd if cwd is not None else os.getcwd()).absolute()
+    python = Path(sys.executable).absolute()
+    exe = str(python.relative_to(base)) if python.is_relative_to(base) else str(python)
+    uri = shlex.quote(store.uri)
+    path = sqlite_path(store.uri)
+    if path is not None and path.absolute().parent == base:
+        uri = f'"sqlite:///$PWD/{path.name}"'
+    art = ""
+    if store.artifacts and store.artifacts != (base / DEFAULT_ARTIFACTS).as_uri():
+        art = f" --default-artifact-root {shlex.quote(store.artifacts)}"
+    return f"{shlex.quote(exe)} -m mlflow ui --backend-store-uri {uri}{art} --host 127.0.0.1"
 
 
 def sqlite_path(uri: str) -> Path | None:
@@ -271,6 +286,7 @@ def _sqlite_state(path: Path, uri: str, *, write: bool) -> str:
             f"{path} is not a SQLite database, so it cannot be the MLflow store {uri}; move it "
             "away (a new store is then created) or choose another tracking.uri."
         )
+    _check_intact(path, uri)
     if write:
         why = _write_probe(path)
         if why:
@@ -279,6 +295,64 @@ def _sqlite_state(path: Path, uri: str, *, write: bool) -> str:
                 "writable, or choose another tracking.uri (python -m analysis can still read it)."
             )
     return "database"
+
+
+_INTACT: set[tuple] = set()  # (path, size, mtime) of the files quick_check passed
+
+
+def _check_intact(path: Path, uri: str) -> None:
+    """SQLite's ``PRAGMA quick_check`` on a store this process did not just create (a pass over
+    every page: a second per GB); :class:`StoreError` saying what is wrong and how to save
+    the runs that can still be read when it fails. Writes nothing to the database (a writable
+    one is opened read-write only so that closing removes the ``-wal`` / ``-shm`` files SQLite
+    makes for a WAL-mode database, as MLflow's own connections do)."""
+    try:
+        stamp = tuple(
+            (p.stat().st_size, p.stat().st_mtime_ns) if p.exists() else None
+            for p in (path, Path(f"{path}-wal"))
+        )
+    except OSError:
+        return  # unreadable: said by the caller
+    if (path, stamp) in _INTACT:
+        return
+    writable = os.access(path, os.W_OK) and os.access(path.parent, os.W_OK | os.X_OK)
+    listed = True
+    try:
+        con = sqlite3.connect(
+            f"file:{path}?mode={'rw' if writable else 'ro'}", uri=True, timeout=LOCK_WAIT
+        )
+        try:
+            try:
+                rows = con.execute("PRAGMA quick_check(1)").fetchall()
+            except sqlite3.DatabaseError:
+                try:  # is the table list itself lost?
+                    con.execute("SELECT name FROM sqlite_master").fetchall()
+                except sqlite3.DatabaseError:
+                    listed = False
+                raise
+        finally:
+            con.close()
+        why = None if rows and rows[0][0] == "ok" else (rows[0][0] if rows else "no answer")
+    except sqlite3.OperationalError:
+        return  # locked, or cannot be opened: said by the checks that follow
+    except sqlite3.DatabaseError as exc:
+        why = str(exc)
+    if why is None:
+        _INTACT.add((path, stamp))
+        return
+    why = " ".join(why.replace("*** in database main ***", "").split())[:200].rstrip(".")
+    if not listed:
+        raise StoreError(
+            f"the store {uri} is damaged beyond reading (SQLite's integrity check: {why}; its "
+            "list of tables is lost, so no run can be read back); restore it from a backup, or "
+            f"move {path.name} aside and run the sweep again into a new store."
+        )
+    new = path.with_name(f"{path.stem}-recovered{path.suffix}")
+    raise StoreError(
+        f"the store {uri} is damaged (SQLite's integrity check: {why}); copy the runs that can "
+        f"still be read into a new store with `python -m sweep.recover {path} {new}` and use "
+        f"sqlite:///{new} as the store from then on (the damaged file is left as it is)."
+    )
 
 
 def _write_probe(path: Path) -> str | None:
@@ -458,6 +532,10 @@ def recorded_keys(store: Store, experiment: str) -> set[str] | None:
     if not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)):
         return None  # a store that cannot be written is refused on the full path, as always
     try:
+        _check_intact(path, store.uri)
+    except StoreError:
+        return None  # damaged: the full path says so
+    try:
         con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=LOCK_WAIT)
     except sqlite3.Error:
         return None
@@ -501,32 +579,77 @@ def _fsync_dir(folder: Path) -> None:
 
 def _build_sqlite(path: Path, experiment: str | None, artifacts: str | None) -> None:
     """Create the store at ``path`` atomically: migrate (and create ``experiment``) in a
-    temporary file of the same directory, leave WAL mode, fsync, ``os.replace``."""
-    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
-
+    temporary file of the same directory, leave WAL mode, fsync, ``os.replace``. Any failure
+    (a directory SQLite cannot create a database in, a full disk: OSError, sqlite3's or
+    SQLAlchemy's OperationalError, MLflow's wrapping of them) is a :class:`StoreError` naming
+    the store, with the temporary file removed."""
     tmp = path.parent / f".{path.name}.creating-{os.getpid()}"
     _remove_sqlite(tmp)
+    try:
+        _probe_create(tmp)  # seconds, where MLflow's engine retries take minutes
+        _migrate(tmp, experiment, artifacts, path.parent / DEFAULT_ARTIFACTS)
+        con = sqlite3.connect(tmp)
+        try:
+            con.execute("PRAGMA journal_mode=DELETE")  # checkpoints the WAL into the file
+        finally:
+            con.close()
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    except BaseException as exc:
+        _remove_sqlite(tmp)
+        if not isinstance(exc, Exception) or isinstance(exc, StoreError):
+            raise
+        raise StoreError(
+            f"cannot create the store sqlite:///{path} ({_db_reason(exc)}); free space or fix "
+            f"{path.parent}, or choose another tracking.uri (nothing was written)."
+        ) from None
+    _remove_sqlite(tmp)  # any -wal / -shm left beside the temporary name
+
+
+def _probe_create(tmp: Path) -> None:
+    """Create ``tmp`` as an empty SQLite database with one write (raises sqlite3.Error or
+    OSError at once where MLflow would retry for minutes)."""
+    con = sqlite3.connect(tmp, timeout=LOCK_WAIT)
+    try:
+        con.execute("CREATE TABLE dualsweep_probe (x)")
+        con.execute("DROP TABLE dualsweep_probe")
+        con.commit()
+    finally:
+        con.close()
+
+
+def _migrate(tmp: Path, experiment: str | None, artifacts: str | None, default: Path) -> None:
+    """MLflow's schema (and ``experiment``, its artifacts in ``artifacts``, else MLflow's
+    default root ``default``) in the SQLite file ``tmp``."""
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
     tmp_uri = f"sqlite:///{tmp}"
     _quiet()
     _sqlite_fast_commits()
-    root = artifacts or (path.parent / DEFAULT_ARTIFACTS).as_uri()
-    store = SqlAlchemyStore(tmp_uri, root)
+    store = SqlAlchemyStore(tmp_uri, artifacts or default.as_uri())
     try:
         if experiment:
             store.create_experiment(experiment, artifact_location=artifacts)
     finally:
         cache = getattr(SqlAlchemyStore, "_engine_map", {})  # MLflow's per-URI engine cache
         (cache.pop(tmp_uri, None) or store.engine).dispose()
-    con = sqlite3.connect(tmp)
-    try:
-        con.execute("PRAGMA journal_mode=DELETE")  # checkpoints the WAL into the file
-    finally:
-        con.close()
-    with open(tmp, "rb+") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-    _remove_sqlite(tmp)  # any -wal / -shm left beside the temporary name
+
+
+def _db_reason(exc: BaseException) -> str:
+    """A short phrase for a database failure: sqlite3's message where one is nested (SQLAlchemy
+    and MLflow wrap it), else the OS's, else the first line."""
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200].rstrip(".")
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, sqlite3.Error) and str(exc):
+            return str(exc)
+        if isinstance(exc, OSError) and exc.strerror:
+            return exc.strerror
+        orig = getattr(exc, "orig", None)  # sqlalchemy.exc.DBAPIError
+        exc, seen = orig or exc.__cause__ or exc.__context__, seen + 1
+    return first
 
 
 def _open_sqlite(store: Store, path: Path, experiment: str | None, create: bool) -> None:
@@ -586,13 +709,7 @@ def _open_sqlite(store: Store, path: Path, experiment: str | None, create: bool)
             )
         elif path.exists():  # an empty file: nothing in it to keep
             _remove_sqlite(path)
-        try:
-            _build_sqlite(path, experiment, store.artifacts)
-        except OSError as exc:
-            raise StoreError(
-                f"cannot create the store {uri} ({exc.strerror or exc}); choose another "
-                "tracking.uri or fix the directory."
-            ) from None
+        _build_sqlite(path, experiment, store.artifacts)
 
 
 def _check_artifacts(artifacts: str | None) -> None:

@@ -92,7 +92,9 @@ __all__ = [
     "Store",
     "Tracker",
     "environment_tags",
+    "mlflow_source_tags",
     "resolve_store",
+    "run_name",
     "trial_entities",
     "trial_rows",
     "ui_command",
@@ -103,6 +105,10 @@ _MAX_TAG = 5000  # MLflow's tag value limit is 8000 characters
 _PAGE = 5000  # runs per search_runs page
 TAG_HEARTBEAT = "heartbeat"  # parent run: unix time of its driver's last sign of life
 RESULTS_DIR = "results"  # parent run's artifact folder of JSON-lines results (servers)
+# short labels of the usual axes in run names (``L=3 w=10 β=0.2 zca s0``)
+_SHORT = {"model.depth": "L", "model.width": "w", "train.beta": "β", "data.outputs": "K",
+          "train.lr": "lr", "train.steps": "steps", "train.batch_size": "bs"}  # fmt: skip
+_MAX_NAME = 250
 
 
 def _git_commit() -> str:
@@ -136,6 +142,47 @@ def environment_tags() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             versions[pkg] = "absent"
     return {TAG_GIT_COMMIT: _git_commit(), TAG_VERSIONS: json.dumps(versions, sort_keys=True)}
+
+
+def mlflow_source_tags(commit: str) -> dict[str, str]:
+    """MLflow's own tags (``mlflow.utils.mlflow_tags``) for the UI's Source and User columns:
+    the command, its type and the git commit (without the ``-dirty`` mark, which stays in
+    ``git_commit``)."""
+    tags = {
+        "mlflow.source.name": "python -m sweep",
+        "mlflow.source.type": "LOCAL",
+        "mlflow.user": _user(),
+    }
+    if commit and commit != "unknown":
+        tags["mlflow.source.git.commit"] = commit.removesuffix("-dirty")
+    return tags
+
+
+def _label(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def run_name(spec: TrialSpec, axes: list[str] | tuple[str, ...], default: str) -> str:
+    """A trial's run name from what varies in its sweep (``axes``): ``L=3 w=10 β=0.2 zca s0``
+    — model, train, data fields, experiment, seed in that order; short labels for the usual
+    fields, the bare value of a text field, ``s<seed>``;
+    ``default`` when nothing varies. The key stays a tag (``trial_key``)."""
+    params = spec.params()
+    parts = []
+    order = ("model.", "train.", "data.", "experiment", "seed")  # the network first, seed last
+    for axis in sorted(
+        axes, key=lambda a: next(i for i, p in enumerate((*order, "")) if a.startswith(p))
+    ):
+        value = params.get(axis)
+        if axis == "seed":
+            parts.append(f"s{value}")
+        elif isinstance(value, str) and value:
+            parts.append(value)
+        else:
+            parts.append(f"{_SHORT.get(axis, axis.rsplit('.', 1)[-1])}={_label(value)}")
+    return (" ".join(parts) or default)[:_MAX_NAME]
 
 
 def _driver_alive(driver: str) -> bool:
@@ -257,7 +304,9 @@ class Tracker:
         self.stats = _Stats()
         self.rerun = False
         self._env = environment_tags()
+        self._env.update(mlflow_source_tags(self._env[TAG_GIT_COMMIT]))
         self._user = _user()
+        self.axes: tuple[str, ...] = ()  # what varies over the sweep: names the child runs
         self._queue: queue.Queue = queue.Queue()
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()  # stats, claims, view
@@ -397,13 +446,20 @@ class Tracker:
 
     @_store_faults
     def start(
-        self, *, params: dict[str, object], config_text: str = "", rerun: bool = False
+        self,
+        *,
+        params: dict[str, object],
+        config_text: str = "",
+        rerun: bool = False,
+        axes: list[str] | tuple[str, ...] = (),
     ) -> str:
         """Open the parent run of this invocation, its heartbeat and the writer threads.
-        ``rerun``: FINISHED runs from before this invocation do not count as done."""
+        ``rerun``: FINISHED runs from before this invocation do not count as done; ``axes``:
+        the fields that vary over the sweep, which name its child runs (:func:`run_name`)."""
         from mlflow.entities import Param
 
         self.rerun = rerun
+        self.axes = tuple(axes)
         tags = {
             TAG_KIND: KIND_SWEEP,
             TAG_GRID: self.experiment,
@@ -558,12 +614,16 @@ class Tracker:
             tags[TAG_PARENT] = self.parent_id
         return tags
 
+    def run_name(self, spec: TrialSpec) -> str:
+        """The name of ``spec``'s child run (:func:`run_name` over this sweep's axes)."""
+        return run_name(spec, self.axes, f"{spec.experiment or self.experiment}-{spec.key[:8]}")
+
     def _create(self, spec: TrialSpec) -> Claim:
         """Create the RUNNING child run that claims ``spec.key`` (again if it took too long)."""
         from mlflow.entities import RunTag
 
         tags = [RunTag(k, v) for k, v in self._claim_tags(spec).items()]
-        name = f"{spec.experiment or self.experiment}-{spec.key[:8]}"
+        name = self.run_name(spec)
         for attempt in range(4):
             t0 = time.time()
             start = int(t0 * 1000)
@@ -589,7 +649,7 @@ class Tracker:
             rows = [
                 (
                     uuid.uuid4().hex,
-                    f"{s.experiment or self.experiment}-{s.key[:8]}",
+                    self.run_name(s),
                     start,
                     self._claim_tags(s),
                     self._user,
@@ -691,8 +751,16 @@ class Tracker:
         return self._queue.qsize()
 
     @_store_faults
-    def finish(self, status: str) -> None:
-        """Write every queued trial, withdraw claims never recorded, close the parent run.
+    def finish(
+        self,
+        status: str,
+        *,
+        metrics: dict[str, float] | None = None,
+        artifacts: dict[str, str] | None = None,
+    ) -> None:
+        """Write every queued trial, withdraw claims never recorded, close the parent run with
+        ``metrics`` (the sweep's counts and gaps, for the UI's chart view) and the text
+        ``artifacts`` (``{name: text}``: the summary table) besides its own statistics.
 
         Raises :class:`~sweep.store.StoreFault` (one sentence, what was recorded and how to
         resume) if the store failed during the sweep; the parent run and the claims are then
@@ -731,8 +799,15 @@ class Tracker:
                     Metric("mlflow_seconds", self.stats.seconds, now, 0),
                     Metric("claims_dropped", float(self.stats.dropped), now, 0),
                     Metric("trials_elsewhere", float(self.stats.elsewhere), now, 0),
+                    *(
+                        Metric(k, float(v), now, 0)
+                        for k, v in (metrics or {}).items()
+                        if v is not None and math.isfinite(float(v))
+                    ),
                 ],
             )
+            for name, text in (artifacts or {}).items():
+                self._call(self.client.log_text, self.parent_id, text, name)
             self._call(
                 self._ts.update_run_info,
                 self.parent_id,
@@ -857,6 +932,11 @@ class Tracker:
                 status = "FAILED" if it.result.status == "failed" else "FINISHED"
                 rows.append((it.claim.run_id, metrics, params, tags, status))
             self._call(self._sql.finish, rows)
+            if isinstance(self._sql, SqlWriter):  # the UI's duration: the trial's, not its queue's
+                now = time.time()  # a worker's clock ahead of this one's: no start after the end
+                starts = [(it.claim.run_id, int(min(it.result.started_at, now) * 1000))
+                          for it in winners if it.result.started_at is not None]  # fmt: skip
+                self._call(self._sql.start_times, starts)
         else:
             for it in winners:
                 self._write(it, ref)

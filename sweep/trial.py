@@ -26,6 +26,7 @@ from solvers.sgd import TrainConfig, TrainOutput, train
 from solvers.solve import solve
 from solvers.structure import direction_alignment, fitted_function, layer_stats, spline_stats
 from solvers.two_layer import FAMILY as TWO_LAYER
+from solvers.two_layer import warm_starts
 from sweep.schema import PER_NETWORK, LayerStats, TrialResult, TrialSpec
 
 __all__ = ["make_problem", "run_batch"]
@@ -155,7 +156,7 @@ SOLVE_CACHE = 64  # optima kept per process (grids sweep the width at fixed data
 _SOLVED: OrderedDict[str, object] = OrderedDict()
 
 
-def _solve_any_width(problem: Problem):
+def _solve_any_width(problem: Problem, warm: Sequence[Network] = ()):
     """``solve(problem)`` at ``width=None`` (the optimum over every width), memoised per process
     on the problem's content (X, Y, β, depth, activation, bias): the trials of one data point that
     differ only in width (or in training settings) share one solve — §10's program takes seconds.
@@ -171,7 +172,8 @@ def _solve_any_width(problem: Problem):
     ).hexdigest()
     if key not in _SOLVED:
         try:
-            _SOLVED[key] = solve(dataclasses.replace(problem, width=None))
+            with warm_starts(warm):  # §10's program starts from the trial's networks
+                _SOLVED[key] = solve(dataclasses.replace(problem, width=None))
         except NotCovered as exc:
             _SOLVED[key] = exc
         while len(_SOLVED) > SOLVE_CACHE:
@@ -183,7 +185,9 @@ def _solve_any_width(problem: Problem):
     return found
 
 
-def _optimum(problem: Problem) -> tuple[object | None, object | None, str | None]:
+def _optimum(
+    problem: Problem, warm: Sequence[Network] = ()
+) -> tuple[object | None, object | None, str | None]:
     """``(optimum, wide, not_covered)`` of a trial's problem (width = the trial's width m).
 
     The optimum over every width (:func:`_solve_any_width`) with m* neurons / paths; if
@@ -195,7 +199,9 @@ def _optimum(problem: Problem) -> tuple[object | None, object | None, str | None
     """
     m = problem.width
     try:
-        found = solve(problem) if problem.batchnorm or m is None else _solve_any_width(problem)
+        found = (
+            solve(problem) if problem.batchnorm or m is None else _solve_any_width(problem, warm)
+        )
     except NotCovered as exc:
         return None, None, str(exc)
     k = found.m_star if found.is_exact else None
@@ -302,7 +308,9 @@ def _analyse(
         y = problem.Y[:, 0]
         result.extra["y_plus_norm"] = float(np.linalg.norm(np.maximum(y, 0.0)))
         result.extra["y_minus_norm"] = float(np.linalg.norm(np.maximum(-y, 0.0)))
-    found, wide, result.not_covered = _optimum(problem)
+    found, wide, result.not_covered = _optimum(
+        problem, (sgd_net, net) if problem.depth == 2 else ()
+    )
     opt = found if found is not None and found.is_exact else None  # P* known (§1–§6, §10)
     if opt is not None:
         result.exact_objective = float(opt.objective)

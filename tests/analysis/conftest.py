@@ -169,6 +169,14 @@ def mini_specs() -> list:
             dict(beta=0.5, steps=200, lr=0.002),
         )
     )
+    specs.append(  # deep_relu: the card's grid, one raw-data trial (a bracket, no P*)
+        _spec(
+            "deep_relu",
+            dict(kind="gaussian", n=10, d=5),
+            dict(depth=3, width=6, activation="relu"),
+            dict(beta=0.2, steps=300, lr=0.005, batch_size=5),
+        )
+    )
     for width in (1, 8):  # E11: 2-layer ReLU on general data, width below / above m* (§10)
         specs.append(
             _spec(
@@ -307,7 +315,7 @@ def mlflow_server(smoke: Store) -> Iterator[str]:
             except OSError:
                 pass
             if time.monotonic() > deadline:
-                pytest.fail("mlflow server did not answer /health within 150 s")
+                pytest.fail("mlflow server did not answer /health within 300 s")
             time.sleep(0.5)
         yield url
     finally:

@@ -14,11 +14,11 @@ import sys
 
 import pytest
 
-pytestmark = pytest.mark.slow  # seven CLI runs on MLflow stores: ~20 s each on a loaded machine
-
 from analysis.__main__ import main
 from tests.analysis.conftest import REPO, record
 from tests.analysis.synthetic import ideal
+
+pytestmark = pytest.mark.slow  # seven CLI runs on MLflow stores: ~20 s each on a loaded machine
 
 
 def _store(tmp_path, change=None, *, keep=None, grid_size: int | None = None) -> str:

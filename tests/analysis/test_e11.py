@@ -15,7 +15,7 @@ import pytest
 from analysis import frame_from_results
 from analysis.experiments import EXPERIMENTS, Status, run
 from analysis.experiments.e11_two_layer_width import NARROW, WIDE, e11_rows
-from analysis.experiments.verdicts import AT_OPT, GD_TOL, POLISH_PROGRESS
+from analysis.experiments.verdicts import AT_OPT, REACH_TOLS
 from sweep.schema import DataSpec, ModelSpec, TrainSpec, TrialSpec
 from sweep.trial import run_batch
 
@@ -77,23 +77,12 @@ def test_verdict_on_the_real_trials(frame, tmp_path) -> None:
     assert _check(out, "P* is a lower bound").status is Status.PASS
     narrow = _check(out, "width < m*: P* out of reach")
     assert narrow.status is Status.PASS and narrow.n == 3 and narrow.passed == 3
-    reach = _check(out, "width ≥ m*: reaches P*")
+    # whether SGD reached P* is an optimizer measurement beside the verdict, never part of it
     rows = e11_rows(frame)
-    wide = rows[rows["regime"] == WIDE]
-    sgd, pol = wide["sgd_rel_gap"], wide["polished_rel_gap"]
-    within = sgd.abs() <= GD_TOL  # full-batch GD: GD_TOL
-    # verdicts.reaches_optimum: short of P* but the polish from SGD's end goes on to it (or
-    # 1/POLISH_PROGRESS closer) = "did not converge", not counted
-    slow = ~within & ((pol <= GD_TOL) | (pol <= POLISH_PROGRESS * sgd))
-    assert (reach.n, reach.passed) == (int((~slow).sum()), int(within.sum()))
-    if within.all():
-        want = Status.PASS
-    elif (~within & ~slow).any():
-        want = Status.FAIL
-    else:
-        want = Status.INCONCLUSIVE
-    assert reach.status is want
-    assert out.status is want  # the other two checks pass on real trials
+    sgd = rows.loc[rows["regime"] == WIDE, "sgd_rel_gap"]
+    assert out.reach.n == len(sgd) == 3
+    assert out.reach.within == {t: int((sgd <= t).sum()) for t in REACH_TOLS}
+    assert out.status is Status.PASS  # record, lower bound, out of reach: theory
     assert out.figure.read_bytes()[:8] == PNG
     table = pd.read_csv(out.files["csv"])
     assert sorted(table["regime"]) == sorted([NARROW, WIDE])
@@ -110,6 +99,8 @@ def _move(frame: pd.DataFrame, mask: pd.Series, rel_gap: float) -> pd.DataFrame:
     has_exact = mask & f["exact_objective"].notna()
     f.loc[has_exact, "rel_gap"] = rel_gap
     f.loc[has_exact, "polished_rel_gap"] = rel_gap
+    # the logged certified gap follows its objective (the record check recomputes it)
+    f.loc[mask, "rel_certified_gap"] = ((value - f["certificate"]) / value.abs())[mask]
     return f
 
 
@@ -125,21 +116,23 @@ def test_a_narrow_trial_at_p_star_fails_out_of_reach(frame) -> None:
     assert _check(out, "width < m*: P* out of reach").status is Status.PASS
 
 
-def test_wide_trials_at_p_star_pass_and_one_above_fails(frame) -> None:
+def test_a_wide_trial_above_p_star_is_an_optimizer_miss(frame) -> None:
+    """SGD 1e-3 above P* in one wide trial: theory still PASS; the reach says 2/3; with
+    ``expect_reach=0.9`` the optimizer expectation FAILs — and only it."""
     wide = frame["model.width"] == 8
-    good = _move(frame, wide, 0.1 * GD_TOL)
+    good = _move(frame, wide, 1e-12)
     out = run("E11", good)
-    assert _check(out, "width ≥ m*: reaches P*").status is Status.PASS
-    assert out.status is Status.PASS
+    assert out.status is Status.PASS and out.reach.within[REACH_TOLS[0]] == 3
     one = wide & (frame.index == frame[wide].index[0])
-    out = run("E11", _move(good, one, 10 * GD_TOL))
-    check = _check(out, "width ≥ m*: reaches P*")
-    assert check.status is Status.FAIL and check.passed == 2
+    out = run("E11", _move(good, one, 1e-3), expect_reach=0.9)
+    assert out.status is Status.PASS and out.reach.within[REACH_TOLS[0]] == 2
+    assert out.optimizer_status is Status.FAIL
+    assert out.reach.misses == {"stuck": 1}  # the polish ends there too
 
 
 def test_a_trial_below_p_star_or_a_certificate_above_it_fails(frame) -> None:
     wide = frame["model.width"] == 8
-    good = _move(frame, wide, 0.1 * GD_TOL)
+    good = _move(frame, wide, 1e-12)
     one = wide & (frame.index == frame[wide].index[0])
     out = run("E11", _move(good, one, -1e-6))
     assert _check(out, "P* is a lower bound").status is Status.FAIL
@@ -148,10 +141,11 @@ def test_a_trial_below_p_star_or_a_certificate_above_it_fails(frame) -> None:
     assert _check(run("E11", bad), "P* is a lower bound").status is Status.FAIL
 
 
-def test_too_few_narrow_trials_is_inconclusive(frame) -> None:
+def test_one_narrow_trial_decides(frame) -> None:
+    """A theorem is checked per trial: one narrow trial short of P* is a PASS, 1/1."""
     keep = (frame["model.width"] == 8) | (frame.index == frame[frame["model.width"] == 1].index[0])
-    out = run("E11", frame[keep])
-    assert _check(out, "width < m*: P* out of reach").status is Status.INCONCLUSIVE
+    check = _check(run("E11", frame[keep]), "width < m*: P* out of reach")
+    assert check.status is Status.PASS and (check.n, check.passed) == (1, 1)
 
 
 def test_registered_and_structurally_matched() -> None:

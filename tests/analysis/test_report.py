@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html as _html
 import json
 import os
 import re
@@ -12,6 +13,7 @@ import pandas as pd
 import pytest
 
 from analysis import EXPERIMENTS, load
+from analysis.report import check_lines
 from tests.analysis.conftest import REPO
 
 pytestmark = pytest.mark.slow
@@ -29,8 +31,12 @@ def test_report_files_and_counts(mini_report, mini) -> None:
     # one verdict line per experiment, each a real sentence (no experiment of the mini store lacks trials)
     verdicts = pd.read_csv(mini_report / "verdicts.csv")
     assert verdicts["id"].tolist() == list(EXPERIMENTS)
+    doc = json.loads((mini_report / "verdicts.json").read_text())
+    screen = check_lines(doc)  # the first screen: theory verdicts beside the optimizer's reach
+    assert len(screen) == 1 + len(EXPERIMENTS)  # the grid line, then every experiment
+    for line in screen:
+        assert line in md and _html.escape(line) in html
     for eid, verdict in zip(verdicts["id"], verdicts["verdict"], strict=True):
-        assert f"- **{eid}** — {verdict}" in md
         assert verdict != "no trials", eid
     # every image referenced exists, every experiment has its figure and tables
     images = re.findall(r"<img src='([^']+)'", html)
@@ -61,7 +67,7 @@ def test_report_files_and_counts(mini_report, mini) -> None:
     stdout = (mini_report / "stdout.txt").read_text().splitlines()
     for eid, status in zip(verdicts["id"], verdicts["status"], strict=True):  # one line each
         (line,) = [ln for ln in stdout if ln.split()[:1] == [eid]]
-        assert line.split()[1] == status
+        assert line.split()[1:3] == ["theory", status]
     doc = json.loads((mini_report / "verdicts.json").read_text())
     assert [e["id"] for e in doc["experiments"]] == list(EXPERIMENTS)
     assert [e["status"] for e in doc["experiments"]] == verdicts["status"].tolist()
@@ -115,7 +121,9 @@ def test_smoke_report_and_missing_experiment(smoke, tmp_path) -> None:
         int((status == "failed").sum()),
     )
     assert f"{n} trials: {n - div - fail} finished, {div} diverged, {fail} failed" in md
-    assert "- **E6** — INCONCLUSIVE — trials: no trials" in md  # the smoke grid has no 1-D data
+    absent = [ln for ln in md.splitlines() if ln.startswith("no trials in this store: ")]
+    assert absent and "E6" in absent[0]  # the smoke grid has no 1-D data: one line, no section
+    assert "## E6 " not in md
     assert (tmp_path / "r" / "E1.png").exists()  # 2-layer linear trials matched structurally
     missing = _run(
         ["--experiment", "no-such-grid", "--out", str(tmp_path / "x"), "--tracking-uri", smoke.uri],
@@ -128,7 +136,7 @@ def test_smoke_report_and_missing_experiment(smoke, tmp_path) -> None:
 def test_check_gates_on_fail_end_to_end(tmp_path) -> None:
     """``--check`` on real MLflow stores written by the sweep's writer: the ideal store exits
     0, also with ``--strict`` (experiments of other grids, with no trial here, never count);
-    the same store with E4's objectives raised 2% exits 1 and says ``E4  FAIL``."""
+    the same store with an E4 network below P* exits 1 and says ``E4  theory FAIL``."""
     import copy
 
     from tests.analysis.conftest import record
@@ -140,7 +148,7 @@ def test_check_gates_on_fail_end_to_end(tmp_path) -> None:
     bad = [copy.deepcopy(r) for r in results]
     for s, r in zip(specs, bad, strict=True):
         if s.experiment == "E4":
-            r.sgd_objective = r.exact_objective * 1.02
+            r.polished_objective = r.exact_objective * (1 - 1e-6)
     uri_bad = f"sqlite:///{tmp_path / 'bad.db'}"
     record(uri_bad, tmp_path / "art_bad", "ideal", specs, bad)
 
@@ -153,16 +161,17 @@ def test_check_gates_on_fail_end_to_end(tmp_path) -> None:
 
     ok = check(uri)
     assert ok.returncode == 0, ok.stdout + ok.stderr[-2000:]
-    lines = {ln.split()[0]: ln.split()[1] for ln in ok.stdout.splitlines() if ln[:1] in "ER"}
+    lines = {ln.split()[0]: ln.split()[2] for ln in ok.stdout.splitlines() if ln[:1] in "ER"}
     assert {k: v for k, v in lines.items() if k in [s.experiment for s in specs]} == {
         s.experiment: "PASS" for s in specs
     }
     doc = json.loads((tmp_path / "r" / "verdicts.json").read_text())
-    absent = {e["id"] for e in doc["experiments"] if e["trials"] == 0}  # e.g. E11: another grid
-    assert {k for k, v in lines.items() if v == "INCONCLUSIVE"} == absent
+    absent = [e["id"] for e in doc["experiments"] if e["trials"] == 0]  # e.g. E11: another grid
+    assert ok.stdout.splitlines()[-2] == f"no trials in this store: {', '.join(absent)}"
+    assert not {k for k, v in lines.items() if v == "INCONCLUSIVE"}
     strict = check(uri, "--strict")  # nothing this store ran is INCONCLUSIVE
     assert strict.returncode == 0, strict.stdout + strict.stderr[-2000:]
     failing = check(uri_bad)
     assert failing.returncode == 1
-    assert any(ln.split()[:2] == ["E4", "FAIL"] for ln in failing.stdout.splitlines())
+    assert any(ln.split()[:3] == ["E4", "theory", "FAIL"] for ln in failing.stdout.splitlines())
     assert "FAIL" in failing.stderr

@@ -410,3 +410,59 @@ def test_submit_gives_up_on_a_job_agent_that_never_comes_in_one_sentence(tmp_pat
 def test_submit_refuses_a_bad_agent_timeout() -> None:
     r = _submit(["smoke"], RAY_ADDRESS="http://127.0.0.1:1", SUBMIT_AGENT_TIMEOUT="2m")
     assert r.returncode == 2 and "SUBMIT_AGENT_TIMEOUT must be a whole number" in r.stderr
+
+
+# ------------------------------------------------------------------------------ Dockerfile
+
+
+def test_dockerfile_builds_the_image_rayjob_runs_as_make_install_installs() -> None:
+    """``docker`` cannot build here (no daemon, no registry): the Dockerfile is checked against
+    what it must agree with — rayjob.yaml's Ray version, image users and working directory,
+    constraints.txt's Ray pin, the Makefile's install command — and its COPY sources exist."""
+    text = (CLUSTER / "Dockerfile").read_text()
+    assert text.startswith("# Usage: docker build -f cluster/Dockerfile")
+    lines = [ln.strip() for ln in text.replace("\\\n", " ").splitlines()]
+    args = dict(ln[4:].split("=", 1) for ln in lines if ln.startswith("ARG ") and "=" in ln)
+    image = args["RAY_IMAGE"]
+    assert image.startswith("rayproject/ray:")
+    version = image.split(":")[1].split("-")[0]
+    manifest = yaml.safe_load((CLUSTER / "rayjob.yaml").read_text())
+    assert manifest["spec"]["rayClusterSpec"]["rayVersion"] == version
+    pins = dict(
+        ln.split("==", 1)
+        for ln in (ROOT / "constraints.txt").read_text().splitlines()
+        if "==" in ln and not ln.startswith("#")
+    )
+    assert pins["ray"] == version
+    workdir = next(ln.split()[1] for ln in lines if ln.startswith("WORKDIR "))
+    assert f"cd {workdir} && python -m sweep" in manifest["spec"]["entrypoint"]
+    for ln in lines:
+        if ln.startswith("COPY "):
+            for src in ln.split()[1:-1]:
+                if not src.startswith("--"):
+                    assert (ROOT / src).exists(), src
+    run = next(ln for ln in lines if ln.startswith("RUN "))
+    assert "pip install" in run and "torch" in run
+    assert "-c constraints.txt -e '.[postgres]'" in run
+    assert "-c $(CONSTRAINTS) -e" in (ROOT / "Makefile").read_text()  # make install does so too
+    ignore = (CLUSTER / "Dockerfile.dockerignore").read_text().split()
+    assert {".venv", ".git", "mlruns.db*", "mlartifacts"} <= set(ignore)
+
+
+def test_slurm_script_help_prints_usage_and_refuses_a_direct_run() -> None:
+    script = str(CLUSTER / "slurm.sbatch")
+    r = subprocess.run(["bash", script, "--help"], capture_output=True, text=True, env=base_env())
+    assert r.returncode == 0 and r.stdout.startswith("Usage: MLFLOW_TRACKING_URI="), r.stderr
+    assert "#SBATCH" not in r.stdout and "set -euo" not in r.stdout
+    r = subprocess.run(["bash", script], capture_output=True, text=True, env=base_env())
+    assert r.returncode == 2 and r.stdout.startswith("Usage:")
+    env = base_env()
+    env["MLFLOW_TRACKING_URI"] = "http://127.0.0.1:5000"
+    r = subprocess.run(["bash", script, "smoke"], capture_output=True, text=True, env=env)
+    assert r.returncode == 2
+    assert r.stderr.strip() == (
+        "cluster/slurm.sbatch: SLURM_JOB_NODELIST is not set: submit this script with sbatch "
+        "(cluster/slurm.sbatch --help), not run it directly."
+    )
+    r = subprocess.run(["bash", script, "smoke"], capture_output=True, text=True, env=base_env())
+    assert r.returncode == 2 and "MLFLOW_TRACKING_URI is not set" in r.stderr

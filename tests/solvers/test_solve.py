@@ -58,15 +58,19 @@ def test_batchnorm_families() -> None:
         (
             lambda: Problem(
                 *data.make_dataset("whitened", "gaussian", n=6, d=9, outputs=3, seed=0),
-                2,
+                3,  # L = 2 with K > 1 has solvers.vector_relu
                 0.1,
                 "relu",
             ),
-            "relu with K=3 signed targets: not covered",
+            "relu depth 3 on general data.*relu with K=3 signed targets: not covered",
         ),
         (
-            lambda: Problem(np.eye(3), np.ones((3, 2)), 2, 0.1, "relu"),
+            lambda: Problem(np.eye(3), np.ones((3, 2)), 3, 0.1, "relu"),
             "relu with K=2 non-negative overlapping targets",
+        ),
+        (
+            lambda: Problem(np.eye(3), np.ones((3, 2)), 2, 0.1, "relu", bias=True),
+            "bias=True with K=2 outputs",
         ),
         (
             lambda: Problem(
@@ -90,12 +94,12 @@ def test_batchnorm_families() -> None:
                 0.1,
                 "relu",
             ),
-            "neither whitened .* nor rank one",
+            "relu depth 3 on general data: no finite exact program.*neither whitened .* nor rank one",
         ),
         (
             lambda: Problem(
                 *data.make_dataset("rank_one", "gaussian", n=6, d=3, outputs=2, seed=0),
-                2,
+                3,
                 0.1,
                 "relu",
             ),

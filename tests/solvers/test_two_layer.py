@@ -23,6 +23,7 @@ from solvers.two_layer import (
     enumerate_patterns,
     pattern_count_bound,
     relaxed_dual_norm,
+    sample_patterns,
     solve_two_layer,
     solve_two_layer_path,
     two_layer_certificate,
@@ -264,10 +265,15 @@ def test_beta_path_matches_single_solves() -> None:
         assert opt.objective == pytest.approx(single.objective, rel=2e-8)
 
 
-def test_beyond_the_cap_is_a_bracket() -> None:
+def test_beyond_the_cap_the_oracle_certifies_or_brackets() -> None:
+    """Beyond the cap the MIP oracle's exact check certifies (the same P* as the enumeration);
+    without time for it (time_limit = 0) the result is a BRACKET around P*."""
     p = _instance(12, 3, 4, 0.1, False)
     exact = solve_two_layer(p)
-    br = solve_two_layer(p, cap=50)
+    cert = solve_two_layer(p, cap=50)
+    assert cert.status is Status.CERTIFIED and cert.info["oracle"]["exact"]
+    assert cert.objective == pytest.approx(exact.objective, rel=2e-8)
+    br = solve_two_layer(p, cap=50, time_limit=0.0)
     assert br.status is Status.BRACKET
     assert "cap" in br.info["not_covered"]
     assert br.lower_bound <= exact.lower_bound * (1 + 1e-12)
@@ -345,3 +351,75 @@ def test_lbfgs_never_below_and_reaches_pstar(
     back = lbfgs_from(p, pert)
     assert back >= opt.lower_bound * (1 - 1e-9)
     assert back <= opt.objective * (1 + reach), (back, opt.objective, values)
+
+
+# ----------------------------------------------------------------------------- issue 17 defects
+def test_polished_tiny_neurons_do_not_crash_caratheodory() -> None:
+    """Biased uniform data where the polish leaves blocks of ‖u‖ ≈ 1e-15 (seed 23, β = 0.1):
+    Carathéodory's step used to find no positive entry (ValueError in ``np.min``)."""
+    rng = np.random.default_rng(23)
+    X = rng.uniform(-1, 1, (15, 2))
+    y = rng.standard_normal(15)
+    opt = solve(Problem(X, y, depth=2, beta=0.1, activation="relu", bias=True))
+    assert opt.status is Status.CERTIFIED and opt.m_star <= 15 + 1
+
+
+def test_caratheodory_leaves_at_most_n_plus_one_neurons() -> None:
+    from solvers.two_layer import _caratheodory, _geometry
+
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((6, 2))
+    geo = _geometry(X, False)
+    merged = [(float(rng.choice([-1, 1])), rng.standard_normal(geo.k)) for _ in range(20)]
+    merged += [(1.0, 1e-15 * rng.standard_normal(geo.k)) for _ in range(3)]  # polish leftovers
+
+    def out_cost(ms: list) -> tuple[np.ndarray, float]:
+        f = sum(s * np.maximum(geo.Xt @ z, 0.0) for s, z in ms)
+        return f, sum(float(np.linalg.norm(z[: geo.r])) for _, z in ms)
+
+    f0, c0 = out_cost(merged)
+    reduced = _caratheodory(geo, merged)
+    f1, c1 = out_cost(reduced)
+    assert len(reduced) <= 6 + 1
+    np.testing.assert_allclose(f1, f0, rtol=0, atol=1e-9 * np.abs(f0).max())
+    assert c1 == pytest.approx(c0, rel=1e-9)
+
+
+def test_duplicate_rows_are_counted_once() -> None:
+    """10 distinct points in d = 3, each 5 times, plus their negatives: the a-priori count of
+    the 100 rows (2ΣC(99, k<3) = 9,902) used to exceed a cap of 500; the 10 hyperplanes have
+    at most 92 cells. The patterns agree with sampled directions on every row."""
+    rng = np.random.default_rng(5)
+    base = rng.standard_normal((10, 3))
+    X = np.vstack([base] * 5 + [-2.0 * base] * 5)
+    P = enumerate_patterns(X, cap=500)
+    assert P.shape[0] <= 92
+    S = sample_patterns(X, samples=4000)
+    keys = {row.tobytes() for row in P}
+    assert all(row.tobytes() in keys for row in S[(S.any(axis=1)) & (~S.all(axis=1))])
+    assert np.array_equal(P[:, :10], P[:, 10:20]) and np.array_equal(P[:, 50:60], ~P[:, :10])
+
+
+def test_bracket_upper_end_is_a_trained_network() -> None:
+    """Beyond the cap (forced: cap = 50) a planted single neuron: the bracket's upper end is at
+    most the planted network (it used to be the zero network, ½‖y‖²), and at most any warm start
+    passed in; the lower end stays below P*."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((30, 3))
+    w = rng.standard_normal(3)
+    y = np.maximum(X @ w, 0.0)
+    p = Problem(X, y, 2, 0.1, "relu")
+    exact = solve_two_layer(p)
+    nw = float(np.linalg.norm(w))
+    planted = Network(weights=(w[:, None] / np.sqrt(nw), np.array([[np.sqrt(nw)]])))
+    br = solve_two_layer(p, cap=50, time_limit=5.0, warm_start=[planted])
+    assert br.objective <= objective(p, planted) * (1 + 1e-12)
+    assert br.objective < 0.5 * float(y @ y)
+    assert br.lower_bound <= exact.objective * (1 + 1e-9)
+    assert objective(p, br.network) == pytest.approx(br.objective, rel=1e-12)
+    from solvers.two_layer import warm_starts
+
+    wrong = Network(weights=(np.ones((2, 1)), np.ones((1, 1))))  # other shapes: ignored
+    with warm_starts([wrong, planted]):  # what sweep.trial passes through solvers.solve
+        ctx = solve_two_layer(p, cap=50, time_limit=5.0)
+    assert ctx.objective <= objective(p, planted) * (1 + 1e-12)

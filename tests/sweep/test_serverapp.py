@@ -140,7 +140,8 @@ def test_copy_into_postgresql_writes_what_mlflows_store_writes(postgres) -> None
 
 
 def test_server_app_refuses_bad_requests_with_a_reason(tmp_path: Path, monkeypatch) -> None:
-    """The routes answer malformed bodies with 4xx and a message, and write nothing."""
+    """The routes answer malformed bodies with 4xx and a message, and write nothing (every
+    hostile shape: tests/reliability/test_hostile.py)."""
     monkeypatch.setenv("_MLFLOW_SERVER_FILE_STORE", f"sqlite:///{tmp_path / 'app.db'}")
     monkeypatch.setenv("_MLFLOW_SERVER_ARTIFACT_ROOT", str(tmp_path / "art"))
     monkeypatch.delenv("_MLFLOW_SGI_NAME", raising=False)
@@ -158,8 +159,8 @@ def test_server_app_refuses_bad_requests_with_a_reason(tmp_path: Path, monkeypat
         ("not json", 400, "experiment_id"),
         ({"experiment_id": "x"}, 400, "experiment_id"),
         ({"experiment_id": "999999", "rows": []}, 404, "999999"),
-        ({"experiment_id": exp, "rows": [["r", [], [], [], "DONE"]]}, 400, "FINISHED or FAILED"),
-        ({"experiment_id": exp, "run_ids": [1, 2]}, 400, "strings"),
+        ({"experiment_id": exp, "rows": [["r", [], [], [], "DONE"]]}, 400, "parent_run_id"),
+        ({"experiment_id": exp, "run_ids": [1, 2]}, 400, "is not a run id"),
     ]:
         op = "kill" if "run_ids" in body else "finish"
         resp = (

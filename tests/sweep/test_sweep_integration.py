@@ -170,7 +170,7 @@ def _listening_addresses(pids: list[int]) -> set[str]:
 def test_smoke_grid_on_local_ray_then_rerun_creates_nothing(tmp_path: Path) -> None:
     proc = _sweep(["+grid=smoke", "runner.num_cpus=2"], tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "mlflow ui --backend-store-uri sqlite:///" in proc.stdout
+    assert '-m mlflow ui --backend-store-uri "sqlite:///$PWD/mlruns.db"' in proc.stdout
     assert "--host 127.0.0.1" in proc.stdout
 
     runs = _runs(tmp_path, "smoke")

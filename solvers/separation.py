@@ -1,0 +1,357 @@
+"""The separation oracle of THEORY §10: ``max_{‖u‖≤1, b} λᵀ(Xu + b)_+`` (one-signed).
+
+The dual check of the two-layer ReLU program is ``c(λ) = max(s(λ), s(−λ)) ≤ β`` with
+
+    s(λ) = max_{‖u‖ ≤ 1, b ∈ R}  λᵀ(Xu + b1)_+          (b = 0 without bias).
+
+:func:`max_relu_correlation` computes ``s(λ)``: a value achieved by a returned ``(u, b)``
+(``value``, a lower bound) and a bound ``upper ≥ s(λ)``; ``exact`` when they agree within ``tol``
+(relative). Two stages:
+
+1. **Local search** (cheap, no bound): ``SEARCH_DIRECTIONS`` random directions, the best bias for
+   each (exact: ``b ↦ λᵀ(a + b)_+`` is piecewise linear, maximised over its breakpoints by a
+   sort), then ascent ``u ← Xᵀ(D(u)λ)/‖·‖`` (the gradient on the current cell) from the best
+   ``SEARCH_STARTS``.
+2. **Mixed-integer program** (SCIP via ``pyscipopt``: branch and bound with outer approximation
+   of the ball), one binary per point with ``λ_i > 0``::
+
+       max Σ λ_i h_i   s.t.  ‖u‖² ≤ 1,  |b| ≤ M,
+       λ_i > 0:  h_i ≤ a_i + M_i(1 − z_i),  0 ≤ h_i ≤ M_i z_i,  z_i ∈ {0, 1},
+       λ_i < 0:  h_i ≥ a_i,  h_i ≥ 0,                a_i = x_iᵀu + b,
+
+   in reduced coordinates (X = X_r Vᵀ: u outside the row space only wastes norm) and, with bias,
+   centred data (``x_iᵀu + b = (x_i − x̄)ᵀu + (b + x̄ᵀu)``). For ``λ_i < 0`` the two linear
+   inequalities are exact when maximising (``h_i = (a_i)_+`` at an optimum). Big-M:
+   ``|a_i| ≤ ‖x_i‖ + |b| = M_i``; with bias ``|b| ≤ M = max‖x_i‖`` loses nothing when
+   ``1ᵀλ ≤ 0`` (``b > M`` makes every point active: the value moves by ``(b − M)1ᵀλ ≤ 0``;
+   ``b < −M`` makes all inactive: value 0, also reached at ``b = −M``); ``1ᵀλ > 0`` gives
+   ``s(λ) = ∞`` (``u = 0``, ``b → ∞``). SCIP's dual bound is ``upper``, valid when stopped
+   early (time limit): an upper bound that tightens with time. SCIP solves up to
+   ``SCIP_FEASTOL`` (1e-10) per row: ``upper`` adds ``SCIP_FEASTOL·Σ|λ_i|(1 + M_i)`` and a
+   relative ``SCIP_SLACK`` for its LP tolerances. ``(u, b)`` is polished onto the exact
+   maximiser of its face (:func:`_polish`). ``value`` is always evaluated by numpy at the returned
+   ``(u, b)`` with ``‖u‖ ≤ 1``.
+
+Cost (measured, BENCHMARKS.md §10): exact in seconds up to about n = 60, d = 5; at n = 200,
+d = 10 SCIP's bound after 60 s is still several times the value (the big-M relaxation is
+weak), so there the oracle returns a bracket.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import numpy as np
+
+__all__ = [
+    "SCIP_FEASTOL",
+    "SEARCH_DIRECTIONS",
+    "SepResult",
+    "best_bias",
+    "dual_norm_oracle",
+    "local_search",
+    "max_relu_correlation",
+]
+
+SEARCH_DIRECTIONS = 2000  # random directions of the local search
+SEARCH_STARTS = 16  # best directions refined by ascent
+SEARCH_STEPS = 30  # ascent steps per start
+SCIP_FEASTOL = 1e-10  # SCIP's feasibility tolerance (its smallest without GMP)
+SCIP_SLACK = 1e-10  # relative slack added to SCIP's dual bound (its LP tolerances)
+RANK_RTOL = 1e-12  # singular values below this (relative) drop from the reduced coordinates
+
+
+@dataclasses.dataclass(frozen=True)
+class SepResult:
+    """One separation: ``value`` = λᵀ(Xu + b)_+ at ``(u, b)`` (``‖u‖ ≤ 1``; achieved, so a lower
+    bound on the maximum), ``upper`` ≥ the maximum (``inf`` when unbounded), ``pattern`` =
+    ``1[Xu + b > 0]``, ``exact`` when ``upper − value ≤ tol·max(|upper|, tiny)`` plus twice
+    SCIP's tolerance (``SCIP_FEASTOL·Σ|λ_i|(1 + ‖x_i‖ + M)``, ~1e-9 relative); ``sign`` is
+    +1 for ``λ`` and −1 for ``−λ`` (:func:`dual_norm_oracle`); ``seconds`` spent, ``nodes`` of
+    the branch and bound (0: none ran)."""
+
+    value: float
+    upper: float
+    u: np.ndarray
+    b: float
+    pattern: np.ndarray
+    exact: bool
+    sign: int = 1
+    seconds: float = 0.0
+    nodes: int = 0
+
+
+def _reduced(X: np.ndarray, bias: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(Xr, V, x̄)``: ``X − 1x̄ᵀ = Xr Vᵀ`` (x̄ = 0 without bias), V orthonormal (d × r)."""
+    xbar = X.mean(axis=0) if bias else np.zeros(X.shape[1])
+    Xc = X - xbar
+    _, s, Vt = np.linalg.svd(Xc, full_matrices=False)
+    r = int(np.sum(s > RANK_RTOL * s[0])) if s.size and s[0] > 0 else 0
+    V = Vt[:r].T
+    return Xc @ V, V, xbar
+
+
+def best_bias(A: np.ndarray, lam: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each row ``a`` of ``A`` (m × n): ``(max_b λᵀ(a + b)_+, argmax b)``. The function of
+    ``b`` is piecewise linear with breakpoints ``−a_i``; with ``1ᵀλ ≤ 0`` its maximum is at a
+    breakpoint (or ``b → −∞``: value 0). Exact, vectorised (a sort per row)."""
+    order = np.argsort(-A, axis=1)  # largest a first: active first as b grows
+    As = np.take_along_axis(A, order, axis=1)
+    Ls = lam[order]
+    # at b = −As[:, k] the points 0..k−1 are active (a_i + b ≥ 0), point k at its kink
+    cl = np.cumsum(Ls, axis=1)
+    ca = np.cumsum(Ls * As, axis=1)
+    vals = ca - cl * As  # Σ_{i≤k} λ_i(a_i − a_k) (point k contributes 0)
+    k = np.argmax(vals, axis=1)
+    best = vals[np.arange(A.shape[0]), k]
+    b = -As[np.arange(A.shape[0]), k]
+    neg = best <= 0
+    b = np.where(neg, -np.max(A, axis=1) - 1.0, b)
+    return np.maximum(best, 0.0), b
+
+
+def _values(Xr: np.ndarray, lam: np.ndarray, U: np.ndarray, bias: bool):
+    """Values and biases of the directions ``U`` (r × m, columns ‖u‖ ≤ 1)."""
+    A = (Xr @ U).T  # (m, n)
+    if bias:
+        return best_bias(A, lam)
+    return np.maximum(A, 0.0) @ lam, np.zeros(A.shape[0])
+
+
+def local_search(
+    X: np.ndarray,
+    lam: np.ndarray,
+    *,
+    bias: bool = False,
+    directions: int = SEARCH_DIRECTIONS,
+    seed: int = 0,
+    starts: np.ndarray | None = None,
+) -> SepResult:
+    """A good ``(u, b)`` for ``max λᵀ(Xu + b)_+`` without a bound (``upper = inf``): random
+    directions (plus ``starts``, d × m, if given), best bias each, ascent from the best."""
+    t0 = time.perf_counter()
+    X = np.asarray(X, np.float64)
+    lam = np.asarray(lam, np.float64).reshape(-1)
+    Xr, V, xbar = _reduced(X, bias)
+    r = Xr.shape[1]
+    rng = np.random.default_rng(seed)
+    U = rng.standard_normal((r, directions))
+    if starts is not None and np.size(starts):
+        U = np.hstack([V.T @ np.asarray(starts, np.float64).reshape(X.shape[1], -1), U])
+    U = U / np.maximum(np.linalg.norm(U, axis=0), 1e-300)
+    vals, bs = _values(Xr, lam, U, bias)
+    top = np.argsort(-vals)[:SEARCH_STARTS]
+    best_v, best_u, best_b = -np.inf, np.zeros(r), 0.0
+    for j in top:
+        u, b, v = U[:, j], bs[j], vals[j]
+        for _ in range(SEARCH_STEPS):
+            if v > best_v:
+                best_v, best_u, best_b = float(v), u.copy(), float(b)
+            act = (Xr @ u + b) > 0
+            g = Xr[act].T @ lam[act]
+            gn = np.linalg.norm(g)
+            if gn == 0:
+                break
+            u2 = g / gn
+            v2, b2 = _values(Xr, lam, u2[:, None], bias)
+            if v2[0] <= v * (1 + 1e-15):
+                break
+            u, b, v = u2, b2[0], v2[0]
+        if v > best_v:
+            best_v, best_u, best_b = float(v), u.copy(), float(b)
+    return _result(X, lam, Xr, V, xbar, best_u, best_b, np.inf, 1e-9, t0, 0)
+
+
+POLISH_RTOL = (1e-9, 1e-7, 1e-5)  # |a_i| below this (relative) counts as on the maximiser's face
+
+
+def _polish(Xr: np.ndarray, lam: np.ndarray, u: np.ndarray, b: float, bias: bool):
+    """Exact maximiser on the face of ``(u, b)`` (a MIP solution is accurate only to SCIP's
+    feasibility tolerance): with the points ``|a_i| ≤ τ(‖x_i‖ + |b|)`` on the face and the others
+    on their side, the maximum of the linear piece ``gᵀz`` over the flat ``L`` and the ball is
+    ``Q(QᵀEQ)^{-1}Qᵀg`` normalised (THEORY §10, ``E`` the u-part). Tried for each τ of
+    ``POLISH_RTOL``; returns the candidates (the caller keeps the best exact value)."""
+    n, r = Xr.shape
+    Xt = np.hstack([Xr, np.ones((n, 1))]) if bias else Xr
+    a = Xr @ u + b
+    scale = np.linalg.norm(Xr, axis=1) + abs(b)
+    E = np.ones(Xt.shape[1])
+    if bias:
+        E[-1] = 0.0
+    out = []
+    for tau in POLISH_RTOL:
+        on = np.abs(a) <= tau * scale
+        g = Xt[(a > 0) & ~on].T @ lam[(a > 0) & ~on]
+        if np.any(on):
+            _, sv, Vt = np.linalg.svd(Xt[on], full_matrices=True)
+            rank = int(np.sum(sv > 1e-12 * sv[0]))
+            Q = Vt[rank:].T
+        else:
+            Q = np.eye(Xt.shape[1])
+        if Q.shape[1] == 0:
+            continue
+        Mq = (Q.T * E) @ Q
+        h = Q.T @ g
+        try:
+            w = np.linalg.solve(Mq, h)
+        except np.linalg.LinAlgError:
+            continue
+        q = float(h @ w)
+        if not np.isfinite(q) or q <= 0:
+            continue
+        z = Q @ w / np.sqrt(q)
+        out.append((z[:r], float(z[r]) if bias else 0.0))
+    return out
+
+
+def _result(X, lam, Xr, V, xbar, u_r, b_c, upper, tol, t0, nodes, tol_abs=0.0) -> SepResult:
+    """Map reduced ``(u_r, b_c)`` back to X's coordinates and evaluate the value by numpy."""
+    nu = float(np.linalg.norm(u_r))
+    if nu > 1.0:
+        u_r, b_c = u_r / nu, b_c / nu
+    u = V @ u_r
+    b = float(b_c - xbar @ u)
+    a = X @ u + b
+    value = max(float(lam @ np.maximum(a, 0.0)), 0.0)
+    if value == 0.0:  # the zero network: every point inactive
+        u, b = np.zeros(X.shape[1]), 0.0
+        a = np.zeros(X.shape[0])
+    exact = bool(np.isfinite(upper) and upper - value <= tol * max(abs(upper), 1e-300) + tol_abs)
+    return SepResult(
+        value=value,
+        upper=float(upper),
+        u=u,
+        b=b,
+        pattern=a > 0,
+        exact=exact,
+        seconds=time.perf_counter() - t0,
+        nodes=nodes,
+    )
+
+
+def max_relu_correlation(
+    X: np.ndarray,
+    lam: np.ndarray,
+    *,
+    bias: bool = False,
+    time_limit: float = 60.0,
+    tol: float = 1e-9,
+    start: SepResult | None = None,
+    threads: int = 1,
+) -> SepResult:
+    """``max_{‖u‖≤1, b} λᵀ(Xu + b)_+`` (``b = 0`` without bias): local search, then SCIP's
+    branch and bound (module doc) until the relative gap is ``tol`` or ``time_limit`` seconds.
+
+    Args:
+        X: (n, d) data. lam: (n,) weights (with bias, ``1ᵀλ > 0`` gives ``upper = inf``).
+        bias: free (unregularised) ``b``.
+        time_limit: seconds for SCIP; the result is then a bracket ``[value, upper]``.
+        tol: relative gap at which the result is ``exact``.
+        start: a known good ``(u, b)`` (e.g. the last round's maximiser) to seed SCIP with.
+
+    Returns:
+        :class:`SepResult`; ``upper ≥`` the true maximum always (up to SCIP's LP tolerances,
+        absorbed by ``SCIP_SLACK``), ``value ≤`` it always (evaluated in float64).
+    """
+    t0 = time.perf_counter()
+    X = np.asarray(X, np.float64)
+    X = X[:, None] if X.ndim == 1 else X
+    lam = np.asarray(lam, np.float64).reshape(-1)
+    if lam.shape[0] != X.shape[0]:
+        raise ValueError(f"lam has {lam.shape[0]} entries, X has {X.shape[0]} rows")
+    Xr, V, xbar = _reduced(X, bias)
+    n, r = Xr.shape
+    if bias and float(lam.sum()) > 1e-12 * max(float(np.abs(lam).sum()), 1e-300):
+        return _result(X, lam, Xr, V, xbar, np.zeros(r), 0.0, np.inf, tol, t0, 0)
+    if r == 0 or not np.any(lam > 0):
+        return _result(X, lam, Xr, V, xbar, np.zeros(r), 0.0, 0.0, tol, t0, 0)
+    seed = local_search(X, lam, bias=bias)
+    if start is not None and start.value > seed.value:
+        seed = start
+    u0 = V.T @ seed.u
+    b0 = seed.b + float(xbar @ seed.u)
+    nx = np.linalg.norm(Xr, axis=1)
+    M = float(np.max(nx)) if bias else 0.0
+    from pyscipopt import Model, quicksum
+
+    m = Model()
+    m.hideOutput()
+    m.setParam("limits/time", max(float(time_limit), 0.01))
+    m.setParam("numerics/feastol", SCIP_FEASTOL)
+    m.setParam("limits/gap", 0.5 * tol)
+    m.setParam("parallel/maxnthreads", threads)
+    u = [m.addVar(lb=-1.0, ub=1.0, name=f"u{j}") for j in range(r)]
+    b = m.addVar(lb=-M, ub=M, name="b") if bias else 0.0
+    hs, terms = [], []
+    for i in range(n):
+        if lam[i] == 0:
+            continue
+        a = quicksum(float(Xr[i, j]) * u[j] for j in range(r)) + b
+        Mi = float(nx[i] + M)
+        h = m.addVar(lb=0.0, ub=Mi, name=f"h{i}")
+        if lam[i] > 0:
+            z = m.addVar(vtype="B", name=f"z{i}")
+            m.addCons(h <= a + Mi * (1 - z))
+            m.addCons(h <= Mi * z)
+            hs.append((i, h, z))
+        else:
+            m.addCons(h >= a)
+            hs.append((i, h, None))
+        terms.append(float(lam[i]) * h)
+    m.addCons(quicksum(v * v for v in u) <= 1.0)
+    m.setObjective(quicksum(terms), "maximize")
+    # seed: the local search's point (its value is a valid primal bound)
+    sol = m.createSol()
+    a0 = Xr @ u0 + b0
+    for j in range(r):
+        m.setSolVal(sol, u[j], float(u0[j]))
+    if bias:
+        m.setSolVal(sol, b, float(b0))
+    for i, h, z in hs:
+        m.setSolVal(sol, h, float(max(a0[i], 0.0)))
+        if z is not None:
+            m.setSolVal(sol, z, 1.0 if a0[i] > 0 else 0.0)
+    m.addSol(sol, free=True)
+    m.optimize()
+    # SCIP solves the program up to SCIP_FEASTOL per row: each h_i may gain that much (times
+    # M_i through the ball), so the bound and the tolerance of `exact` carry it
+    feas = SCIP_FEASTOL * float(np.abs(lam) @ (1.0 + nx + M))
+    upper = float(m.getDualbound()) * (1.0 + SCIP_SLACK) + feas
+    nodes = int(m.getNNodes())
+    best_u, best_b = u0, b0
+    if m.getNSols() > 0:
+        s = m.getBestSol()
+        cu = np.array([m.getSolVal(s, v) for v in u])
+        cb = float(m.getSolVal(s, b)) if bias else 0.0
+        cand = _result(X, lam, Xr, V, xbar, cu, cb, upper, tol, t0, nodes)
+        if cand.value > seed.value:
+            best_u, best_b = cu, cb
+    tol_abs = 2.0 * feas
+    best = _result(X, lam, Xr, V, xbar, best_u, best_b, upper, tol, t0, nodes, tol_abs)
+    for pu, pb in _polish(Xr, lam, V.T @ best.u, best.b + float(xbar @ best.u), bias):
+        cand = _result(X, lam, Xr, V, xbar, pu, pb, upper, tol, t0, nodes, tol_abs)
+        if cand.value > best.value:
+            best = cand
+    return best
+
+
+def dual_norm_oracle(
+    X: np.ndarray,
+    lam: np.ndarray,
+    *,
+    bias: bool = False,
+    time_limit: float = 60.0,
+    tol: float = 1e-9,
+) -> tuple[SepResult, SepResult]:
+    """``c(λ) = max(s(λ), s(−λ))``: both one-signed oracles (the time limit split evenly), the
+    larger-valued first; ``c(λ) ≤ max(upper)`` and ``≥ max(value)``."""
+    half = 0.5 * float(time_limit)
+    out = []
+    for sg in (1, -1):
+        res = max_relu_correlation(
+            X, sg * np.asarray(lam, float), bias=bias, time_limit=half, tol=tol
+        )
+        out.append(dataclasses.replace(res, sign=sg))
+    out.sort(key=lambda s: -s.value)
+    return out[0], out[1]
