@@ -145,3 +145,27 @@ def test_verdicts_on_request_are_logged_on_the_parent_run(tmp_path: Path) -> Non
     (parent,) = client.search_runs([exp.experiment_id], f"tags.{TAG_KIND} = 'sweep'")
     files = {f.path for f in client.list_artifacts(parent.info.run_id, "report")}
     assert files == {"report/verdicts.md", "report/verdicts.json", "report/README.md"}
+
+
+def test_the_printed_ui_command_is_the_readmes(tmp_path: Path, monkeypatch) -> None:
+    """What `make run` prints (the venv's python under the working directory, the default
+    store) is, character for character, the command in the README's Quickstart."""
+    import sys
+
+    from sweep.config import TrackingConfig
+    from sweep.store import resolve_store, ui_command
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setattr(sys, "executable", str(tmp_path / ".venv" / "bin" / "python"))
+    command = ui_command(resolve_store(TrackingConfig(), cwd=tmp_path), cwd=tmp_path)
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert f"\n{command}\n" in readme, command
+    # elsewhere: absolute paths, quoted for the shell
+    elsewhere = tmp_path / "elsewhere"
+    other = ui_command(
+        resolve_store(TrackingConfig(uri="sqlite:////x y/m.db"), cwd=elsewhere), cwd=elsewhere
+    )
+    assert other == (
+        f"{tmp_path}/.venv/bin/python -m mlflow ui --backend-store-uri 'sqlite:////x y/m.db' "
+        "--host 127.0.0.1"
+    )
