@@ -130,6 +130,9 @@ class SweepOptions:
     max_trials: int = 100_000
     # a dry run lists the first this many trials and the last few (0 or -1: every trial)
     dry_run_lines: int = 1000
+    # after a sweep that ran to its end, run `python -m analysis` on its store and log the
+    # experiments' verdicts on its parent run (report/verdicts.md, verdicts.json, README.md)
+    verdicts: bool = False
 
 
 @dataclass
@@ -399,7 +402,7 @@ def _tracking(raw: Mapping) -> TrackingConfig:
 def _options(raw: Mapping) -> SweepOptions:
     _known(raw, SweepOptions, "sweep")
     o = SweepOptions(**raw)
-    for name in ("rerun", "dry_run", "progress"):
+    for name in ("rerun", "dry_run", "progress", "verdicts"):
         _check_bool(f"sweep.{name}", getattr(o, name))
     o.max_trials = _check_number("sweep.max_trials", o.max_trials, integer=True, lo=1)
     lines = o.dry_run_lines

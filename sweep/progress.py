@@ -190,7 +190,8 @@ def parent_summary(
         "",
         f"One row per trial: {SUMMARY_CSV}. The verdicts of the experiments (each claim of "
         f"docs/theory.md, PASS / FAIL / INCONCLUSIVE): "
-        f"`python -m analysis --experiment {grid} --out report --check`.",
+        f"`python -m analysis --experiment {grid} --out report --check`, or run the sweep with "
+        f"sweep.verdicts=true to have them in report/ on its parent run.",
         "",
     ]
     return metrics, {SUMMARY_MD: "\n".join(md), SUMMARY_CSV: buf.getvalue()}

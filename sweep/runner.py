@@ -645,6 +645,37 @@ def run_sweep(
             f"sweep ({ts.elsewhere} skipped when dispatched, {ts.dropped} results dropped).",
             file=out,
         )
+    if sweep.options.verdicts and status == "FINISHED":
+        _log_verdicts(sweep.grid, store.uri, tracker, out)
     print(f"results: MLflow experiment '{sweep.grid}' in {store.uri}", file=out)
     print(f"open the UI: {report.ui}", file=out, flush=True)
     return report
+
+
+REPORT_FILES = ("verdicts.md", "verdicts.json", "README.md")  # logged under report/
+
+
+def _log_verdicts(grid: str, uri: str, tracker, out: TextIO) -> None:
+    """``sweep.verdicts=true``: run ``python -m analysis`` on the sweep's store (a subprocess:
+    ``sweep`` does not import ``analysis``), print its verdict lines and log
+    :data:`REPORT_FILES` on the parent run under ``report/``. A failure is a note, not an
+    error: the trials are recorded either way."""
+    import subprocess
+    import tempfile
+
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    with tempfile.TemporaryDirectory(prefix="dualsweep-report-") as tmp:
+        cmd = [sys.executable, "-m", "analysis", "--experiment", grid, "--out", tmp,
+               "--tracking-uri", uri, "--no-curves"]  # fmt: skip
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        files = [Path(tmp) / name for name in REPORT_FILES if (Path(tmp) / name).is_file()]
+        if proc.returncode not in (0, 1) or not files:  # 1: a verdict is FAIL (--check's code)
+            why = (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
+            print(f"note: no verdicts on the parent run (python -m analysis: {why})", file=out)
+            return
+        for f in files:
+            tracker.client.log_artifact(tracker.parent_id, str(f), "report")
+    print(proc.stdout.rstrip(), file=out)
+    print(f"verdicts logged on the parent run {tracker.parent_id} under report/", file=out)

@@ -11,6 +11,8 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from sweep.config import load
 from sweep.grid import expand
 from sweep.progress import SUMMARY_CSV, SUMMARY_MD
@@ -103,7 +105,7 @@ def test_a_finished_sweep_reads_well_in_the_ui(tmp_path: Path) -> None:
     assert m["trials_failed"] == 0 and m["trials_diverged"] == 0 and m["trials_skipped"] == 0
     assert m["rel_gap_median"] == 0.5 and m["rel_gap_worst"] == 1.0  # quick: sgd = 1 + seed
     files = {f.path for f in client.list_artifacts(parent.info.run_id)}
-    assert {SUMMARY_MD, SUMMARY_CSV} <= files
+    assert {SUMMARY_MD, SUMMARY_CSV} <= files and "report" not in files  # verdicts: opt-in
     md = Path(client.download_artifacts(parent.info.run_id, SUMMARY_MD, str(tmp_path))).read_text()
     assert "sweep 'names': FINISHED" in md and "8 ran in this invocation" in md
     assert "model.depth=2" in md and "python -m analysis --experiment names" in md
@@ -121,3 +123,49 @@ def test_a_finished_sweep_reads_well_in_the_ui(tmp_path: Path) -> None:
         if r.info.run_id != parent.info.run_id
     ]
     assert all(p.data.metrics.get("trials_done", 0) == 0 for p in parents)
+
+
+@pytest.mark.slow
+def test_verdicts_on_request_are_logged_on_the_parent_run(tmp_path: Path) -> None:
+    """sweep.verdicts=true runs python -m analysis (a subprocess) after the sweep and logs its
+    verdicts on the parent run; off by default (the first test's parent has no report/)."""
+    from mlflow.tracking import MlflowClient
+
+    cfg = _grid(tmp_path)
+    cfg["sweep"] = {"progress": False, "verdicts": True}
+    sweep = load(cfg)
+    out = tmp_path / "out.txt"
+    with out.open("w") as f:
+        run_sweep(sweep, expand(sweep), batch_fn=quick, out=f)
+    text = out.read_text()
+    assert "verdicts logged on the parent run" in text, text
+    assert "verdicts: " in text  # analysis's own summary line
+    client = MlflowClient(tracking_uri=sweep.tracking.uri)
+    exp = client.get_experiment_by_name("names")
+    (parent,) = client.search_runs([exp.experiment_id], f"tags.{TAG_KIND} = 'sweep'")
+    files = {f.path for f in client.list_artifacts(parent.info.run_id, "report")}
+    assert files == {"report/verdicts.md", "report/verdicts.json", "report/README.md"}
+
+
+def test_the_printed_ui_command_is_the_readmes(tmp_path: Path, monkeypatch) -> None:
+    """What `make run` prints (the venv's python under the working directory, the default
+    store) is, character for character, the command in the README's Quickstart."""
+    import sys
+
+    from sweep.config import TrackingConfig
+    from sweep.store import resolve_store, ui_command
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setattr(sys, "executable", str(tmp_path / ".venv" / "bin" / "python"))
+    command = ui_command(resolve_store(TrackingConfig(), cwd=tmp_path), cwd=tmp_path)
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert f"\n{command}\n" in readme, command
+    # elsewhere: absolute paths, quoted for the shell
+    elsewhere = tmp_path / "elsewhere"
+    other = ui_command(
+        resolve_store(TrackingConfig(uri="sqlite:////x y/m.db"), cwd=elsewhere), cwd=elsewhere
+    )
+    assert other == (
+        f"{tmp_path}/.venv/bin/python -m mlflow ui --backend-store-uri 'sqlite:////x y/m.db' "
+        "--host 127.0.0.1"
+    )
