@@ -439,10 +439,10 @@ def _polish(
 ) -> tuple[Network, dict[str, float]]:
     """Float64 L-BFGS on the full objective of one network; keeps the better of before/after.
 
-    SciPy's L-BFGS-B (history 50, no tolerance on the gradient or the objective's decrease:
-    it stops after ``iterations`` iterations, ``20 · iterations`` evaluations, or when its line
-    search can no longer lower the objective) on the flattened parameters, with the objective
-    and gradient of this module's float64 torch pass. Returns the network and what the polish
+    SciPy's L-BFGS-B (history 50, no tolerance on the gradient or the objective's decrease) on
+    the flattened parameters, with the objective and gradient of this module's float64 torch
+    pass; where its line search gives up (ReLU kinks) it restarts with a fresh memory from the
+    best point, until ``iterations`` iterations in all or a restart that lowers nothing. Returns the network and what the polish
     did: ``iterations`` (L-BFGS iterations taken), ``evaluations`` and ``grad_norm`` (‖∇‖₂ of
     the objective at the returned network). torch's ``LBFGS`` stopped after 34–40 of 1,000
     iterations on 3-layer ReLU nets (its curvature and directional-derivative tests end the
@@ -483,23 +483,29 @@ def _polish(
         return float(loss.detach()), grad.to("cpu", dt).numpy()
 
     x0 = torch.cat([t.detach().reshape(-1) for t in leaves]).to("cpu", dt).numpy()
-    res = minimize(
-        value_and_grad,
-        x0,
-        jac=True,
-        method="L-BFGS-B",
-        options={"maxiter": iterations, "maxfun": 20 * iterations, "maxcor": 50,
-                 "ftol": 0.0, "gtol": 0.0},
-    )  # fmt: skip
-    _, grad = value_and_grad(res.x)
+    x, f, nit, nfev = x0, value_and_grad(x0)[0], 0, 0
+    while nit < iterations:  # restart with a fresh memory where the line search gave up
+        res = minimize(
+            value_and_grad,
+            x,
+            jac=True,
+            method="L-BFGS-B",
+            options={"maxiter": iterations - nit, "maxfun": 20 * (iterations - nit),
+                     "maxcor": 50, "ftol": 0.0, "gtol": 0.0},
+        )  # fmt: skip
+        nit, nfev = nit + max(int(res.nit), 1), nfev + int(res.nfev)
+        if not res.fun < f:  # no progress from a fresh start: a (numerically) stationary point
+            break
+        x, f = res.x, float(res.fun)
+    _, grad = value_and_grad(x)
     polished = _to_numpy_networks(shape, params)[0]
     before, after = _safe_objective(p, net), _safe_objective(p, polished)
     kept = np.isfinite(after) and after < before
     if not kept:
         _, grad = value_and_grad(x0)
     info = {
-        "iterations": float(res.nit) if kept else 0.0,
-        "evaluations": float(res.nfev),
+        "iterations": float(nit) if kept else 0.0,
+        "evaluations": float(nfev),
         "grad_norm": float(np.linalg.norm(grad)),
     }
     return (polished if kept else net), info

@@ -108,13 +108,19 @@ class SqlWriter:
     @classmethod
     def usable(cls, store) -> bool:
         """Whether ``store`` is MLflow's ``SqlAlchemyStore`` with the tables this writes."""
+        return cls.mismatch(store) is None
+
+    @classmethod
+    def mismatch(cls, store) -> str | None:
+        """Why :class:`SqlWriter` cannot write ``store`` (a phrase), None when it can: not
+        MLflow's ``SqlAlchemyStore``, or the installed MLflow's tables have other columns."""
         try:
             from mlflow.store.tracking.dbmodels import models
             from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
         except ImportError:
-            return False
+            return "MLflow's SQL store cannot be imported"
         if not isinstance(store, SqlAlchemyStore):
-            return False
+            return f"the store is {type(store).__name__}, not MLflow's SqlAlchemyStore"
         tables = {
             "runs": models.SqlRun,
             "tags": models.SqlTag,
@@ -122,10 +128,12 @@ class SqlWriter:
             "metrics": models.SqlMetric,
             "latest_metrics": models.SqlLatestMetric,
         }
-        return all(
-            {c.name for c in tables[name].__table__.columns} == cols
-            for name, cols in cls._COLUMNS.items()
-        )
+        for name, cols in cls._COLUMNS.items():
+            have = {c.name for c in tables[name].__table__.columns}
+            if have != cols:
+                diff = sorted(have ^ cols)
+                return f"MLflow's table {name} differs in columns {', '.join(diff)}"
+        return None
 
     def finished_keys(self) -> set[str]:
         return finished_keys(self.engine, self.experiment_id)
@@ -358,15 +366,16 @@ class HttpWriter:
 
     @staticmethod
     def available(rest_store) -> bool:
-        """Whether the server answers ``{API}/info`` with this API version (one GET; a stock
-        MLflow server answers 404)."""
+        """Whether the server answers ``{API}/info`` with this API version and a SQL backend it
+        writes directly (one GET; a stock MLflow server answers 404)."""
         from mlflow.utils.rest_utils import http_request
 
         try:
             resp = http_request(
                 rest_store.get_host_creds(), f"{API}/info", "GET", max_retries=0, timeout=10
             )
-            return resp.status_code == 200 and resp.json().get("version") == API_VERSION
+            info = resp.json() if resp.status_code == 200 else {}
+            return info.get("version") == API_VERSION and info.get("sql") is True
         except Exception:
             return False
 

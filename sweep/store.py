@@ -315,12 +315,16 @@ def _check_intact(path: Path, uri: str) -> None:
         return  # unreadable: said by the caller
     if (path, stamp) in _INTACT:
         return
-    writable = os.access(path, os.W_OK) and os.access(path.parent, os.W_OK | os.X_OK)
+    try:  # read-write only where the file really opens so (an immutable one does not)
+        os.close(os.open(path, os.O_RDWR))
+        writable = os.access(path.parent, os.W_OK | os.X_OK)
+    except OSError:
+        writable = False
+    # a file nobody can write is read as immutable: no -shm / -wal is made beside it
+    mode = "rw" if writable else "ro" if Path(f"{path}-wal").exists() else "ro&immutable=1"
     listed = True
     try:
-        con = sqlite3.connect(
-            f"file:{path}?mode={'rw' if writable else 'ro'}", uri=True, timeout=LOCK_WAIT
-        )
+        con = sqlite3.connect(f"file:{path}?mode={mode}", uri=True, timeout=LOCK_WAIT)
         try:
             try:
                 rows = con.execute("PRAGMA quick_check(1)").fetchall()
@@ -524,8 +528,9 @@ def _schema(path: Path) -> tuple[str | None, int | None]:
 def recorded_keys(store: Store, experiment: str) -> set[str] | None:
     """Trial keys with a FINISHED, active child run in experiment ``experiment`` of a SQLite
     store, read with :mod:`sqlite3` alone (read-only, no MLflow import: a re-run with nothing
-    left to do exits in seconds); None when the store is not a SQLite file that answers it, or
-    cannot be written (the full path then refuses it with one sentence)."""
+    left to do exits in seconds); None when the store is not a SQLite file that answers it,
+    cannot be written or is damaged (the full path then refuses it with one sentence), or holds
+    RUNNING runs of the experiment (the full path marks those of dead drivers KILLED)."""
     path = sqlite_path(store.uri)
     if path is None or not path.is_file():
         return None
@@ -547,6 +552,13 @@ def recorded_keys(store: Store, experiment: str) -> set[str] | None:
             "AND r.lifecycle_stage = 'active'",
             (TAG_TRIAL_KEY, experiment),
         ).fetchall()
+        running = con.execute(
+            "SELECT COUNT(*) FROM runs r JOIN experiments e ON e.experiment_id = r.experiment_id "
+            "WHERE e.name = ? AND r.status = 'RUNNING' AND r.lifecycle_stage = 'active'",
+            (experiment,),
+        ).fetchone()[0]
+        if running:  # left by a killed driver (or another one's): the full path closes them
+            return None
     except sqlite3.Error:
         return None
     finally:

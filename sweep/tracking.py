@@ -37,6 +37,7 @@ import platform
 import queue
 import socket
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -331,6 +332,7 @@ class Tracker:
             self._sql = SqlWriter(self._ts, self.experiment_id)
         elif self.remote and HttpWriter.available(self._ts):
             self._sql = HttpWriter(self._ts, self.experiment_id)
+        _warn_slow_path(self._ts, self._sql)
 
     # ------------------------------------------------------------ store calls
 
@@ -1010,6 +1012,21 @@ class Tracker:
             (folder / name).write_text(text)
         else:
             self._call(self.client.log_text, claim.run_id, text, name)
+
+
+def _warn_slow_path(ts, writer) -> None:
+    """One line on stderr when a SQL store is written without :class:`SqlWriter`'s fast path
+    (an MLflow whose tables differ from the ones it was tested against: 3 requests per trial)."""
+    if writer is not None:
+        return
+    why = SqlWriter.mismatch(ts)
+    if why is not None and "not MLflow's SqlAlchemyStore" not in why:
+        print(
+            f"warning: recording through MLflow's store API, 3 calls per trial ({why}; "
+            "sweep.sqlstore writes only the tables of the MLflow versions it is tested with).",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def trial_rows(spec: TrialSpec, result: TrialResult, now: int) -> tuple[list, list]:

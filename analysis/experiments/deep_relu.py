@@ -35,6 +35,7 @@ from analysis.experiments.verdicts import (
     recomputed,
     structure_check,
     theory_checks,
+    tol_text,
     whitened,
 )
 from analysis.tables import column, fmt
@@ -158,7 +159,7 @@ def _figure(data: pd.DataFrame):
     ax.set_yscale("log")
     ax.set_ylabel("relative gap (log)")
     ax.set_xlabel("whitening, width m, depth L")
-    ax.set_title(f"gaps (dotted: reach {REACH_TOLS[0]:g}, {REACH_TOLS[1]:g})")
+    ax.set_title(f"gaps (dotted: reach {tol_text(REACH_TOLS[0])}, {tol_text(REACH_TOLS[1])})")
     h.legend(ax)
     ax = axes[0, 1]
     ref = data["p_star"].where(data["p_star"].notna(), data["bracket_lower"])

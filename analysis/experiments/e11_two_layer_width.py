@@ -38,6 +38,7 @@ from analysis.experiments.verdicts import (
     minibatch,
     reach,
     records_check,
+    tol_text,
 )
 from analysis.tables import column, fmt
 
@@ -190,7 +191,9 @@ def _figure(data: pd.DataFrame):
                            color=f"C{i % 10}", label=g)  # fmt: skip
                 drawn = True
         ax.axvline(1.0, color="k", lw=1, ls="--", label="width = m*")
-        ax.axhline(REACH_TOLS[0], color="0.5", lw=1, ls=":", label=f"reach {REACH_TOLS[0]:g}")
+        ax.axhline(
+            REACH_TOLS[0], color="0.5", lw=1, ls=":", label=f"reach {tol_text(REACH_TOLS[0])}"
+        )
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         ax.set_xlabel("width / m* (log₂)")

@@ -22,6 +22,7 @@ from analysis.experiments.verdicts import (
     inconclusive,
     reach,
     theory_checks,
+    tol_text,
     whitened,
     zero_optimum,
 )
@@ -132,7 +133,9 @@ def rank_vs_beta(done: pd.DataFrame, inputs: Inputs) -> Result:
         ax.scatter(data["beta"], h.pos(data["polished_rel_gap"]), s=30, marker="x",
                    label="after L-BFGS polish")  # fmt: skip
     ax.axhline(AT_OPT, color="k", ls=":", lw=1, label=f"at the optimum: {AT_OPT:g}")
-    ax.axhline(REACH_TOLS[0], color="0.5", ls="--", lw=1, label=f"SGD reach {REACH_TOLS[0]:g}")
+    ax.axhline(
+        REACH_TOLS[0], color="0.5", ls="--", lw=1, label=f"SGD reach {tol_text(REACH_TOLS[0])}"
+    )
     ax.set_yscale("log")
     ax.set_xlabel("β (weight decay, dimensionless)")
     ax.set_ylabel("|objective − P*| / |P*| (relative, log)")

@@ -13,7 +13,13 @@ import pandas as pd
 
 from analysis.experiments import helpers as h
 from analysis.experiments.base import Inputs, Result, experiment
-from analysis.experiments.verdicts import REACH_TOLS, reach, structure_check, theory_checks
+from analysis.experiments.verdicts import (
+    REACH_TOLS,
+    reach,
+    structure_check,
+    theory_checks,
+    tol_text,
+)
 from analysis.tables import column, fmt
 
 CURVE_OK = 0.99  # the table reports the first step each layer's ratio reached this
@@ -151,7 +157,9 @@ def norm_ratio_curves(done: pd.DataFrame, inputs: Inputs) -> Result:
                     label=f"seed {int(r['seed'])}")  # fmt: skip
             drawn = True
     if drawn:
-        ax.axhline(REACH_TOLS[0], color="k", ls=":", lw=1, label=f"SGD reach {REACH_TOLS[0]:g}")
+        ax.axhline(
+            REACH_TOLS[0], color="k", ls=":", lw=1, label=f"SGD reach {tol_text(REACH_TOLS[0])}"
+        )
         ax.set_yscale("log")
     ax.set_xlabel("training step (count)")
     ax.set_ylabel("(objective − P*) / P* (relative, log)")

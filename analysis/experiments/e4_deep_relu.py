@@ -22,6 +22,7 @@ from analysis.experiments.verdicts import (
     minibatch,
     reach,
     theory_checks,
+    tol_text,
     whitened,
 )
 from analysis.tables import column, fmt
@@ -106,7 +107,7 @@ def deep_relu(done: pd.DataFrame, inputs: Inputs) -> Result:
                 color="C2", marker="^", label="after L-BFGS polish")  # fmt: skip
     h.strip(ax, labels, [h.pos(g["rel_certified_gap"].dropna()) for _, g in groups], color="C3",
             marker="x", label="(SGD − certificate)/SGD", shift=0.2)  # fmt: skip
-    ax.axhline(REACH_TOLS[0], color="k", ls=":", lw=1, label=f"SGD reach {REACH_TOLS[0]:g}")
+    ax.axhline(REACH_TOLS[0], color="k", ls=":", lw=1, label=f"SGD reach {tol_text(REACH_TOLS[0])}")
     ax.set_yscale("log")
     ax.set_ylabel("relative gap (log)")
     ax.set_xlabel("depth L, width m, β")

@@ -571,3 +571,55 @@ def test_running_trials_are_not_counted_as_failed() -> None:
     out = ex.run("E5", frame)
     assert (out.running, out.failed) == (1, 0) and "1 not recorded yet" in out.verdict
     assert out.to_dict()["running"] == 1
+
+
+def _deep_relu_store(change=None):
+    """A store without experiment ids (as ``+grid=deep_relu`` writes it): Gaussian data, raw or
+    ZCA-whitened (``whitening_error`` says which), depth 2 and 3, K = 1; P* where theory gives
+    one (whitened), a bracket elsewhere."""
+    from tests.analysis.synthetic import _result, _spec
+
+    specs, results = [], []
+    for whiten in ("none", "zca"):
+        for depth in (2, 3):
+            for seed in (0, 1):
+                s = _spec("", dict(kind="gaussian", n=20, d=50, whiten=whiten),
+                          dict(depth=depth, width=10, activation="relu"),
+                          dict(beta=0.2, polish=100), seed)  # fmt: skip
+                white = whiten == "zca"
+                r = _result(s, 2.0 if white else None, w1_alignment=1.0 if white else None,
+                            extra={"whitening_error": 1e-15 if white else 3.0,
+                                   "y_plus_norm": 1.5, "y_minus_norm": 1.2})  # fmt: skip
+                if change is not None:
+                    change(s, r)
+                specs.append(s)
+                results.append(r)
+    return frame_from_results(specs, results)
+
+
+def test_deep_relu_selects_by_what_the_data_is_and_its_checks_can_fail() -> None:
+    """E4 and E5 take the ZCA-whitened Gaussian trials (measured, not ``data.kind``); the
+    deep_relu experiment judges every trial; a whitened K = 1 trial without §3's P* fails
+    "closed form where §3 applies"; a depth-2 net at the optimum with the wrong neurons fails."""
+    frame = _deep_relu_store()
+    out = ex.run("deep_relu", frame)
+    assert out.n_trials == 8 and out.status is ex.Status.PASS, out.verdict
+    assert _check(out, "routes to P* agree").seen.endswith("4 bracketed only")
+    assert ex.run("E4", frame).n_trials == 2 and ex.run("E5", frame).n_trials == 2
+    assert out.reach.n == 4 and out.reach.without == 4
+
+    def no_closed_form(s, r) -> None:
+        if s.data.whiten == "zca" and s.model.depth == 3 and s.seed == 0:
+            r.exact_objective = None
+
+    check = _check(ex.run("deep_relu", _deep_relu_store(no_closed_form)),
+                   "closed form where §3 applies")  # fmt: skip
+    assert check.status is ex.Status.FAIL and check.seen.startswith("3/4")
+
+    def wrong_neurons(s, r) -> None:
+        if s.data.whiten == "zca" and s.model.depth == 2:
+            r.w1_alignment = 0.9
+
+    out = ex.run("deep_relu", _deep_relu_store(wrong_neurons))
+    assert _check(out, "depth 2: optimal neurons").status is ex.Status.FAIL
+    assert out.status is ex.Status.FAIL

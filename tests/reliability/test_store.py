@@ -208,3 +208,24 @@ def test_readers_never_create_a_store(tmp_path: Path) -> None:
     assert proc.returncode == 2 and proc.stderr.strip().startswith("analysis: there is no MLflow")
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_sql_store_whose_tables_differ_is_written_slowly_saying_so_once(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """MLflow pinned below 4, and an MLflow whose tables differ from the ones SqlWriter writes
+    (simulated: one column more expected) costs one warning line, not silence."""
+    from sweep.sqlstore import SqlWriter
+    from sweep.store import Store
+    from sweep.tracking import Tracker
+
+    store = Store(f"sqlite:///{tmp_path / 'mlruns.db'}", (tmp_path / "art").as_uri())
+    assert isinstance(Tracker(store, "fast")._sql, SqlWriter)
+    assert "warning" not in capsys.readouterr().err
+    columns = {**SqlWriter._COLUMNS, "params": SqlWriter._COLUMNS["params"] | {"extra"}}
+    monkeypatch.setattr(SqlWriter, "_COLUMNS", columns)
+    t = Tracker(store, "slow")
+    assert t._sql is None
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("warning: recording through MLflow's store API")
+    assert "params differs in columns extra" in err[0], err

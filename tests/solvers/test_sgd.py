@@ -372,6 +372,37 @@ def test_polish_runs_in_float64_after_float32(rng: np.random.Generator) -> None:
     assert_close(out.objectives[0], p_star, rtol=1e-9)
 
 
+def test_polish_uses_its_iterations_and_reports_them(rng: np.random.Generator) -> None:
+    """The polish (SciPy L-BFGS-B, float64) from SGD's end point: on smooth deep linear nets
+    (whitened, §1) it goes on to the closed form within 1e-10, however far SGD stopped; on 3-layer
+    ReLU nets it never ends above SGD. It reports its iterations (≤ the budget) and the final
+    gradient norm, and a batch gives each network what it gets alone."""
+    from solvers.solve import solve
+
+    X = whitened(rng, 8, 12)
+    lin = [Problem(X, rng.standard_normal((8, 2)), 3, beta, width=6) for beta in (0.05, 0.1)]
+    out = train(lin, TrainConfig(steps=100, lr=0.02, polish=800, log_every=50), seeds=[0, 1])
+    for i, p in enumerate(lin):
+        p_star = float(solve(p).objective)
+        assert (out.sgd_objectives[i] - p_star) / p_star > 1e-6  # SGD alone stopped short
+        assert abs(out.objectives[i] - p_star) / p_star <= 1e-10, out.polish_info[i]
+        info = out.polish_info[i]
+        assert 0 < info["iterations"] <= 800 and info["grad_norm"] <= 1e-6
+    relu = [
+        Problem(X, rng.standard_normal(8), 3, b, activation="relu", width=10) for b in (0.1, 0.2)
+    ]
+    cfg = TrainConfig(steps=300, lr=0.02, polish=400, log_every=100)
+    out = train(relu, cfg, seeds=[0, 1])
+    assert out.polish_info is not None and len(out.polish_info) == 2
+    for i, p in enumerate(relu):
+        info = out.polish_info[i]
+        assert 0 <= info["iterations"] <= 400 and np.isfinite(info["grad_norm"])
+        assert out.objectives[i] <= out.sgd_objectives[i]
+        alone = train([p], cfg, seeds=[i])
+        assert alone.objectives[0] == out.objectives[i] and alone.polish_info[0] == info
+    assert train(relu[:1], TrainConfig(steps=10), seeds=[0]).polish_info is None
+
+
 def test_progress_and_steps_zero(rng: np.random.Generator) -> None:
     p = Problem(rng.standard_normal((5, 2)), rng.standard_normal(5), 2, 0.1, width=3)
     seen: list[int] = []
