@@ -125,6 +125,7 @@ FACE_RTOL = 1e-10  # σ_min ≤ FACE_RTOL·σ_1: rows of a face (or lifted X) ra
 SAMPLED_PATTERNS = 20_000  # directions sampled beyond the cap
 FAMILY = "relu_two_layer"
 CARATHEODORY_RTOL = 1e-12  # singular values below this (relative) count as zero
+TOL_BEYOND_CAP = 1e-6  # certified relative gap beyond the cap (MIP oracle; issue 17's bar)
 TIME_LIMIT = 300.0  # seconds for a solve beyond the cap (column generation with the MIP oracle)
 LOCAL_MAXITER = 2000  # L-BFGS iterations of the bracket's local search
 ALL_BLOCKS = 400  # up to this many (pattern, sign) blocks the first round takes them all
@@ -852,6 +853,9 @@ class _State:
                 added += 1
         return added
 
+    def is_new(self, D: np.ndarray, s: int) -> bool:
+        return (np.packbits(D).tobytes(), int(s)) not in self.seen
+
     def keep(self, mask: np.ndarray) -> None:
         """Drop the blocks not in ``mask`` (they may come back when priced again)."""
         self.D = [D for D, k in zip(self.D, mask, strict=False) if k]
@@ -927,6 +931,8 @@ def _solve_on(
             if best is None or c[0] - own < best[0] - best_own:
                 best, best_own = c, own
         left = time_limit - (time.perf_counter() - t_start)
+        if not geo.exact:  # violators already in the working set are round-off, not news
+            viol = [v for v in viol if state.is_new(v[0], v[1])]
         if not geo.exact and not viol and left > 0:  # the exact check: the MIP oracle
             cur = cands[0]  # this round's best network (own gaps above used the loose bound)
             lam = _residual(p, cur[1])
@@ -1010,7 +1016,8 @@ def solve_two_layer(
 
     Args:
         p: depth 2, relu, K = 1, no batch norm; any X (no zero row without bias), n ≥ 2.
-        tol: certified relative duality gap to reach.
+        tol: certified relative duality gap to reach (beyond the cap at least
+            ``TOL_BEYOND_CAP`` = 1e-6: the MIP oracle and the conic solve stall near 1e-8).
         cap: largest a-priori pattern count to enumerate; beyond it patterns are sampled.
         patterns: (P, n) boolean patterns to use instead of the enumeration (BRACKET result).
         seed: for sampled patterns.
@@ -1044,6 +1051,8 @@ def solve_two_layer(
         return _trivial(p, geo)
     warm = _WARM.get() if warm_start is None else warm_start
     warm = [w for w in warm if _fits(p, w)]
+    if not geo.exact:  # the oracle's check and the conic solve reach ~1e-8, not 1e-8 certain
+        tol = max(tol, TOL_BEYOND_CAP)
     return _solve_on(p, _State(geo), tol=tol, warm_start=warm, time_limit=time_limit)
 
 
