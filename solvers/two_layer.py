@@ -75,6 +75,20 @@ certificate (so ``two_layer_certificate(p, opt.network)`` is tight), reduced by 
 (same output and cost, ≤ n + 1 neurons). A β path (:func:`solve_two_layer_path`) enumerates once
 and warm-starts each working set from the previous β.
 
+**Beyond the cap (issue 17).** The a-priori count is taken over DISTINCT hyperplanes
+(:func:`_hyperplanes`: duplicated rows and, without bias, ``x``/``−x`` cut the same one). Past
+it the working set starts from sampled cells and the warm-start networks' neurons; each round
+is priced by the sampled cells and the local search of :mod:`solvers.separation` (no bound:
+pricing only); when they find no new violated block, the exact check ``c(λ)`` is the MIP oracle
+(:func:`solvers.separation.dual_norm_oracle`, SCIP) with the time left. Its bound (valid when
+stopped early) gives the lower end; CERTIFIED when it proved ``c(λ)`` and the relative gap is
+``≤ TOL_BEYOND_CAP`` (1e-6), else BRACKET at ``time_limit`` (default ``TIME_LIMIT`` = 300 s; a
+round in progress finishes first). A bracket's upper end is the best of the program's network
+and L-BFGS (:func:`local_network`) from it and from every warm start (a network with no active
+neuron is replaced by small neurons on the local search's directions). m* is the width of the
+optimal network FOUND (after Carathéodory, ``≤ n + 1``): minimal only where proven, which this
+module does not do.
+
 Bad input: ``n = 1``, a zero row of ``X`` without bias, ``K ≠ 1``, depth ≠ 2, linear activation,
 batch norm → :class:`NotCovered` naming the reason.
 """
