@@ -962,8 +962,8 @@ def _solve_on(
             viol = [_sep_block(geo, r) for r in res if r.value > beta * (1.0 + 1e-10)]
         if best[0] - lower <= tol * abs(best[0]) and best[0] - best_own <= tol * abs(best[0]):
             break
-        if time.perf_counter() - t_start > time_limit:
-            break
+        if not geo.exact and time.perf_counter() - t_start > time_limit:
+            break  # within the cap the enumeration decides: no time limit there
         # keep the blocks in use, add the most violated new ones
         nu = np.linalg.norm(Z[:, : geo.r], axis=1)
         used = nu > 1e-9 * max(float(np.max(nu, initial=0.0)), 1e-300)
