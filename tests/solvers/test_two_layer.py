@@ -454,3 +454,9 @@ def test_no_multistart_network_below_an_oracle_certified_pstar() -> None:
     runs = lbfgs_multistart(p, width=max(2 * opt.m_star, 8), starts=6, seed=2, maxiter=3000)
     values = np.array([v for v, _ in runs])
     assert np.all(values >= opt.lower_bound * (1 - 1e-9)), (values, opt.lower_bound)
+
+
+def test_time_limit_applies_beyond_the_cap_only() -> None:
+    p = _instance(20, 3, 6, 0.1, False)  # 382 patterns: several column-generation rounds
+    opt = solve_two_layer(p, time_limit=0.0)
+    assert opt.status is Status.CERTIFIED and opt.info["rounds"] > 1
