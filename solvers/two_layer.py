@@ -142,6 +142,7 @@ CARATHEODORY_RTOL = 1e-12  # singular values below this (relative) count as zero
 TOL_BEYOND_CAP = 1e-6  # certified relative gap beyond the cap (MIP oracle; issue 17's bar)
 TIME_LIMIT = 300.0  # seconds for a solve beyond the cap (column generation with the MIP oracle)
 LOCAL_MAXITER = 2000  # L-BFGS iterations of the bracket's local search
+ADD_BEYOND_CAP = 40  # blocks added per round beyond the cap (conic solves over n rows each)
 ALL_BLOCKS = 400  # up to this many (pattern, sign) blocks the first round takes them all
 
 
@@ -897,7 +898,7 @@ def _solve_on(
     y = p.Y[:, 0]
     beta = p.beta
     n = p.n
-    add_per_round = add_per_round or max(8, n)
+    add_per_round = add_per_round or (max(8, n) if geo.exact else max(8, min(n, ADD_BEYOND_CAP)))
     if not state.D and 2 * geo.patterns.shape[0] <= ALL_BLOCKS:  # small: every cell at once
         state.add([(D, s) for D in geo.patterns for s in (1, -1)])
     else:
