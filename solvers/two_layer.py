@@ -75,6 +75,20 @@ certificate (so ``two_layer_certificate(p, opt.network)`` is tight), reduced by 
 (same output and cost, ≤ n + 1 neurons). A β path (:func:`solve_two_layer_path`) enumerates once
 and warm-starts each working set from the previous β.
 
+**Beyond the cap (issue 17).** The a-priori count is taken over DISTINCT hyperplanes
+(:func:`_hyperplanes`: duplicated rows and, without bias, ``x``/``−x`` cut the same one). Past
+it the working set starts from sampled cells and the warm-start networks' neurons; each round
+is priced by the sampled cells and the local search of :mod:`solvers.separation` (no bound:
+pricing only); when they find no new violated block, the exact check ``c(λ)`` is the MIP oracle
+(:func:`solvers.separation.dual_norm_oracle`, SCIP) with the time left. Its bound (valid when
+stopped early) gives the lower end; CERTIFIED when it proved ``c(λ)`` and the relative gap is
+``≤ TOL_BEYOND_CAP`` (1e-6), else BRACKET at ``time_limit`` (default ``TIME_LIMIT`` = 300 s; a
+round in progress finishes first). A bracket's upper end is the best of the program's network
+and L-BFGS (:func:`local_network`) from it and from every warm start (a network with no active
+neuron is replaced by small neurons on the local search's directions). m* is the width of the
+optimal network FOUND (after Carathéodory, ``≤ n + 1``): minimal only where proven, which this
+module does not do.
+
 Bad input: ``n = 1``, a zero row of ``X`` without bias, ``K ≠ 1``, depth ≠ 2, linear activation,
 batch norm → :class:`NotCovered` naming the reason.
 """
@@ -125,8 +139,10 @@ FACE_RTOL = 1e-10  # σ_min ≤ FACE_RTOL·σ_1: rows of a face (or lifted X) ra
 SAMPLED_PATTERNS = 20_000  # directions sampled beyond the cap
 FAMILY = "relu_two_layer"
 CARATHEODORY_RTOL = 1e-12  # singular values below this (relative) count as zero
+TOL_BEYOND_CAP = 1e-6  # certified relative gap beyond the cap (MIP oracle; issue 17's bar)
 TIME_LIMIT = 300.0  # seconds for a solve beyond the cap (column generation with the MIP oracle)
 LOCAL_MAXITER = 2000  # L-BFGS iterations of the bracket's local search
+ADD_BEYOND_CAP = 40  # blocks added per round beyond the cap (conic solves over n rows each)
 ALL_BLOCKS = 400  # up to this many (pattern, sign) blocks the first round takes them all
 
 
@@ -852,6 +868,9 @@ class _State:
                 added += 1
         return added
 
+    def is_new(self, D: np.ndarray, s: int) -> bool:
+        return (np.packbits(D).tobytes(), int(s)) not in self.seen
+
     def keep(self, mask: np.ndarray) -> None:
         """Drop the blocks not in ``mask`` (they may come back when priced again)."""
         self.D = [D for D, k in zip(self.D, mask, strict=False) if k]
@@ -879,7 +898,7 @@ def _solve_on(
     y = p.Y[:, 0]
     beta = p.beta
     n = p.n
-    add_per_round = add_per_round or max(8, n)
+    add_per_round = add_per_round or (max(8, n) if geo.exact else max(8, min(n, ADD_BEYOND_CAP)))
     if not state.D and 2 * geo.patterns.shape[0] <= ALL_BLOCKS:  # small: every cell at once
         state.add([(D, s) for D in geo.patterns for s in (1, -1)])
     else:
@@ -927,6 +946,8 @@ def _solve_on(
             if best is None or c[0] - own < best[0] - best_own:
                 best, best_own = c, own
         left = time_limit - (time.perf_counter() - t_start)
+        if not geo.exact:  # violators already in the working set are round-off, not news
+            viol = [v for v in viol if state.is_new(v[0], v[1])]
         if not geo.exact and not viol and left > 0:  # the exact check: the MIP oracle
             cur = cands[0]  # this round's best network (own gaps above used the loose bound)
             lam = _residual(p, cur[1])
@@ -942,8 +963,8 @@ def _solve_on(
             viol = [_sep_block(geo, r) for r in res if r.value > beta * (1.0 + 1e-10)]
         if best[0] - lower <= tol * abs(best[0]) and best[0] - best_own <= tol * abs(best[0]):
             break
-        if time.perf_counter() - t_start > time_limit:
-            break
+        if not geo.exact and time.perf_counter() - t_start > time_limit:
+            break  # within the cap the enumeration decides: no time limit there
         # keep the blocks in use, add the most violated new ones
         nu = np.linalg.norm(Z[:, : geo.r], axis=1)
         used = nu > 1e-9 * max(float(np.max(nu, initial=0.0)), 1e-300)
@@ -1010,7 +1031,8 @@ def solve_two_layer(
 
     Args:
         p: depth 2, relu, K = 1, no batch norm; any X (no zero row without bias), n ≥ 2.
-        tol: certified relative duality gap to reach.
+        tol: certified relative duality gap to reach (beyond the cap at least
+            ``TOL_BEYOND_CAP`` = 1e-6: the MIP oracle and the conic solve stall near 1e-8).
         cap: largest a-priori pattern count to enumerate; beyond it patterns are sampled.
         patterns: (P, n) boolean patterns to use instead of the enumeration (BRACKET result).
         seed: for sampled patterns.
@@ -1044,6 +1066,8 @@ def solve_two_layer(
         return _trivial(p, geo)
     warm = _WARM.get() if warm_start is None else warm_start
     warm = [w for w in warm if _fits(p, w)]
+    if not geo.exact:  # the oracle's check and the conic solve reach ~1e-8, not 1e-8 certain
+        tol = max(tol, TOL_BEYOND_CAP)
     return _solve_on(p, _State(geo), tol=tol, warm_start=warm, time_limit=time_limit)
 
 

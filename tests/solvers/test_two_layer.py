@@ -272,7 +272,8 @@ def test_beyond_the_cap_the_oracle_certifies_or_brackets() -> None:
     exact = solve_two_layer(p)
     cert = solve_two_layer(p, cap=50)
     assert cert.status is Status.CERTIFIED and cert.info["oracle"]["exact"]
-    assert cert.objective == pytest.approx(exact.objective, rel=2e-8)
+    assert cert.objective == pytest.approx(exact.objective, rel=1e-6)
+    assert cert.lower_bound <= exact.objective * (1 + 1e-8)
     br = solve_two_layer(p, cap=50, time_limit=0.0)
     assert br.status is Status.BRACKET
     assert "cap" in br.info["not_covered"]
@@ -423,3 +424,39 @@ def test_bracket_upper_end_is_a_trained_network() -> None:
     with warm_starts([wrong, planted]):  # what sweep.trial passes through solvers.solve
         ctx = solve_two_layer(p, cap=50, time_limit=5.0)
     assert ctx.objective <= objective(p, planted) * (1 + 1e-12)
+
+
+@pytest.mark.reference
+@pytest.mark.parametrize(("n", "d", "bias"), [(12, 3, False), (10, 2, True), (9, 4, False)])
+def test_oracle_certified_equals_cvxpy_on_all_patterns(n: int, d: int, bias: bool) -> None:
+    """Beyond a forced cap (50) the column generation with the MIP oracle certifies (gap ≤ 1e-6),
+    and its bracket holds cvxpy/Clarabel's P* on ALL enumerated patterns (independent, ~1e-8)."""
+    p = _instance(n, d, 40 + n + d, 0.05, bias)
+    opt = solve_two_layer(p, cap=50, time_limit=120.0)
+    assert opt.status is Status.CERTIFIED and opt.info["oracle"]["exact"]
+    ref, _, _ = relu_two_layer(
+        p.X, p.Y[:, 0], p.beta, enumerate_patterns(p.X, bias=bias), bias=bias
+    )
+    # CERTIFIED beyond the cap means a relative gap ≤ 1e-6 (TOL_BEYOND_CAP)
+    assert ref * (1 - 5e-8) <= opt.objective <= ref * (1 + 1e-6)
+    assert ref * (1 - 1e-6) <= opt.lower_bound <= ref * (1 + 5e-8)
+    assert opt.m_star <= n + 1
+
+
+@pytest.mark.slow
+@pytest.mark.reference
+def test_no_multistart_network_below_an_oracle_certified_pstar() -> None:
+    from tests.lbfgs import lbfgs_multistart
+
+    p = _instance(14, 4, 77, 0.1, False)
+    opt = solve_two_layer(p, cap=50, time_limit=120.0)
+    assert opt.status is Status.CERTIFIED
+    runs = lbfgs_multistart(p, width=max(2 * opt.m_star, 8), starts=6, seed=2, maxiter=3000)
+    values = np.array([v for v, _ in runs])
+    assert np.all(values >= opt.lower_bound * (1 - 1e-9)), (values, opt.lower_bound)
+
+
+def test_time_limit_applies_beyond_the_cap_only() -> None:
+    p = _instance(20, 3, 6, 0.1, False)  # 382 patterns: several column-generation rounds
+    opt = solve_two_layer(p, time_limit=0.0)
+    assert opt.status is Status.CERTIFIED and opt.info["rounds"] > 1
