@@ -13,6 +13,8 @@ from scipy.optimize import minimize
 
 from solvers import Network, Problem, objective
 
+RESTARTS = 30  # nudged restarts of L-BFGS-B from a kink in lbfgs_from (see _minimise)
+
 
 def _unpack(theta: torch.Tensor, shapes: list[tuple[int, ...]]) -> list[torch.Tensor]:
     out, i = [], 0
@@ -67,8 +69,16 @@ def _torch_objective(p: Problem, parts: list[torch.Tensor]) -> torch.Tensor:
     return 0.5 * (R * R).sum() + 0.5 * p.beta * reg
 
 
-def _minimise(p: Problem, theta0: np.ndarray, shapes: list, **options: int) -> Network:
-    """L-BFGS-B of the §0 objective (torch autograd, float64) from the flat parameters ``theta0``."""
+def _minimise(
+    p: Problem, theta0: np.ndarray, shapes: list, *, restarts: int = 0, **options: int
+) -> Network:
+    """L-BFGS-B of the §0 objective (torch autograd, float64) from the flat parameters ``theta0``.
+
+    L-BFGS-B stops at ReLU kinks far from stationarity (a failed line search, or "no relative
+    reduction" although ``ftol = 0``; scipy >= 1.15 stops there much earlier than its Fortran
+    predecessor). With ``restarts`` it starts again from the best point nudged off the kink by
+    1e-6 (relative), until ``restarts`` runs or 3 runs in a row that do not lower the objective.
+    """
 
     def fg(theta: np.ndarray) -> tuple[float, np.ndarray]:
         t = torch.tensor(theta, dtype=torch.float64, requires_grad=True)
@@ -78,7 +88,18 @@ def _minimise(p: Problem, theta0: np.ndarray, shapes: list, **options: int) -> N
 
     opts = {"ftol": 0.0, "gtol": 1e-13, "maxcor": 50, **options}
     res = minimize(fg, theta0, jac=True, method="L-BFGS-B", options=opts)
-    parts = [a.numpy().copy() for a in _unpack(torch.from_numpy(res.x), shapes)]
+    best_theta, best, stale = res.x, float(res.fun), 0
+    nudge = np.random.default_rng(0)
+    for _ in range(restarts):
+        if res.status == 1 or stale >= 3:  # out of iterations, or the kinks hold
+            break
+        start = best_theta + 1e-6 * np.abs(best_theta).max() * nudge.standard_normal(theta0.shape)
+        res = minimize(fg, start, jac=True, method="L-BFGS-B", options=opts)
+        if res.fun < best * (1 - 1e-14):
+            best_theta, best, stale = res.x, float(res.fun), 0
+        else:
+            stale += 1
+    parts = [a.numpy().copy() for a in _unpack(torch.from_numpy(best_theta), shapes)]
     return _to_network(p, parts)
 
 
@@ -87,7 +108,7 @@ def lbfgs_from(p: Problem, net: Network, *, maxiter: int = 5000) -> float:
     shapes = _shapes(p, net.weights[0].shape[1])
     parts = [net.weights[0], net.weights[1]] + ([net.biases[0]] if p.bias else [])
     theta0 = np.concatenate([np.asarray(a, float).ravel() for a in parts])
-    return objective(p, _minimise(p, theta0, shapes, maxiter=maxiter))
+    return objective(p, _minimise(p, theta0, shapes, restarts=RESTARTS, maxiter=maxiter))
 
 
 def lbfgs_multistart(
