@@ -135,7 +135,7 @@ mlflow) ;;
 		MLFLOW_FLASK_SERVER_SECRET_KEY=${MLFLOW_FLASK_SERVER_SECRET_KEY:-$("$py" -c 'import secrets; print(secrets.token_hex(32))')}
 		export MLFLOW_FLASK_SERVER_SECRET_KEY
 		if ! out=$("$py" -c "from mlflow.server.auth import bootstrap_admin_user as b; b()" 2>&1); then
-			printf '%s\n' "$out" | grep -v '^ ' | tail -n 2 >&2
+			printf '%s\n' "$out" | tail -n 1 >&2
 			die "--app $APP: MLflow's user database could not be prepared (above); on a first start set MLFLOW_AUTH_ADMIN_PASSWORD."
 		fi
 	fi

@@ -288,6 +288,24 @@ def _post(uri: str, op: str, body: dict, auth: tuple[str, str] | None) -> int:
 
 
 @pytest.mark.slow
+def test_a_server_beyond_loopback_gets_basic_auth_by_default(tmp_path: Path) -> None:
+    """``--host`` other than loopback and no ``--app``: the dualsweep-auth app, whose user
+    database needs an admin password on a first start — refused before anything listens."""
+    pytest.importorskip("flask_wtf", reason="MLflow's basic-auth needs dualsweep[auth]")
+    from tests.cluster.harness import MLFLOW_SERVER, base_env
+
+    env = {k: v for k, v in base_env().items() if not k.startswith("MLFLOW_AUTH_")}
+    proc = subprocess.run(
+        [str(MLFLOW_SERVER), "--host", "192.0.2.1", "--port", "5999"],  # TEST-NET-1: unroutable
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    err = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert err[-1].startswith("cluster/mlflow-server.sh: --app dualsweep-auth:"), err
+    assert "MLFLOW_AUTH_ADMIN_PASSWORD" in err[-1] and len(err) == 2, err
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("workers", [1, 4])
 def test_basic_auth_and_the_dualsweep_routes(tmp_path: Path, monkeypatch, workers: int) -> None:
     pytest.importorskip("flask_wtf", reason="MLflow's basic-auth needs dualsweep[auth]")
