@@ -124,7 +124,7 @@ def test_solve_dispatches_vector_outputs_and_names_k_with_bias() -> None:
     p = _instance(8, 2, 2, 0.2, 3)
     opt = solve(p)
     assert opt.family == "relu_two_layer_vector"
-    assert opt.is_exact and opt.info["p_star_kind"] == "attained"
+    assert opt.is_exact and opt.p_star_kind == "attained"
     assert opt.directions.shape == (2, opt.m_star)
     pb = Problem(p.X, p.Y, 2, 0.2, "relu", bias=True)
     with pytest.raises(NotCovered, match="K=2"):
