@@ -86,6 +86,7 @@ def test_vector_norm_stopped_early_is_still_an_upper_bound() -> None:
     assert early.lower <= exact.lower * (1.0 + ROUND_OFF)
 
 
+@pytest.mark.slow  # 20 L-BFGS starts: ~50 s each on a loaded machine
 @pytest.mark.parametrize(("n", "d", "K", "beta", "seed"), [(10, 2, 2, 0.1, 0), (10, 2, 3, 0.3, 1)])
 def test_certificate_never_above_twenty_multistarts(
     n: int, d: int, K: int, beta: float, seed: int
