@@ -564,14 +564,11 @@ def certificate(
             best = max(best, two_layer_certificate(p, weights))
         except NotCovered:
             pass
-    if vector_program_applies(p):  # K > 1: exact c_K(Λ) where the enumeration reaches
-        from solvers.vector_relu import enumeration_oracle, vector_certificate
+    if vector_program_applies(p):  # K > 1: exact c_K(Λ) where an exact scalar oracle exists
+        from solvers.vector_relu import scalar_oracle_for, vector_certificate
 
-        try:
-            oracle = enumeration_oracle(p.X)
-        except NotCovered:
-            oracle = None
-        if oracle is not None:
+        oracle, exact = scalar_oracle_for(p.X)
+        if exact:  # (whitened closed form or the enumeration; a sampled oracle would be loose)
             best = max(best, vector_certificate(p, weights, oracle=oracle))
     opt = optimum
     if opt is None:

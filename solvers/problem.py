@@ -178,10 +178,14 @@ class Optimum:
     - ``lower_bound``: a certified lower bound on P* (``== objective`` for ``EXACT``; required
       otherwise). ``rel_gap = (objective − lower_bound)/|objective|`` is derived from it.
     - ``dual``: the optimal (or certifying) dual variable ``(n, K)`` where one exists.
-    - ``m_star``: number of active first-layer neurons of the returned network (the rank of
+    - ``m_star``: number of active first-layer neurons of the returned network — the width of
+      the optimal network FOUND, minimal only where a closed form proves it (the rank of
       ``W_1`` for linear nets, the number of active paths for THEORY §3, non-zero blocks for §10).
     - ``directions``: ``(d, m_star)`` unit first-layer directions of those neurons (linear nets:
       an orthonormal basis of ``W_1``'s column space), ``None`` where no prediction exists (BN).
+    - ``p_star_kind``: ``"attained"`` (a finite network reaches P*), ``"infimum"`` (only
+      approached, e.g. hidden biases paying a constant offset with a vanishing bias-only neuron)
+      or ``None`` (the solver does not say; :func:`solvers.solve.p_star_kind` infers it).
     - ``info``: free-form extras for display only.
     """
 
@@ -196,6 +200,7 @@ class Optimum:
     m_star: int | None = None
     directions: np.ndarray | None = None
     info: dict = field(default_factory=dict)
+    p_star_kind: str | None = None
 
     def __post_init__(self) -> None:
         status = Status(self.status)  # accepts the string values too; ValueError otherwise
@@ -218,6 +223,10 @@ class Optimum:
         if self.rel_gap not in (0.0, rel) and abs(self.rel_gap - rel) > 1e-12 * max(1.0, abs(rel)):
             raise ValueError(
                 f"rel_gap {self.rel_gap!r} disagrees with (objective − lower_bound)/|objective| = {rel!r}"
+            )
+        if self.p_star_kind not in (None, "attained", "infimum"):
+            raise ValueError(
+                f"p_star_kind must be 'attained', 'infimum' or None, got {self.p_star_kind!r}"
             )
         object.__setattr__(self, "status", status)
         object.__setattr__(self, "objective", obj)

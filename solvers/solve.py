@@ -40,7 +40,13 @@ from solvers.detect import facts
 from solvers.linear import solve_linear_deep_k1, solve_linear_l2_general, solve_linear_whitened
 from solvers.problem import NotCovered, Optimum, Problem, require_problem
 
-__all__ = ["closed_form", "pattern_program_applies", "solve", "vector_program_applies"]
+__all__ = [
+    "closed_form",
+    "p_star_kind",
+    "pattern_program_applies",
+    "solve",
+    "vector_program_applies",
+]
 
 
 def _targets_word(Y: np.ndarray) -> str:
@@ -158,3 +164,28 @@ def closed_form(p: Problem) -> Optimum:
             raise NotCovered("bias=True: no closed form except the 1-D spline limit (THEORY §5)")
         return _solve_relu(p)
     return solve(p)
+
+
+def p_star_kind(p: Problem, opt: Optimum) -> str:
+    """Whether a finite network attains ``opt``'s P* (``"attained"``) or only approaches it
+    (``"infimum"``).
+
+    With unregularised hidden biases and no output bias (THEORY §0, §5), a constant offset of
+    the targets is paid by a neuron with zero first layer, bias ``c/a`` and output ``a → 0``: its
+    cost ``βa²/2`` vanishes only in the limit, so P* is an infimum no finite network attains
+    whenever the optimum uses such a neuron (:mod:`solvers.two_layer` returns it with ``a`` so
+    small that its cost is 1e-14·½‖y‖²). Read from :attr:`Optimum.p_star_kind` when the solver
+    says; otherwise "infimum" exactly when ``opt.network`` has a bias-only neuron (zero
+    first-layer column, non-zero bias and output), else "attained" (closed forms and bias-free
+    networks realise P* with finitely many neurons).
+    """
+    if opt.p_star_kind is not None:
+        return opt.p_star_kind
+    net = opt.network
+    if not p.bias or net is None or net.biases is None or len(net.weights) != 2:
+        return "attained"
+    W1 = np.asarray(net.weights[0], dtype=np.float64)
+    W2 = np.asarray(net.weights[1], dtype=np.float64).reshape(W1.shape[1], -1)
+    b = np.asarray(net.biases[0], dtype=np.float64)
+    constant = (np.linalg.norm(W1, axis=0) == 0) & (b != 0) & (np.linalg.norm(W2, axis=1) > 0)
+    return "infimum" if bool(np.any(constant)) else "attained"

@@ -37,7 +37,8 @@ within ``rtol`` of the best value actually attained, ``‖Λᵀ(Xu)_+‖`` at th
 The upper end is rigorous whenever the oracle's ``c̄`` is (:data:`ScalarOracle`); the lower end
 is the value of an explicit ``u``.
 
-**Scalar oracles.** :func:`enumeration_oracle`: the exact face enumeration of
+**Scalar oracles.** :func:`whitened_oracle` (``XXᵀ = I``: closed form, exact);
+:func:`enumeration_oracle`: the exact face enumeration of
 :mod:`solvers.two_layer` (small instances; the maximiser of the best face's cone is its
 projection ``Π_K(g)``, computed by NNLS); :func:`sampled_oracle`: beyond the enumeration cap,
 ``c̄`` is :func:`solvers.two_layer.relaxed_dual_norm` (valid, loose) and the maximisers come from
@@ -78,6 +79,7 @@ __all__ = [
     "solve_vector_relu",
     "vector_certificate",
     "vector_dual_norm",
+    "whitened_oracle",
 ]
 
 FAMILY = "relu_two_layer_vector"
@@ -150,8 +152,39 @@ def sampled_oracle(
     return oracle
 
 
+def whitened_oracle(X: np.ndarray) -> ScalarOracle:
+    """Whitened data (``XXᵀ = I``, THEORY §3): ``c(λ) = max(‖λ_+‖, ‖λ_−‖)``, attained at
+    ``u = Xᵀλ_±/‖λ_±‖`` (then ``(Xu)_+ = λ_±/‖λ_±‖``). Returned ``c̄ = ‖X‖₂ max(‖λ_+‖, ‖λ_−‖)``,
+    valid for every X (``λᵀ(Xu)_+ ≤ λ_+ᵀ|Xu| ≤ ‖λ_+‖‖X‖₂``) and exact when X is whitened."""
+    X = np.asarray(X, dtype=np.float64)
+    Xn = float(np.linalg.norm(X, 2))
+
+    def oracle(lam: np.ndarray) -> tuple[float, np.ndarray]:
+        lam = np.asarray(lam, dtype=np.float64).reshape(-1)
+        Z = []
+        for w in (np.maximum(lam, 0.0), np.maximum(-lam, 0.0)):
+            g = X.T @ w
+            ng = float(np.linalg.norm(g))
+            if ng > 0:
+                Z.append(g / ng)
+        cbar = Xn * max(
+            float(np.linalg.norm(np.maximum(lam, 0.0))), float(np.linalg.norm(np.minimum(lam, 0.0)))
+        )
+        return cbar, np.array(Z).reshape(-1, X.shape[1])
+
+    return oracle
+
+
 def scalar_oracle_for(X: np.ndarray) -> tuple[ScalarOracle, bool]:
-    """``(oracle, exact)``: the enumeration where it reaches, else the sampled one."""
+    """``(oracle, exact)``: the closed form on whitened data (:func:`whitened_oracle`), else the
+    enumeration where it reaches, else the sampled one (not exact)."""
+    from solvers.detect import WHITENED_TOL
+
+    X = np.asarray(X, dtype=np.float64)
+    if X.shape[0] <= X.shape[1]:
+        err = float(np.linalg.norm(X @ X.T - np.eye(X.shape[0])))
+        if err <= WHITENED_TOL:
+            return whitened_oracle(X), True
     try:
         return enumeration_oracle(X), True
     except NotCovered:
@@ -244,12 +277,14 @@ def vector_dual_norm(
     def lower() -> float:
         return max((f[0] for f in found.values()), default=0.0)
 
+    steps = 0
     while True:
         upper = -heap[0][0]
         lo = lower()
         if upper <= (1.0 + rtol) * lo or lo >= stop_above or upper <= stop_below:
             break
-        if evals >= max_evals:
+        steps += 1
+        if evals >= max_evals or steps >= max_evals:  # steps: cached midpoints cost no call
             break
         _, _, V, vals = heapq.heappop(heap)
         # longest edge (largest angle = smallest inner product)
@@ -450,7 +485,7 @@ def solve_vector_relu(
         :class:`Optimum` (family ``"relu_two_layer_vector"``): ``objective`` a real network's
         §0 objective (upper end), ``lower_bound`` the scaled-dual certificate, ``status``
         CERTIFIED or BRACKET, ``m_star`` the width of the network found (not proven minimal),
-        ``info`` rounds, working-set size, oracle calls, ``p_star_kind`` ("attained").
+        ``info`` rounds, working-set size, oracle calls; ``p_star_kind`` "attained".
     """
     p = _check(p)
     if oracle is None:
@@ -526,7 +561,6 @@ def _solve(p: Problem, oracle: ScalarOracle, exact: bool, tol: float, max_rounds
         "rounds": rounds,
         "blocks": int(W.shape[0]),
         "oracle_calls": evals,
-        "p_star_kind": "attained",
         "trace": trace,
     }
     if not exact:
@@ -545,6 +579,7 @@ def _solve(p: Problem, oracle: ScalarOracle, exact: bool, tol: float, max_rounds
         m_star=m_star,
         directions=dirs,
         info=info,
+        p_star_kind="attained",  # no bias: every network is finite
     )
 
 

@@ -520,6 +520,9 @@ class TrialResult:
     upper_bound: float | None = None
     lower_bound: float | None = None
     bracket_rel_width: float | None = None
+    # "attained" (a finite network reaches P*) | "infimum" (hidden biases pay a constant offset
+    # with a vanishing bias-only neuron: solvers.solve.p_star_kind) | None (P* unknown)
+    p_star_kind: str | None = None
     curve_steps: list[int] = field(default_factory=list)
     curves: dict[str, list[float]] = field(default_factory=dict)  # "objective", "norm_ratio.1" ...
     # family-specific scalars (spline, NC, §9 ...): only the names of EXTRA_METRICS

@@ -23,7 +23,7 @@ from solvers import Network, NotCovered, Problem, objective
 from solvers.data import make_dataset
 from solvers.dual import certificate, dual_bound
 from solvers.sgd import TrainConfig, TrainOutput, train
-from solvers.solve import solve
+from solvers.solve import p_star_kind, solve
 from solvers.structure import direction_alignment, fitted_function, layer_stats, spline_stats
 from solvers.two_layer import FAMILY as TWO_LAYER
 from solvers.two_layer import warm_starts
@@ -193,8 +193,9 @@ def _optimum(
     The optimum over every width (:func:`_solve_any_width`) with m* neurons / paths; if
     ``m* ≤ m`` it is this trial's ``optimum`` (its network has m* neurons; padding with zero
     neurons to m changes nothing). If ``m < m*``, ``wide`` is that optimum: its P* (THEORY's P*,
-    "width ≥ m*") is a certified lower bound on this width-m problem, which the trained net
-    cannot reach (it lacks m* − m neurons) — E11's "width < m*" trials. Batch-norm problems are
+    "width ≥ m*") is a certified lower bound on this width-m problem — E11's "width < m*"
+    trials. m* is the width of the optimal network FOUND, not a proven minimum: a width-m net
+    may still reach P* (issue 17 measured one within 1.1e-6 at m = m* − 1). Batch-norm problems are
     solved at their width (their closed forms read it).
     """
     m = problem.width
@@ -210,7 +211,8 @@ def _optimum(
     return (
         None,
         found,
-        f"width {m} is below the optimum's m* = {k}: P* of this width is unknown (> P* = "
+        f"width {m} is below the width m* = {k} of the optimal network found (not proven "
+        f"minimal): P* of this width is unknown (>= P* = "
         f"{float(found.objective):.6g} of width >= m*, family {found.family}, logged as "
         f"p_star_any_width and lower_bound)",
     )
@@ -231,6 +233,7 @@ def _optimum_fields(result: TrialResult, problem: Problem, net: Network, opt, wi
     """
     if opt is not None and opt.is_exact:
         result.m_star = opt.m_star
+        result.p_star_kind = p_star_kind(problem, opt)
         result.extra["optimum_rel_gap"] = opt.rel_gap
         if opt.family == TWO_LAYER and opt.network is not None:
             result.w1_alignment = neuron_alignment(problem, net, opt.network)
@@ -241,6 +244,7 @@ def _optimum_fields(result: TrialResult, problem: Problem, net: Network, opt, wi
         lower = max(lower, float(wide.lower_bound))
         result.m_star = wide.m_star
         result.extra["p_star_any_width"] = float(wide.objective)
+        result.p_star_kind = p_star_kind(problem, wide)
         if wide.family == TWO_LAYER and wide.network is not None:
             result.w1_alignment = neuron_alignment(problem, net, wide.network)
     if opt is not None:  # a bracket: [its certified lower bound, its feasible network's value]

@@ -180,6 +180,8 @@ def test_optimum_status_rules() -> None:
         Optimum(objective=2.0, weights=W, family="f", lower_bound=1.0)
     with pytest.raises(ValueError, match="exceeds the objective"):
         Optimum(objective=2.0, weights=W, family="f", status="certified", lower_bound=2.1)
+    with pytest.raises(ValueError, match="p_star_kind must be"):
+        Optimum(objective=2.0, weights=W, family="f", p_star_kind="reached")
     with pytest.raises(ValueError, match="rel_gap"):
         Optimum(
             objective=2.0, weights=W, family="f", status="bracket", lower_bound=1.0, rel_gap=0.1
@@ -188,3 +190,33 @@ def test_optimum_status_rules() -> None:
         Optimum(objective=2.0, weights=W, family="f", m_star=2, directions=np.ones((2, 1)))
     with pytest.raises(ValueError):
         Optimum(objective=2.0, weights=W, family="f", status="converged", lower_bound=1.0)
+
+
+def test_p_star_kind_infimum_with_a_constant_offset_and_attained_without_bias() -> None:
+    """A biased two-layer optimum that pays the targets' offset with a bias-only neuron is an
+    infimum: moving that neuron further along ``(a, b) → (a/10, 10b)`` keeps the output and
+    lowers the objective, so no finite network attains P*. Without bias: attained."""
+    from solvers.problem import Network
+    from solvers.solve import p_star_kind
+
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((10, 2))
+    p = Problem(X, 5.0 + 0.01 * rng.standard_normal(10), 2, 0.1, "relu", bias=True)
+    opt = solve(p)
+    assert p_star_kind(p, opt) == "infimum"
+    W1, W2 = (np.array(w, dtype=np.float64) for w in opt.network.weights)
+    b = np.array(opt.network.biases[0], dtype=np.float64)
+    j = int(np.flatnonzero((np.linalg.norm(W1, axis=0) == 0) & (b != 0))[0])
+    W2[j] /= 10.0
+    b[j] *= 10.0
+    further = Network(weights=(W1, W2), biases=(b,))
+    assert objective(p, further) < opt.objective
+    # the same network without its constant neuron is not an infimum witness
+    W2[j] = 0.0
+    assert p_star_kind(p, Optimum(1.0, [W1, W2], "x", network=Network((W1, W2), (b,)))) == (
+        "attained"
+    )
+    q = Problem(X, rng.standard_normal(10), 2, 0.1, "relu")
+    assert p_star_kind(q, solve(q)) == "attained"
+    tagged = Optimum(1.0, [W1, W2], "x", p_star_kind="infimum")
+    assert p_star_kind(q, tagged) == "infimum"  # the solver's own word wins

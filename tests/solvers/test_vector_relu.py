@@ -86,6 +86,7 @@ def test_vector_norm_stopped_early_is_still_an_upper_bound() -> None:
     assert early.lower <= exact.lower * (1.0 + ROUND_OFF)
 
 
+@pytest.mark.slow  # 20 L-BFGS starts: ~50 s each on a loaded machine
 @pytest.mark.parametrize(("n", "d", "K", "beta", "seed"), [(10, 2, 2, 0.1, 0), (10, 2, 3, 0.3, 1)])
 def test_certificate_never_above_twenty_multistarts(
     n: int, d: int, K: int, beta: float, seed: int
@@ -124,7 +125,7 @@ def test_solve_dispatches_vector_outputs_and_names_k_with_bias() -> None:
     p = _instance(8, 2, 2, 0.2, 3)
     opt = solve(p)
     assert opt.family == "relu_two_layer_vector"
-    assert opt.is_exact and opt.info["p_star_kind"] == "attained"
+    assert opt.is_exact and opt.p_star_kind == "attained"
     assert opt.directions.shape == (2, opt.m_star)
     pb = Problem(p.X, p.Y, 2, 0.2, "relu", bias=True)
     with pytest.raises(NotCovered, match="K=2"):
@@ -138,3 +139,23 @@ def test_sampled_oracle_gives_a_bracket() -> None:
     assert opt.status is Status.BRACKET
     assert opt.lower_bound <= ref.objective * (1.0 + ROUND_OFF)
     assert ref.lower_bound <= opt.objective * (1.0 + ROUND_OFF)
+
+
+def test_whitened_oracle_equals_the_enumeration_on_whitened_data() -> None:
+    from solvers import data
+    from solvers.vector_relu import scalar_oracle_for, whitened_oracle
+
+    X, _ = data.make_dataset("whitened", "gaussian", n=5, d=7, outputs=1, seed=0)
+    oracle, exact = scalar_oracle_for(X)
+    assert exact
+    enum = enumeration_oracle(X)
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        lam = rng.standard_normal(5)
+        c, Z = whitened_oracle(X)(lam)
+        ce, _ = enum(lam)
+        assert np.isclose(c, ce, rtol=1e-9)
+        attained = max(abs(float(lam @ np.maximum(X @ z, 0.0))) for z in Z)
+        assert np.isclose(attained, ce, rtol=1e-9)  # the maximiser is explicit
+    raw = np.random.default_rng(1).standard_normal((5, 7))  # not whitened: not this oracle
+    assert scalar_oracle_for(raw)[0].__qualname__.startswith("enumeration_oracle")

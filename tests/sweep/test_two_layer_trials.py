@@ -288,6 +288,7 @@ def test_a_width_below_m_star_logs_p_star_of_any_width_as_a_bound(activation, ou
     assert r.certificate <= wide.objective * (1 + 1e-12)
     assert r.upper_bound >= r.lower_bound
     assert f"width {width} is below" in r.not_covered and "p_star_any_width" in r.not_covered
+    assert r.p_star_kind == "attained"  # no bias: a finite network reaches the any-width P*
     # the narrow net cannot reach P*: it is short of m* - m neurons / rank
     assert r.upper_bound > wide.objective * (1 + 1e-6)
 
