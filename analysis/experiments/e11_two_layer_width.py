@@ -14,10 +14,10 @@ Claims (thresholds from THEORY, never from the data):
 
 - **P* is a lower bound** — no trained objective (SGD or polished) below P* by more than
   ``BELOW_TOL`` (relative), and no certificate above it: either refutes the solver.
-- **width < m*: P* out of reach** — a network with fewer than m* neurons cannot attain P* (the
-  optimum needs m* non-zero blocks, §10): every such trial's best objective (polished where
-  there is a polish) stays more than ``AT_OPT`` above P*. A narrow trial at P* means m* was
-  not minimal — FAIL.
+- **width < m*: a measurement, not a check** — m* is the width of the optimal network the
+  solver *found* (≤ n + 1 by Carathéodory), not a proven minimum (a width-2 network came within
+  1.1e-6 of P* on an instance with m* = 3): a narrow trial at P* shows a smaller optimal network,
+  it refutes nothing. The summary counts them.
 - **width ≥ m*: does (S)GD reach P*?** — an optimizer measurement, never a theory verdict:
   the rate within 1e-4 / 1e-6 by width / m*, the misses classified
   (:func:`~analysis.experiments.verdicts.reach`); a gate only where the user sets one
@@ -119,21 +119,11 @@ def _lower_bound_check(data: pd.DataFrame) -> object:
     )
 
 
-def _out_of_reach_check(data: pd.DataFrame) -> object:
+def narrow_at_optimum(data: pd.DataFrame) -> tuple[int, int]:
+    """(narrow trials, those whose final objective is within ``AT_OPT`` of P* of any width)."""
     narrow = data["regime"] == NARROW
     final = data["polished_rel_gap"].where(data["polished_rel_gap"].notna(), data["sgd_rel_gap"])
-    ok = (final > AT_OPT).where(narrow)
-    seen = f"smallest gap {fmt(float(final[narrow].min()), 2)}" if narrow.any() else ""
-    return count_check(
-        "width < m*: P* out of reach",
-        claim="A network with fewer neurons than m* cannot attain P* (THEORY §10: the optimum "
-        "has m* non-zero blocks).",
-        measured="(final objective − P*)/|P*| for width < m* (polished where polished, P* of "
-        "any width)",
-        expected=f"> {AT_OPT:g} in every such trial",
-        ok=ok,
-        worst=seen,
-    )
+    return int(narrow.sum()), int((final[narrow] <= AT_OPT).sum())
 
 
 @experiment(
@@ -146,8 +136,6 @@ def _out_of_reach_check(data: pd.DataFrame) -> object:
 def two_layer_width(done: pd.DataFrame, inputs: Inputs) -> Result:
     data = e11_rows(done)
     checks = [records_check(done), _lower_bound_check(data)]
-    if (data["regime"] == NARROW).any():  # a claim about narrow nets, where there are some
-        checks.append(_out_of_reach_check(data))
     data["reached"] = (data["sgd_rel_gap"].abs() <= REACH_TOLS[0]).where(data["p_star"].notna())
     table = (
         data.groupby(["data", "regime"], as_index=False)
@@ -169,6 +157,12 @@ def two_layer_width(done: pd.DataFrame, inputs: Inputs) -> Result:
         f"m*, {int(counts.get(NO_P, 0))} without P* (median bracket "
         f"{fmt(h.vmedian(data.loc[data['regime'] == NO_P, 'bracket_rel_width']), 2)})"
     )
+    n_narrow, at_opt = narrow_at_optimum(data)
+    if n_narrow:
+        summary += (
+            f"; {at_opt}/{n_narrow} below m* came within {AT_OPT:g} of P* (a smaller optimal "
+            "network than the one found: m* is not proven minimal)"
+        )
     wide = done[(data["regime"] == WIDE).values]
     return Result(data, table, checks, _figure(data), summary, reach=reach(wide, inputs.curves))
 

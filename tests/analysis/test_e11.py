@@ -14,7 +14,7 @@ import pytest
 
 from analysis import frame_from_results
 from analysis.experiments import EXPERIMENTS, Status, run
-from analysis.experiments.e11_two_layer_width import NARROW, WIDE, e11_rows
+from analysis.experiments.e11_two_layer_width import NARROW, WIDE, e11_rows, narrow_at_optimum
 from analysis.experiments.verdicts import AT_OPT, REACH_TOLS
 from sweep.schema import DataSpec, ModelSpec, TrainSpec, TrialSpec
 from sweep.trial import run_batch
@@ -75,14 +75,14 @@ def test_verdict_on_the_real_trials(frame, tmp_path) -> None:
     out = run("E11", frame, out_dir=tmp_path)
     assert out.n_trials == 6
     assert _check(out, "P* is a lower bound").status is Status.PASS
-    narrow = _check(out, "width < m*: P* out of reach")
-    assert narrow.status is Status.PASS and narrow.n == 3 and narrow.passed == 3
+    assert not [c for c in out.checks if "m*" in c.name]  # narrow trials: measured, not judged
+    assert narrow_at_optimum(e11_rows(frame)) == (3, 0)
     # whether SGD reached P* is an optimizer measurement beside the verdict, never part of it
     rows = e11_rows(frame)
     sgd = rows.loc[rows["regime"] == WIDE, "sgd_rel_gap"]
     assert out.reach.n == len(sgd) == 3
     assert out.reach.within == {t: int((sgd <= t).sum()) for t in REACH_TOLS}
-    assert out.status is Status.PASS  # record, lower bound, out of reach: theory
+    assert out.status is Status.PASS  # record, lower bound: theory
     assert out.figure.read_bytes()[:8] == PNG
     table = pd.read_csv(out.files["csv"])
     assert sorted(table["regime"]) == sorted([NARROW, WIDE])
@@ -104,16 +104,16 @@ def _move(frame: pd.DataFrame, mask: pd.Series, rel_gap: float) -> pd.DataFrame:
     return f
 
 
-def test_a_narrow_trial_at_p_star_fails_out_of_reach(frame) -> None:
+def test_a_narrow_trial_at_p_star_is_measured_not_failed(frame) -> None:
+    """m* is the width of the optimal network found, not a proven minimum: a narrow trial that
+    reaches P* is counted in the summary, and no theory check fails on it."""
     narrow = frame["model.width"] == 1
     first = narrow & (frame.index == frame[narrow].index[0])
     out = run("E11", _move(frame, first, 0.1 * AT_OPT))
-    check = _check(out, "width < m*: P* out of reach")
-    assert check.status is Status.FAIL and check.passed == 2
-    assert out.status is Status.FAIL
-    # just above the threshold it passes again (the threshold is AT_OPT, not the data)
-    out = run("E11", _move(frame, first, 10 * AT_OPT))
-    assert _check(out, "width < m*: P* out of reach").status is Status.PASS
+    assert out.status is Status.PASS
+    assert "1/3 below m* came within" in out.summary
+    out = run("E11", _move(frame, first, 10 * AT_OPT))  # the count's threshold is AT_OPT
+    assert "0/3 below m* came within" in out.summary
 
 
 def test_a_wide_trial_above_p_star_is_an_optimizer_miss(frame) -> None:
@@ -139,13 +139,6 @@ def test_a_trial_below_p_star_or_a_certificate_above_it_fails(frame) -> None:
     bad = good.copy()
     bad.loc[one, "certificate"] = bad.loc[one, "exact_objective"] * (1 + 1e-6)
     assert _check(run("E11", bad), "P* is a lower bound").status is Status.FAIL
-
-
-def test_one_narrow_trial_decides(frame) -> None:
-    """A theorem is checked per trial: one narrow trial short of P* is a PASS, 1/1."""
-    keep = (frame["model.width"] == 8) | (frame.index == frame[frame["model.width"] == 1].index[0])
-    check = _check(run("E11", frame[keep]), "width < m*: P* out of reach")
-    assert check.status is Status.PASS and (check.n, check.passed) == (1, 1)
 
 
 def test_registered_and_structurally_matched() -> None:
