@@ -99,6 +99,7 @@ __all__ = [
     "load_curves",
     "load_parents",
     "load_results",
+    "logged_expectation",
     "load_tracebacks",
 ]
 
@@ -386,6 +387,30 @@ def load_parents(
             }
         )
     return pd.DataFrame(rows, columns=None if rows else ["run_id", "run_name", "run_status"])
+
+
+def logged_expectation(parents: pd.DataFrame | None) -> float | None:
+    """The optimizer expectation ``grid.expect_reach`` the latest sweep invocation (the first
+    row of :func:`load_parents`) logged on its parent run; None when it set none. A logged
+    value that is not a fraction in (0, 1] raises :class:`sweep.store.StoreError`."""
+    from sweep.config import EXPECT_REACH_PARAM, ConfigError, check_expect_reach
+    from sweep.store import StoreError
+
+    col = f"param.{EXPECT_REACH_PARAM}"
+    if parents is None or parents.empty or col not in parents:
+        return None
+    raw = parents[col].iloc[0]
+    if raw is None or (isinstance(raw, float) and np.isnan(raw)):
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = raw
+    where = f"{EXPECT_REACH_PARAM} logged on parent run {parents['run_id'].iloc[0]}"
+    try:
+        return check_expect_reach(value, where)
+    except ConfigError as exc:
+        raise StoreError(str(exc)) from None
 
 
 def _curve_runs(client, exp_id: str, run_ids: set[str] | None, page_size: int) -> list:
