@@ -233,19 +233,27 @@ def _frame(runs: Sequence) -> pd.DataFrame:
     return _build([_run_row(r) for r in runs])
 
 
-def frame_from_results(specs: Sequence[TrialSpec], results: Sequence[TrialResult]) -> pd.DataFrame:
+def frame_from_results(
+    specs: Sequence[TrialSpec], results: Sequence[TrialResult], *, grid: str = "trial"
+) -> pd.DataFrame:
     """The frame :func:`load` would give for these trials, built in memory (no MLflow): the
-    same columns and types; ``run_id`` is the trial key, ``run_status`` mirrors ``status``."""
+    same columns and types, and the run names a sweep of grid ``grid`` over ``specs`` gives
+    (:func:`sweep.tracking.child_run_name`: by what varies); ``run_id`` is the trial key,
+    ``run_status`` mirrors ``status``."""
+    from sweep.grid import varying_fields
+    from sweep.tracking import child_run_name
+
     if len(specs) != len(results):
         raise ValueError(
             f"specs and results must have the same length, got {len(specs)} and {len(results)}"
         )
+    axes = varying_fields(list(specs))
     rows = []
     for spec, res in zip(specs, results, strict=True):
         fixed = {
             "run_id": spec.key,
             "parent_run_id": None,
-            "run_name": f"{spec.experiment or 'trial'}-{spec.key[:8]}",
+            "run_name": child_run_name(spec, axes, grid),
             "status": res.status,
             "run_status": "FAILED" if res.status == "failed" else "FINISHED",
             "start_time": None,

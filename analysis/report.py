@@ -1,4 +1,4 @@
-"""The report: every experiment of THEORY.md §Experiments as a verdict, a figure and a table.
+"""The report: every experiment of docs/theory.md §Experiments as a verdict, a figure and a table.
 
 :func:`run_experiments` applies every registered experiment of :mod:`analysis.experiments` to a
 trial frame; :func:`write_report` writes ``index.html`` and ``README.md`` (the grid, counts of

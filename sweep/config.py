@@ -114,7 +114,7 @@ class TrackingConfig:
 class GridConfig:
     # the grid's name = the MLflow experiment its trials are recorded in
     name: str = "default"
-    # experiment id (THEORY.md E1..E10) given to the trials outside blocks
+    # experiment id (docs/theory.md E1..E10) given to the trials outside blocks
     experiment: str = ""
     # sub-grids: id -> {data: {..}, model: {..}, train: {..}, seed: .., experiment: ..}
     blocks: dict[str, Any] = field(default_factory=dict)
