@@ -2,7 +2,7 @@
 
 ``load`` gives one typed row per trial, ``load_curves`` the training curves in long form,
 ``load_results`` the full ``trial.json`` of chosen runs; :mod:`analysis.experiments` has one
-module per experiment of THEORY.md §Experiments, each with a verdict that can fail; ``report`` writes them all
+module per experiment of docs/theory.md §Experiments, each with a verdict that can fail; ``report`` writes them all
 (``python -m analysis --experiment paper --out report/``).
 """
 

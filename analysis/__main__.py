@@ -10,8 +10,9 @@ measurement (how often SGD alone reached P*).
 
 Exit status: 2 when the experiment has no trials in the store; with ``--check``, 1 when a
 theory verdict is FAIL or trials of the grid are missing (``--strict``: a theory verdict
-INCONCLUSIVE too) or an optimizer expectation set with ``--expect-reach`` fails (the message
-says "optimizer"); else 0. Experiments with no trial in the store (another grid's) are listed
+INCONCLUSIVE too) or an optimizer expectation fails (the message says "optimizer"): set with
+``--expect-reach``, or else by ``grid.expect_reach`` in the grid file, which the sweep logs on
+its parent run (the latest invocation's counts; the flag wins); else 0. Experiments with no trial in the store (another grid's) are listed
 on one line, never fatal.
 """
 
@@ -55,7 +56,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=None,
         metavar="FRACTION",
         help="an optimizer expectation: SGD alone within 1e-4 of P* in at least this fraction "
-        "of each experiment's trials with P* (0 < FRACTION <= 1); its failure says 'optimizer'",
+        "of each experiment's trials with P* (0 < FRACTION <= 1); its failure says 'optimizer'. "
+        "Default: the grid file's grid.expect_reach, logged on the sweep's parent run",
     )
     args = parser.parse_args(argv)
     if args.expect_reach is not None and not 0.0 < args.expect_reach <= 1.0:
@@ -82,14 +84,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if trials.empty:
         print(f"analysis: experiment '{args.experiment}' has no trials in {uri}", file=sys.stderr)
         return 2
-    index = report(
-        args.experiment,
-        args.out,
-        uri,
-        curves=not args.no_curves,
-        trials=trials,
-        expect_reach=args.expect_reach,
-    )
+    try:
+        index = report(
+            args.experiment,
+            args.out,
+            uri,
+            curves=not args.no_curves,
+            trials=trials,
+            expect_reach=args.expect_reach,
+        )
+    except StoreError as exc:  # a grid.expect_reach logged on the parent run that is no fraction
+        print(f"analysis: {exc}", file=sys.stderr)
+        return 2
     doc = json.loads((index.parent / "verdicts.json").read_text())
     for line in check_lines(doc):
         print(line)
@@ -128,9 +134,10 @@ def failures(doc: dict, *, strict: bool = False) -> list[str]:
         )
     optimizer = [e["id"] for e in ran if e.get("optimizer_status") == "FAIL"]
     if optimizer:
+        source = (doc.get("expectation") or {}).get("from", "--expect-reach")
         out.append(
             f"optimizer — {', '.join(optimizer)}: SGD reached P* less often than "
-            "--expect-reach asks (a measurement of the optimizer, not of the theory)"
+            f"{source} asks (a measurement of the optimizer, not of the theory)"
         )
     return out
 

@@ -99,6 +99,7 @@ __all__ = [
     "load_curves",
     "load_parents",
     "load_results",
+    "logged_expectation",
     "load_tracebacks",
 ]
 
@@ -232,19 +233,27 @@ def _frame(runs: Sequence) -> pd.DataFrame:
     return _build([_run_row(r) for r in runs])
 
 
-def frame_from_results(specs: Sequence[TrialSpec], results: Sequence[TrialResult]) -> pd.DataFrame:
+def frame_from_results(
+    specs: Sequence[TrialSpec], results: Sequence[TrialResult], *, grid: str = "trial"
+) -> pd.DataFrame:
     """The frame :func:`load` would give for these trials, built in memory (no MLflow): the
-    same columns and types; ``run_id`` is the trial key, ``run_status`` mirrors ``status``."""
+    same columns and types, and the run names a sweep of grid ``grid`` over ``specs`` gives
+    (:func:`sweep.tracking.child_run_name`: by what varies); ``run_id`` is the trial key,
+    ``run_status`` mirrors ``status``."""
+    from sweep.grid import varying_fields
+    from sweep.tracking import child_run_name
+
     if len(specs) != len(results):
         raise ValueError(
             f"specs and results must have the same length, got {len(specs)} and {len(results)}"
         )
+    axes = varying_fields(list(specs))
     rows = []
     for spec, res in zip(specs, results, strict=True):
         fixed = {
             "run_id": spec.key,
             "parent_run_id": None,
-            "run_name": f"{spec.experiment or 'trial'}-{spec.key[:8]}",
+            "run_name": child_run_name(spec, axes, grid),
             "status": res.status,
             "run_status": "FAILED" if res.status == "failed" else "FINISHED",
             "start_time": None,
@@ -386,6 +395,30 @@ def load_parents(
             }
         )
     return pd.DataFrame(rows, columns=None if rows else ["run_id", "run_name", "run_status"])
+
+
+def logged_expectation(parents: pd.DataFrame | None) -> float | None:
+    """The optimizer expectation ``grid.expect_reach`` the latest sweep invocation (the first
+    row of :func:`load_parents`) logged on its parent run; None when it set none. A logged
+    value that is not a fraction in (0, 1] raises :class:`sweep.store.StoreError`."""
+    from sweep.config import EXPECT_REACH_PARAM, ConfigError, check_expect_reach
+    from sweep.store import StoreError
+
+    col = f"param.{EXPECT_REACH_PARAM}"
+    if parents is None or parents.empty or col not in parents:
+        return None
+    raw = parents[col].iloc[0]
+    if raw is None or (isinstance(raw, float) and np.isnan(raw)):
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = raw
+    where = f"{EXPECT_REACH_PARAM} logged on parent run {parents['run_id'].iloc[0]}"
+    try:
+        return check_expect_reach(value, where)
+    except ConfigError as exc:
+        raise StoreError(str(exc)) from None
 
 
 def _curve_runs(client, exp_id: str, run_ids: set[str] | None, page_size: int) -> list:

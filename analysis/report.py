@@ -1,4 +1,4 @@
-"""The report: every experiment of THEORY.md §Experiments as a verdict, a figure and a table.
+"""The report: every experiment of docs/theory.md §Experiments as a verdict, a figure and a table.
 
 :func:`run_experiments` applies every registered experiment of :mod:`analysis.experiments` to a
 trial frame; :func:`write_report` writes ``index.html`` and ``README.md`` (the grid, counts of
@@ -27,6 +27,7 @@ from analysis.load import (
     load_parents,
     load_results,
     load_tracebacks,
+    logged_expectation,
 )
 from analysis.tables import column, fmt, split_status, to_markdown, write_table
 
@@ -101,15 +102,20 @@ def check_lines(doc: Mapping) -> list[str]:
 
 
 def write_verdicts(
-    outcomes: list[ex.Outcome], out_dir: str | Path, grid: Mapping | None = None
+    outcomes: list[ex.Outcome],
+    out_dir: str | Path,
+    grid: Mapping | None = None,
+    expectation: Mapping | None = None,
 ) -> Path:
-    """``verdicts.json``: the grid check and one object per experiment (theory status, optimizer
-    status where an expectation was set, counts, every check, the reach measurement)."""
+    """``verdicts.json``: the grid check, the optimizer expectation (``{"reach": x, "from":
+    where it was set}``, None when unset) and one object per experiment (theory status,
+    optimizer status where an expectation was set, counts, every check, the reach measurement)."""
     path = Path(out_dir) / "verdicts.json"
     ran = [o for o in outcomes if o.n_trials]
     doc = {
         "status": ex.combine([c for o in ran for c in o.checks]).value if ran else "INCONCLUSIVE",
         "grid": dict(grid) if grid else None,
+        "expectation": dict(expectation) if expectation else None,
         "experiments": [o.to_dict() for o in outcomes],
     }
     path.write_text(json.dumps(doc, indent=2, default=str, ensure_ascii=False))
@@ -272,9 +278,11 @@ def write_report(
     name: str = "",
     tracking_uri: str = "",
     expect_reach: float | None = None,
+    expect_from: str = "--expect-reach",
 ) -> Path:
     """Write every figure and table plus ``index.html`` and ``README.md`` under ``out_dir``;
-    returns the path of ``index.html``."""
+    returns the path of ``index.html``. ``expect_reach``: the optimizer expectation, set by
+    ``expect_from`` (the command line's flag, or the grid file's ``grid.expect_reach``)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     outcomes = run_experiments(
@@ -298,7 +306,8 @@ def write_report(
         ]
     )
     write_table(verdicts, out, "verdicts")
-    doc = json.loads(write_verdicts(outcomes, out, gridc).read_text())
+    expectation = None if expect_reach is None else {"reach": expect_reach, "from": expect_from}
+    doc = json.loads(write_verdicts(outcomes, out, gridc, expectation).read_text())
     screen = check_lines(doc)
     ran = [o for o in outcomes if o.n_trials]
     done, diverged, failed = split_status(trials)
@@ -322,10 +331,16 @@ def write_report(
         "networks AT the optimum (within 1e-9 of P*). FAIL is a counterexample; INCONCLUSIVE: "
         "nothing reached the optimum (the count says so). **Optimizer** (a measurement, never a "
         "theory verdict): how often SGD alone ends within 1e-4 / 1e-6 of P*, misses classified; "
-        "it gates only where an expectation is set (`--expect-reach`). Thresholds: "
-        "`analysis/experiments/verdicts.py`, docs/theory.md.",
+        "it gates only where an expectation is set (`--expect-reach`, or `grid.expect_reach` "
+        "in the grid file). Thresholds: `analysis/experiments/verdicts.py`, docs/theory.md.",
         "",
     ]
+    if expectation:
+        md += [
+            f"Optimizer expectation: SGD within 1e-4 of P* in ≥ {fmt(expect_reach, 3)} of each "
+            f"experiment's trials with P* (set by {expect_from}).",
+            "",
+        ]
     md += ["## Grid", "", to_markdown(grid), ""]
     md += ["## Diverged and failed trials", "", to_markdown(bad) if not bad.empty else "none", ""]
     for o in ran:
@@ -404,7 +419,8 @@ def report(
     """Load MLflow experiment ``experiment`` and write its report under ``out_dir``; returns
     the path of ``index.html``. Curves and ``trial.json`` are fetched only for the trials of the
     experiments that declare ``needs=("curves",)`` / ``needs=("results",)``. ``trials``: the frame of ``load`` when the caller
-    already has it."""
+    already has it. ``expect_reach``: the optimizer expectation; None takes the one the latest
+    sweep logged on its parent run (``grid.expect_reach`` in its grid file), if any."""
     uri = tracking_uri or default_tracking_uri()
     if trials is None:
         trials = load(experiment, uri)
@@ -420,6 +436,10 @@ def report(
         if wanted["results"]:
             results = load_results(sorted(set(wanted["results"])), uri)
     parents = load_parents(experiment, uri)
+    expect_from = "--expect-reach"
+    if expect_reach is None:
+        expect_reach = logged_expectation(parents)
+        expect_from = "grid.expect_reach (the sweep's grid file)"
     failed = trials.loc[column(trials, "status", "finished") == "failed", "run_id"]
     errors = load_tracebacks(list(failed)[:MAX_TRACEBACKS], uri)
     return write_report(
@@ -432,4 +452,5 @@ def report(
         name=experiment,
         tracking_uri=uri,
         expect_reach=expect_reach,
+        expect_from=expect_from,
     )

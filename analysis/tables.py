@@ -15,6 +15,7 @@ import pandas as pd
 __all__ = [
     "column",
     "fmt",
+    "metric",
     "select",
     "split_status",
     "to_markdown",
@@ -31,6 +32,13 @@ def column(frame: pd.DataFrame, name: str, default: object = np.nan) -> pd.Serie
         index=frame.index,
         dtype=object if isinstance(default, str) else float,
     )
+
+
+def metric(frame: pd.DataFrame, name: str) -> pd.Series:
+    """Metric ``name`` as float64 (NaN where not logged, or no column at all). Params need no
+    such parse: :func:`analysis.load` gives each as one typed column; read them with
+    :func:`column`."""
+    return pd.to_numeric(column(frame, name), errors="coerce").astype(float)
 
 
 def select(

@@ -1,4 +1,4 @@
-"""dualsweep's mathematical core: the problems of THEORY.md, their exact optima, duals and
+"""dualsweep's mathematical core: the problems of docs/theory.md, their exact optima, duals and
 certificates, batched SGD training and layer structure. numpy/scipy/torch only."""
 
 from __future__ import annotations

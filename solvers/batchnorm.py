@@ -1,4 +1,4 @@
-"""Batch normalisation before the last hidden activation: THEORY.md §6, and neural collapse.
+"""Batch normalisation before the last hidden activation: docs/theory.md §6, and neural collapse.
 
 Network (``solvers.problem.forward`` is the definition): ``A = H_{L−2} W_{L−1}`` is batch
 normalised per column, ``Z_j = γ_j (A_j − mean A_j)/std(A_j) + α_j``, then ``σ`` and ``W_L``;

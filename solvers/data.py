@@ -1,4 +1,4 @@
-"""Seeded float64 data makers for the problems of THEORY.md (no downloads, no global state).
+"""Seeded float64 data makers for the problems of docs/theory.md (no downloads, no global state).
 
 Inputs ``X`` (shape ``(n, d)``):
 

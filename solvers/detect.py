@@ -1,4 +1,4 @@
-"""Data detection — the one home of the tests that decide which closed form of THEORY.md applies.
+"""Data detection — the one home of the tests that decide which closed form of docs/theory.md applies.
 
 Tolerances (the only definitions in the package):
 

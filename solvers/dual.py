@@ -1,4 +1,4 @@
-"""Dual lower bounds and certificates for every problem of THEORY.md (§7), never above P*.
+"""Dual lower bounds and certificates for every problem of docs/theory.md (§7), never above P*.
 
 Weak duality. For any residual-like ``Λ ∈ R^{n×K}`` and any network,
 ``½‖f − Y‖² ≥ ⟨Λ, Y − f⟩ − ½‖Λ‖²``, so ``objective ≥ ⟨Λ,Y⟩ − ½‖Λ‖²`` whenever

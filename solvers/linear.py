@@ -1,4 +1,4 @@
-"""Deep linear networks: the exact optima of THEORY.md §1 and §2.
+"""Deep linear networks: the exact optima of docs/theory.md §1 and §2.
 
 Problem (THEORY §0, linear activation, no biases, no batch norm)::
 

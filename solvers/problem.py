@@ -1,4 +1,4 @@
-"""The training problem of THEORY.md §0 and its one objective.
+"""The training problem of docs/theory.md §0 and its one objective.
 
     P* = min_{W_1..W_L}  ½‖f(X) − Y‖_F²  +  (β/2) Σ_l ‖W_l‖_F²,
     f(X) = σ(⋯σ(σ(X W_1) W_2)⋯W_{L-1}) W_L,
@@ -44,7 +44,7 @@ BN_EPS = 0.0  # batch norm without an epsilon: THEORY §6 divides by the exact b
 
 
 class NotCovered(Exception):  # noqa: N818 - the public name the API promises
-    """THEORY.md has no exact answer for this problem; the message names the failing assumption."""
+    """docs/theory.md has no exact answer for this problem; the message names the failing assumption."""
 
 
 def _as_float_matrix(name: str, value: object) -> np.ndarray:

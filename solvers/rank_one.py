@@ -1,4 +1,4 @@
-"""Rank-one data ``X = c aᵀ`` (``‖a‖ = 1``): closed forms of THEORY.md §4, K = 1, any L ≥ 2.
+"""Rank-one data ``X = c aᵀ`` (``‖a‖ = 1``): closed forms of docs/theory.md §4, K = 1, any L ≥ 2.
 
 **Assumption checked here:** the singular values of X satisfy ``σ_2 ≤ RANK_ONE_TOL·σ_1``
 (1e-10, :mod:`solvers.detect`) and ``σ_1 > 0``; then ``a`` is the top right singular vector

@@ -1,4 +1,4 @@
-"""cvxpy reference programs for the convex problems of THEORY.md (tests and benchmarks only).
+"""cvxpy reference programs for the convex problems of docs/theory.md (tests and benchmarks only).
 
 cvxpy is the optional extra ``reference`` and is imported inside each function. Every function
 returns ``(value, argument)`` as solved by ``solver`` (default :data:`PREFERRED_SOLVER`,

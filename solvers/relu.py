@@ -1,4 +1,4 @@
-"""Deep ReLU networks on whitened data: the closed form of THEORY.md §3.
+"""Deep ReLU networks on whitened data: the closed form of docs/theory.md §3.
 
 Problem (THEORY §0, no biases, no batch norm, ReLU after every hidden layer)::
 

@@ -1,4 +1,4 @@
-"""``solve(p)``: detect which closed form of THEORY.md covers a problem and return its optimum.
+"""``solve(p)``: detect which closed form of docs/theory.md covers a problem and return its optimum.
 
 Detection lives in :mod:`solvers.detect` (tolerances and tests, computed once per problem and
 cached, so the solver ``solve`` dispatches to does not detect again):

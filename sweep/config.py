@@ -47,6 +47,8 @@ __all__ = [
     "SweepOptions",
     "TrackingConfig",
     "TrainAxes",
+    "EXPECT_REACH_PARAM",
+    "check_expect_reach",
     "check_spec",
     "check_uri",
     "load",
@@ -112,10 +114,14 @@ class TrackingConfig:
 class GridConfig:
     # the grid's name = the MLflow experiment its trials are recorded in
     name: str = "default"
-    # experiment id (THEORY.md E1..E10) given to the trials outside blocks
+    # experiment id (docs/theory.md E1..E10) given to the trials outside blocks
     experiment: str = ""
     # sub-grids: id -> {data: {..}, model: {..}, train: {..}, seed: .., experiment: ..}
     blocks: dict[str, Any] = field(default_factory=dict)
+    # an optimizer expectation for `python -m analysis --check`: SGD alone within 1e-4 of P* in
+    # at least this fraction of each experiment's trials with P* (0 < x <= 1; null: none).
+    # Logged on the sweep's parent run; `--expect-reach` on the command line wins over it.
+    expect_reach: float | None = None
 
 
 @dataclass
@@ -188,6 +194,7 @@ class Sweep:
     runner: RunnerConfig
     tracking: TrackingConfig
     options: SweepOptions
+    expect_reach: float | None = None  # grid.expect_reach (the optimizer expectation)
 
 
 # ---------------------------------------------------------------- field rules
@@ -348,6 +355,20 @@ _URI = re.compile(
 )
 
 
+EXPECT_REACH_PARAM = "grid.expect_reach"  # the parent run's param that carries it
+
+
+def check_expect_reach(value: object, name: str = "grid.expect_reach") -> float | None:
+    """An optimizer expectation: null, or a fraction in (0, 1] (the share of an experiment's
+    trials with P* whose SGD must end within 1e-4 of it)."""
+    if value is None:
+        return None
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not ok or not 0.0 < value <= 1.0:
+        raise ConfigError(f"{name} must be a fraction in (0, 1] or null (got {value!r}).")
+    return float(value)
+
+
 def check_uri(uri: str) -> str:
     """A tracking URI MLflow accepts: ``sqlite:///PATH``, ``http(s)://HOST[:PORT]``, a
     database URL (postgresql/mysql/mssql) or ``file:///PATH``."""
@@ -501,6 +522,7 @@ def load(cfg: Mapping) -> Sweep:
         runner=_runner(cfg.get("runner", {})),
         tracking=_tracking(cfg.get("tracking", {})),
         options=_options(cfg.get("sweep", {})),
+        expect_reach=check_expect_reach(grid.expect_reach),
     )
 
 

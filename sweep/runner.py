@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from sweep.config import ConfigError, RunnerConfig, Sweep
+from sweep.config import EXPECT_REACH_PARAM, ConfigError, RunnerConfig, Sweep
 from sweep.grid import batches, varying_fields
 from sweep.progress import Progress, parent_summary, summary_table
 from sweep.schema import TrialResult, TrialSpec
@@ -529,6 +529,7 @@ def _start(tracker, sweep: Sweep, specs, todo, axes, config_text: str) -> None:
             "runner.address": sweep.runner.address or os.environ.get("RAY_ADDRESS") or "local",
             "rerun": sweep.options.rerun,
             "command": " ".join(sys.argv),
+            **({EXPECT_REACH_PARAM: sweep.expect_reach} if sweep.expect_reach is not None else {}),
         },
         config_text=config_text,
         rerun=sweep.options.rerun,

@@ -138,7 +138,7 @@ class TrialSpec:
     model: ModelSpec = field(default_factory=ModelSpec)
     train: TrainSpec = field(default_factory=TrainSpec)
     seed: int = 0  # the seed axis: data and init seeds derive from it (and the key)
-    experiment: str = ""  # paper experiment id (E1..E10 of THEORY.md) or "" outside the paper grids
+    experiment: str = ""  # paper experiment id (E1..E10 of docs/theory.md); "" outside paper grids
 
     def params(self) -> dict[str, object]:
         """Flattened resolved config: ``{"data.n": 20, "model.depth": 3, ..., "seed": 0}``."""

@@ -186,6 +186,13 @@ def run_name(spec: TrialSpec, axes: list[str] | tuple[str, ...], default: str) -
     return (" ".join(parts) or default)[:_MAX_NAME]
 
 
+def child_run_name(spec: TrialSpec, axes: list[str] | tuple[str, ...], grid: str) -> str:
+    """The name a sweep gives ``spec``'s child run: :func:`run_name` over the sweep's ``axes``
+    (:func:`sweep.grid.varying_fields` of its trials), ``<experiment or grid>-<key[:8]>`` when
+    nothing varies."""
+    return run_name(spec, axes, f"{spec.experiment or grid}-{spec.key[:8]}")
+
+
 def _driver_alive(driver: str) -> bool:
     """Whether ``host:pid`` names a live process other than this one on this host."""
     host, _, pid = driver.rpartition(":")
@@ -618,7 +625,7 @@ class Tracker:
 
     def run_name(self, spec: TrialSpec) -> str:
         """The name of ``spec``'s child run (:func:`run_name` over this sweep's axes)."""
-        return run_name(spec, self.axes, f"{spec.experiment or self.experiment}-{spec.key[:8]}")
+        return child_run_name(spec, self.axes, self.experiment)
 
     def _create(self, spec: TrialSpec) -> Claim:
         """Create the RUNNING child run that claims ``spec.key`` (again if it took too long)."""

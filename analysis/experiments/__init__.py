@@ -1,4 +1,4 @@
-"""One module per experiment of THEORY.md §Experiments (E1–E10, R1), each with its verdict.
+"""One module per experiment of docs/theory.md §Experiments (E1–E10, R1), each with its verdict.
 
 Every module registers one function with :func:`experiment`; this package imports every
 module in it, so **adding an experiment is one new file** here (plus its grid block)::

@@ -63,7 +63,7 @@ def _rows(trials: pd.DataFrame) -> pd.DataFrame:
 def deep_relu_grid(done: pd.DataFrame, inputs: Inputs) -> Result:
     r = recomputed(done)
     white = whitened(done)
-    depth, K = h.num(done, "model.depth"), h.num(done, "data.outputs")
+    depth, K = column(done, "model.depth"), column(done, "data.outputs")
     has_p = r["p_star"].notna()
     upper = h.num(done, "upper_bound").where(lambda s: s.notna(), r["best"])
     lower = r["lower"]
@@ -71,11 +71,11 @@ def deep_relu_grid(done: pd.DataFrame, inputs: Inputs) -> Result:
         {
             "run_id": done["run_id"].values,
             "depth": depth.values,
-            "width": h.num(done, "model.width").values,
+            "width": column(done, "model.width").values,
             "whitened": white.values,
             "K": K.values,
-            "beta": h.num(done, "train.beta").values,
-            "seed": h.num(done, "seed").values,
+            "beta": column(done, "train.beta").values,
+            "seed": column(done, "seed").values,
             "family": column(done, "family", "").fillna("").values,
             "p_star": r["p_star"].values,
             "sgd_objective": h.num(done, "sgd_objective").values,

@@ -72,7 +72,7 @@ def e11_rows(done: pd.DataFrame) -> pd.DataFrame:
     p_star = exact.where(exact.notna(), wide)
     sgd, pol = h.num(done, "sgd_objective"), h.num(done, "polished_objective")
     scale = p_star.abs().clip(lower=1e-300)
-    width, m_star = h.num(done, "model.width"), h.num(done, "m_star")
+    width, m_star = column(done, "model.width"), h.num(done, "m_star")
     regime = pd.Series(NO_P, index=done.index)
     regime[exact.notna()] = WIDE
     regime[exact.isna() & wide.notna() & (width < m_star)] = NARROW
@@ -80,9 +80,9 @@ def e11_rows(done: pd.DataFrame) -> pd.DataFrame:
         {
             "run_id": done["run_id"].values,
             "data": _data_label(done).values,
-            "n": h.num(done, "data.n").values,
-            "d": h.num(done, "data.d").values,
-            "beta": h.num(done, "train.beta").values,
+            "n": column(done, "data.n").values,
+            "d": column(done, "data.d").values,
+            "beta": column(done, "train.beta").values,
             "width": width.values,
             "m_star": m_star.values,
             "width_over_m_star": (width / m_star).values,

@@ -26,7 +26,7 @@ from analysis.experiments.verdicts import (
     whitened,
     zero_optimum,
 )
-from analysis.tables import fmt
+from analysis.tables import column, fmt
 
 
 def _match(f: pd.DataFrame) -> pd.Series:
@@ -50,9 +50,9 @@ def rank_vs_beta(done: pd.DataFrame, inputs: Inputs) -> Result:
     data = pd.DataFrame(
         {
             "run_id": done["run_id"].values,
-            "K": h.num(done, "data.outputs").values,
-            "beta": h.num(done, "train.beta").values,
-            "seed": h.num(done, "seed").values,
+            "K": column(done, "data.outputs").values,
+            "beta": column(done, "train.beta").values,
+            "seed": column(done, "seed").values,
             "trained_rank": h.num(done, "layer1.rank").values,
             "predicted_rank": h.num(done, "predicted_rank").values,
             **h.gaps(done),

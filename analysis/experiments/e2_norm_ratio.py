@@ -28,7 +28,7 @@ CURVE_OK = 0.99  # the table reports the first step each layer's ratio reached t
 def _match(f: pd.DataFrame) -> pd.Series:
     return (
         h.is_(f, "model.activation", "linear")
-        & (h.num(f, "model.depth") >= 3)
+        & (column(f, "model.depth") >= 3)
         & h.is_(f, "data.outputs", 1)
         & h.plain(f)
     )
@@ -57,7 +57,7 @@ def norm_ratio_curves(done: pd.DataFrame, inputs: Inputs) -> Result:
     # per trial and layer, from numpy arrays (a 10^4-trial sweep: DataFrame ops per row were
     # most of the report's time)
     no_points = np.empty(0)
-    depths = done["model.depth"].astype(int).to_numpy()
+    depths = done["model.depth"].to_numpy()  # int64, typed by analysis.load
     finals = {
         layer: column(done, f"layer{layer}.norm_ratio").to_numpy(dtype=float)
         for layer in range(1, int(depths.max(initial=0)) + 1)
@@ -77,9 +77,9 @@ def norm_ratio_curves(done: pd.DataFrame, inputs: Inputs) -> Result:
             records.append(
                 {
                     "run_id": run_id,
-                    "depth": int(depth),
-                    "seed": int(seed),
-                    "beta": float(beta),
+                    "depth": depth,
+                    "seed": seed,
+                    "beta": beta,
                     "layer": layer,
                     "hidden": layer < depth,
                     "initial_ratio": float(values[0]) if len(values) else np.nan,
@@ -126,7 +126,7 @@ def norm_ratio_curves(done: pd.DataFrame, inputs: Inputs) -> Result:
     styles = ["-", "--", ":", "-."]
     shown, note = h.drawn(done)
     for _, r in shown.iterrows():
-        depth = int(r["model.depth"])
+        depth = r["model.depth"]
         for layer in range(1, depth + 1):
             c = curve_of(r["run_id"], f"norm_ratio.{layer}")
             if len(c):
@@ -154,7 +154,7 @@ def norm_ratio_curves(done: pd.DataFrame, inputs: Inputs) -> Result:
         c = curve_of(r["run_id"], "objective")
         if len(c) and np.isfinite(p):
             ax.plot(c["step"], h.pos((c["value"] - p) / abs(p)), lw=1.2,
-                    label=f"seed {int(r['seed'])}")  # fmt: skip
+                    label=f"seed {r['seed']}")  # fmt: skip
             drawn = True
     if drawn:
         ax.axhline(

@@ -14,11 +14,11 @@ import pandas as pd
 from analysis.experiments import helpers as h
 from analysis.experiments.base import Inputs, Result, experiment
 from analysis.experiments.verdicts import reach, structure_check, theory_checks
-from analysis.tables import fmt
+from analysis.tables import column, fmt
 
 
 def _match(f: pd.DataFrame) -> pd.Series:
-    return h.is_(f, "model.activation", "linear") & (h.num(f, "model.depth") >= 3) & h.plain(f)
+    return h.is_(f, "model.activation", "linear") & (column(f, "model.depth") >= 3) & h.plain(f)
 
 
 @experiment(
@@ -29,15 +29,15 @@ def _match(f: pd.DataFrame) -> pd.Series:
     match=_match,
 )
 def deep_linear(done: pd.DataFrame, inputs: Inputs) -> Result:
-    depth = h.num(done, "model.depth")
+    depth = column(done, "model.depth")
     data = pd.DataFrame(
         {
             "run_id": done["run_id"].values,
             "depth": depth.values,
-            "width": h.num(done, "model.width").values,
-            "K": h.num(done, "data.outputs").values,
-            "beta": h.num(done, "train.beta").values,
-            "seed": h.num(done, "seed").values,
+            "width": column(done, "model.width").values,
+            "K": column(done, "data.outputs").values,
+            "beta": column(done, "train.beta").values,
+            "seed": column(done, "seed").values,
             **h.gaps(done),
             "rel_certified_gap": h.num(done, "rel_certified_gap").values,
             # hidden layers only: W_L (m × 1) is rank one by definition

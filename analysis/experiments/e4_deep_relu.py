@@ -31,7 +31,7 @@ from analysis.tables import column, fmt
 def _match(f: pd.DataFrame) -> pd.Series:
     return (
         h.is_(f, "model.activation", "relu")
-        & (h.num(f, "model.depth") >= 3)
+        & (column(f, "model.depth") >= 3)
         & whitened(f)
         & h.is_(f, "data.outputs", 1)
         & ~h.is_(f, "data.kind", "digits")  # E10's
@@ -50,11 +50,11 @@ def deep_relu(done: pd.DataFrame, inputs: Inputs) -> Result:
     data = pd.DataFrame(
         {
             "run_id": done["run_id"].values,
-            "depth": h.num(done, "model.depth").values,
-            "width": h.num(done, "model.width").values,
+            "depth": column(done, "model.depth").values,
+            "width": column(done, "model.width").values,
             "data": column(done, "data.kind", "").values,
-            "beta": h.num(done, "train.beta").values,
-            "seed": h.num(done, "seed").values,
+            "beta": column(done, "train.beta").values,
+            "seed": column(done, "seed").values,
             "minibatch": minibatch(done).values,
             **h.gaps(done),
             "certificate": h.num(done, "certificate").values,

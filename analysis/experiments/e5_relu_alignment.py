@@ -11,7 +11,7 @@ import pandas as pd
 from analysis.experiments import helpers as h
 from analysis.experiments.base import Inputs, Result, experiment
 from analysis.experiments.verdicts import AT_OPT, reach, structure_check, theory_checks, whitened
-from analysis.tables import fmt
+from analysis.tables import column, fmt
 
 
 def _match(f: pd.DataFrame) -> pd.Series:
@@ -36,8 +36,8 @@ def relu_alignment(done: pd.DataFrame, inputs: Inputs) -> Result:
     data = pd.DataFrame(
         {
             "run_id": done["run_id"].values,
-            "beta": h.num(done, "train.beta").values,
-            "seed": h.num(done, "seed").values,
+            "beta": column(done, "train.beta").values,
+            "seed": column(done, "seed").values,
             "w1_alignment": h.num(done, "w1_alignment").values,
             **h.gaps(done),
             "rel_certified_gap": h.num(done, "rel_certified_gap").values,

@@ -31,7 +31,7 @@ from analysis.experiments.verdicts import (
     structure_check,
     theory_checks,
 )
-from analysis.tables import fmt
+from analysis.tables import column, fmt
 
 SHARE_REF = 0.957  # THEORY E6's reference (a measurement of its runs, not a threshold)
 OPT_SHARE_TOL = 1e-6  # the exact optimum: share ≥ 1 − this (round-off of finite differences)
@@ -66,9 +66,9 @@ def spline(done: pd.DataFrame, inputs: Inputs) -> Result:
     data = pd.DataFrame(
         {
             "run_id": done["run_id"].values,
-            "depth": h.num(done, "model.depth").values,
-            "beta": h.num(done, "train.beta").values,
-            "seed": h.num(done, "seed").values,
+            "depth": column(done, "model.depth").values,
+            "beta": column(done, "train.beta").values,
+            "seed": column(done, "seed").values,
             "sgd_objective": h.num(done, "sgd_objective").values,
             "final_objective": _final_objective(done).values,
             "share_near_data": h.num(done, "spline.share_near_data").values,
@@ -97,7 +97,7 @@ def spline(done: pd.DataFrame, inputs: Inputs) -> Result:
     share = pd.Series(data["share_near_data"].values, index=done.index)
     fitted = pd.Series(data["fitted"].values, index=done.index)
     exact = h.num(done, "exact_objective").notna()
-    two = exact & (h.num(done, "model.depth") == 2)
+    two = exact & (column(done, "model.depth") == 2)
     opt_share = h.num(done, "spline_opt.share_near_data")
     checks = []
     if two.any():

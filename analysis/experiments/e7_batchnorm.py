@@ -61,7 +61,7 @@ def _match(f: pd.DataFrame) -> pd.Series:
     match=_match,
 )
 def batchnorm_collapse(done: pd.DataFrame, inputs: Inputs) -> Result:
-    K = h.num(done, "data.outputs")
+    K = column(done, "data.outputs")
     balanced = column(done, "data.targets", "").fillna("").astype(str) == BALANCED
     nc2_pred = h.num(done, "nc_opt.nc2_cosine_mean").where(~balanced, -1.0 / (K - 1))
     nc3_pred = h.num(done, "nc_opt.nc3_cosine_mean").where(~balanced, 1.0)
@@ -70,9 +70,9 @@ def batchnorm_collapse(done: pd.DataFrame, inputs: Inputs) -> Result:
             "run_id": done["run_id"].values,
             "classes": np.where(balanced, "balanced", "unbalanced"),
             "activation": column(done, "model.activation", "").values,
-            "depth": h.num(done, "model.depth").values,
+            "depth": column(done, "model.depth").values,
             "K": K.values,
-            "seed": h.num(done, "seed").values,
+            "seed": column(done, "seed").values,
             **h.gaps(done),
             "nc1": h.num(done, "nc.nc1").values,
             "nc2_cosine_mean": h.num(done, "nc.nc2_cosine_mean").values,

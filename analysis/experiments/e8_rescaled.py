@@ -53,10 +53,10 @@ def _long(done: pd.DataFrame) -> pd.DataFrame:
     """One row per trial × ball."""
     base = {
         "run_id": done["run_id"].values,
-        "depth": h.num(done, "model.depth").values,
-        "K": h.num(done, "data.outputs").values,
-        "beta": h.num(done, "train.beta").values,
-        "seed": h.num(done, "seed").values,
+        "depth": column(done, "model.depth").values,
+        "K": column(done, "data.outputs").values,
+        "beta": column(done, "train.beta").values,
+        "seed": column(done, "seed").values,
         "predicted_rank": h.num(done, "predicted_rank").values,
     }
     parts = []

@@ -13,6 +13,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from analysis.tables import column
+from analysis.tables import metric as num  # a metric as float64 (params: typed columns)
 
 __all__ = [
     "FLOOR",
@@ -60,10 +61,6 @@ def net_kind(frame: pd.DataFrame) -> pd.Series:
     net = net.where(~flag(frame, "model.batchnorm"), net + "+BN")
     ball = column(frame, "model.ball", "none").fillna("none").astype(str)
     return net.where(ball == "none", net + "+" + ball)
-
-
-def num(frame: pd.DataFrame, name: str) -> pd.Series:
-    return pd.to_numeric(column(frame, name), errors="coerce").astype(float)
 
 
 def pos(values: pd.Series | np.ndarray) -> np.ndarray:

@@ -31,9 +31,9 @@ def rank_one(done: pd.DataFrame, inputs: Inputs) -> Result:
         {
             "run_id": done["run_id"].values,
             "activation": column(done, "model.activation", "").values,
-            "depth": h.num(done, "model.depth").values,
-            "beta": h.num(done, "train.beta").values,
-            "seed": h.num(done, "seed").values,
+            "depth": column(done, "model.depth").values,
+            "beta": column(done, "train.beta").values,
+            "seed": column(done, "seed").values,
             **h.gaps(done),
             "w1_alignment": h.num(done, "w1_alignment").values,
         }

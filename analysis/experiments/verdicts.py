@@ -52,7 +52,7 @@ from enum import Enum
 import numpy as np
 import pandas as pd
 
-from analysis.tables import column, fmt
+from analysis.tables import column, fmt, metric
 from solvers.detect import WHITENED_TOL
 
 __all__ = [
@@ -151,16 +151,12 @@ def inconclusive(name: str, **kw) -> Check:
     return Check(name=name, status=Status.INCONCLUSIVE, **kw)
 
 
-def _num(frame: pd.DataFrame, name: str) -> pd.Series:
-    return pd.to_numeric(column(frame, name), errors="coerce").astype(float)
-
-
 def whitened(frame: pd.DataFrame) -> pd.Series:
     """True where the data IS whitened, however it was made: the logged
     ``whitening_error = ‖XXᵀ − I_n‖_F`` ≤ ``solvers.detect.WHITENED_TOL``. Stores without that
     measurement: the solver family (``*_whitened*``: the solver's own detection), else
     ``data.kind == whitened``."""
-    err = _num(frame, "whitening_error")
+    err = metric(frame, "whitening_error")
     family = column(frame, "family", "").fillna("").astype(str)
     kind = column(frame, "data.kind", "").fillna("").astype(str)
     guess = family.str.contains("whitened") | (kind == "whitened")
@@ -170,9 +166,9 @@ def whitened(frame: pd.DataFrame) -> pd.Series:
 def zero_optimum(done: pd.DataFrame) -> pd.Series:
     """True where the exact optimum is the zero network: ``P* = ½‖Y‖²`` (the logged
     ``null_objective``), or — for stores without it — the closed-form W₁ has rank 0."""
-    exact, null = _num(done, "exact_objective"), _num(done, "null_objective")
+    exact, null = metric(done, "exact_objective"), metric(done, "null_objective")
     by_value = (exact >= null * (1.0 - ZERO_RTOL)) & exact.notna() & null.notna()
-    rank0 = (_num(done, "predicted_rank") == 0) & null.isna()
+    rank0 = (metric(done, "predicted_rank") == 0) & null.isna()
     return (by_value | rank0).fillna(False).astype(bool)
 
 
@@ -183,12 +179,12 @@ def recomputed(done: pd.DataFrame) -> pd.DataFrame:
     lower route (certificate, dual bound, a bracket's lower bound), ``tol`` = the slack of P*
     (``BELOW_TOL``, or P*'s own certified gap for a numerical §10 value) and ``cert_gap`` =
     (SGD − certificate)/SGD."""
-    p = _num(done, "exact_objective")
-    sgd, pol = _num(done, "sgd_objective"), _num(done, "polished_objective")
+    p = metric(done, "exact_objective")
+    sgd, pol = metric(done, "sgd_objective"), metric(done, "polished_objective")
     scale = p.abs().clip(lower=1e-300)
     sgd_gap, pol_gap = (sgd - p) / scale, (pol - p) / scale
-    cert = _num(done, "certificate")
-    lower = pd.concat([cert, _num(done, "dual_bound"), _num(done, "lower_bound")], axis=1).max(
+    cert = metric(done, "certificate")
+    lower = pd.concat([cert, metric(done, "dual_bound"), metric(done, "lower_bound")], axis=1).max(
         axis=1, skipna=True
     )
     return pd.DataFrame(
@@ -199,7 +195,7 @@ def recomputed(done: pd.DataFrame) -> pd.DataFrame:
             "final_gap": pol_gap.where(pol.notna(), sgd_gap),
             "best": pd.concat([sgd, pol], axis=1).min(axis=1, skipna=True),
             "lower": lower,
-            "tol": np.maximum(BELOW_TOL, _num(done, "optimum_rel_gap").fillna(0.0).abs()),
+            "tol": np.maximum(BELOW_TOL, metric(done, "optimum_rel_gap").fillna(0.0).abs()),
             "cert_gap": (sgd - cert) / sgd.abs().clip(lower=1e-300),
         },
         index=done.index,
@@ -260,7 +256,7 @@ def count_check(
 
 def minibatch(done: pd.DataFrame) -> pd.Series:
     """True where the trial trained by minibatch SGD (0 < batch_size < n)."""
-    b, n = _num(done, "train.batch_size"), _num(done, "data.n")
+    b, n = column(done, "train.batch_size"), column(done, "data.n")
     return ((b > 0) & (b < n)).fillna(False).astype(bool)
 
 
@@ -276,7 +272,7 @@ def records_check(done: pd.DataFrame) -> Check:
     has = pd.Series(False, index=done.index)
     names: list[str] = []
     for name, mine in pairs:
-        logged = _num(done, name)
+        logged = metric(done, name)
         both = logged.notna() & mine.notna()
         off = both & ((logged - mine).abs() > LOG_TOL * np.maximum(1.0, mine.abs()))
         # a gap logged where its objective is missing (or the reverse) is inconsistent too
@@ -429,12 +425,12 @@ def stationary_values(done: pd.DataFrame) -> pd.Series:
     """Per trial (K = 1, whitened ReLU, ‖y₊‖ and ‖y₋‖ logged): the objective values of every
     stationary point of §3's reduced problem — each of the two paths on or off — as a tuple;
     NaN elsewhere (no prediction)."""
-    rp, rm = _num(done, "y_plus_norm"), _num(done, "y_minus_norm")
-    beta, depth = _num(done, "train.beta"), _num(done, "model.depth")
+    rp, rm = metric(done, "y_plus_norm"), metric(done, "y_minus_norm")
+    beta, depth = column(done, "train.beta"), column(done, "model.depth")
     ok = (
         whitened(done)
         & (column(done, "model.activation", "").fillna("") == "relu")
-        & (_num(done, "data.outputs") == 1)
+        & (column(done, "data.outputs") == 1)
         & rp.notna() & rm.notna() & beta.notna()
     )  # fmt: skip
     out = pd.Series([np.nan] * len(done), index=done.index, dtype=object)
@@ -481,7 +477,7 @@ def classify_misses(done: pd.DataFrame, curves: pd.DataFrame | None = None) -> p
     out = pd.Series([None] * len(done), index=done.index, dtype=object)
     if not miss.any():
         return out
-    sgd, null = _num(done, "sgd_objective"), _num(done, "null_objective")
+    sgd, null = metric(done, "sgd_objective"), metric(done, "null_objective")
     zero = (sgd - null).abs() <= ZERO_NET_RTOL * null.abs()
     pg = r["polished_gap"]
     slow = (pg <= REACH_TOLS[1]) | (pg <= POLISH_PROGRESS * r["sgd_gap"])
@@ -610,10 +606,10 @@ def reach(done: pd.DataFrame, curves: pd.DataFrame | None = None, *, worst: int 
         if g > REACH_TOLS[1]
     ]
     rows = []
-    mstar = _num(done, "m_star")
+    mstar = metric(done, "m_star")
     for axis, name in AXES:
         if axis == "width/m*":
-            vals = (_num(done, "model.width") >= mstar).map({True: "≥ m*", False: "< m*"})
+            vals = (column(done, "model.width") >= mstar).map({True: "≥ m*", False: "< m*"})
             vals = vals.where(mstar.notna())
         elif axis == "whitened":
             vals = whitened(done)

@@ -21,9 +21,13 @@ from tests.analysis.synthetic import ideal
 pytestmark = pytest.mark.slow  # seven CLI runs on MLflow stores: ~20 s each on a loaded machine
 
 
-def _store(tmp_path, change=None, *, keep=None, grid_size: int | None = None) -> str:
+def _store(
+    tmp_path, change=None, *, keep=None, grid_size: int | None = None, expect: float | None = None
+) -> str:
     """The ideal trials (``change(spec, result)`` applied to each; only ``keep(spec)`` ones
-    recorded) in a fresh SQLite store whose sweep logged ``grid_size`` trials."""
+    recorded) in a fresh SQLite store whose sweep logged ``grid_size`` trials; ``expect``: the
+    parent run is opened by the sweep's own ``_start`` for a grid file with
+    ``grid.expect_reach: expect``."""
     specs, results = ideal()
     results = [copy.deepcopy(r) for r in results]
     if change is not None:
@@ -31,7 +35,18 @@ def _store(tmp_path, change=None, *, keep=None, grid_size: int | None = None) ->
             change(s, r)
     pairs = [(s, r) for s, r in zip(specs, results, strict=True) if keep is None or keep(s)]
     uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
-    if grid_size is None:
+    if expect is not None:
+        from sweep.config import load
+        from sweep.runner import _start
+        from sweep.tracking import Store, Tracker
+
+        sweep = load({"grid": {"name": "ideal", "expect_reach": expect}})
+        tracker = Tracker(Store(uri=uri, artifacts=(tmp_path / "art").as_uri()), "ideal")
+        _start(tracker, sweep, [p[0] for p in pairs], [p[0] for p in pairs], [], "")
+        for s, r in pairs:
+            tracker.record(s, r)
+        tracker.finish("FINISHED")
+    elif grid_size is None:
         record(uri, tmp_path / "art", "ideal", [p[0] for p in pairs], [p[1] for p in pairs])
     else:
         from sweep.tracking import Store, Tracker
@@ -124,14 +139,16 @@ def test_trials_missing_from_the_grid_fail(tmp_path, capsys) -> None:
     assert "analysis --check: grid — " in err
 
 
+def _stuck(s, r) -> None:
+    """SGD 2% above P* in E5 (the polish too)."""
+    if s.experiment == "E5":
+        r.sgd_objective = r.polished_objective = r.exact_objective * 1.02
+
+
 def test_an_optimizer_expectation_gates_only_when_set(tmp_path, capsys) -> None:
     """SGD 2% above P* in E5 (the polish too): theory never FAILs (exit 0); with
     ``--expect-reach 0.9`` the check fails and the reason says optimizer."""
-
-    def stuck(s, r) -> None:
-        if s.experiment == "E5":
-            r.sgd_objective = r.polished_objective = r.exact_objective * 1.02
-
+    stuck = _stuck
     uri = _store(tmp_path, stuck)
     assert _check(tmp_path, uri) == 0
     capsys.readouterr()
@@ -142,3 +159,20 @@ def test_an_optimizer_expectation_gates_only_when_set(tmp_path, capsys) -> None:
     )
     assert "analysis --check: optimizer — E4, E5" in err  # E4's ideal SGD is 5e-4 above P*
     assert "theory —" not in err
+
+
+def test_an_expectation_in_the_grid_file_gates_from_the_parent_run(tmp_path, capsys) -> None:
+    """The same store as above (E5 stuck 2% above P*), its sweep started from a grid file with
+    ``grid.expect_reach: 0.99``: ``--check`` without the flag reads the expectation from the
+    parent run and exits 1 naming the optimizer and where the expectation was set (without
+    it the store exits 0: the test above)."""
+    uri = _store(tmp_path, _stuck, expect=0.99)
+    assert _check(tmp_path, uri) == 1
+    out, err = capsys.readouterr()
+    assert (
+        "optimizer expectation FAIL" in [ln for ln in out.splitlines() if ln.startswith("E5 ")][0]
+    )
+    assert "analysis --check: optimizer — " in err and "E5" in err
+    assert "grid.expect_reach" in err and "theory —" not in err
+    doc = (tmp_path / "rep" / "verdicts.json").read_text()
+    assert '"reach": 0.99' in doc

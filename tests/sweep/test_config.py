@@ -45,6 +45,9 @@ BAD = [
     ({"grid": {"blocks": {"E1": {"optimizer": {"lr": 1}}}}}, "grid.blocks.E1.optimizer"),
     ({"grid": {"blocks": {"E1": [1, 2]}}}, "grid.blocks.E1"),
     ({"grid": {"name": "bad name/x"}}, "grid.name"),
+    ({"grid": {"expect_reach": 1.5}}, "grid.expect_reach"),
+    ({"grid": {"expect_reach": 0}}, "grid.expect_reach"),
+    ({"grid": {"expect_reach": "high"}}, "grid.expect_reach"),
     ({"train": {"beta": []}}, "train.beta"),
     ({"seed": []}, "seed"),
     ({"seed": -1}, "seed"),
@@ -91,6 +94,27 @@ def test_bad_input_names_the_field(cfg: dict, field_name: str) -> None:
 
 def test_there_are_at_least_twenty_distinct_bad_inputs() -> None:
     assert len({repr(c) for c, _ in BAD}) >= 20
+
+
+def test_grid_expect_reach_is_logged_on_the_parent_run_only_when_set() -> None:
+    """``grid.expect_reach`` (the optimizer expectation ``python -m analysis --check`` reads
+    back from the parent run) is a param of the parent run when set, absent when null."""
+    from sweep.config import EXPECT_REACH_PARAM
+    from sweep.runner import _start
+
+    class Recorder:
+        def start(self, *, params, **_) -> None:
+            self.params = params
+
+    logged = {}
+    for expect in (0.9, None):
+        sweep = load({"grid": {"expect_reach": expect}})
+        assert sweep.expect_reach == expect
+        tracker = Recorder()
+        _start(tracker, sweep, expand(sweep), [], [], "")
+        logged[expect] = tracker.params
+    assert logged[0.9][EXPECT_REACH_PARAM] == 0.9
+    assert EXPECT_REACH_PARAM not in logged[None]
 
 
 def test_defaults_are_valid_and_give_one_trial() -> None:
