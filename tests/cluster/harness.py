@@ -454,6 +454,10 @@ class RayCluster:
                 "include_dashboard": True,
                 "dashboard_host": "127.0.0.1",
                 "dashboard_port": self.dashboard_port,
+                # the head's job agent listens on a free port, not Ray's default 52365: a local
+                # Ray instance of any other process on this machine holds that one, and the
+                # agent then never registers ("No available agent to submit job")
+                "dashboard_agent_listen_port": free_port(),
                 "temp_dir": self.temp_dir,
             },
         )

@@ -139,7 +139,7 @@ def test_verdicts_on_request_are_logged_on_the_parent_run(tmp_path: Path) -> Non
         run_sweep(sweep, expand(sweep), batch_fn=quick, out=f)
     text = out.read_text()
     assert "verdicts logged on the parent run" in text, text
-    assert "verdicts: " in text  # analysis's own summary line
+    assert "theory: " in text  # analysis's own summary line
     client = MlflowClient(tracking_uri=sweep.tracking.uri)
     exp = client.get_experiment_by_name("names")
     (parent,) = client.search_runs([exp.experiment_id], f"tags.{TAG_KIND} = 'sweep'")
