@@ -224,8 +224,9 @@ def test_unreachable_tracking_server_fails_fast_then_resume_finishes_the_sweep(
     assert job_seconds < 600, job_seconds  # generous: load; MLflow's own retries take longer
 
     # 3. server up; a sweep stopped part-way (`ray job stop` kills its driver). One trial per
-    # task and longer training, so the stop lands while trials are still to come.
-    overrides = ["runner.batch_size=1", "train.steps=1500"]
+    # task and longer training (8,000 steps: seconds a trial, so on a quiet machine too the stop
+    # lands while trials are still to come; 1,500 let all 8 finish before the driver died).
+    overrides = ["runner.batch_size=1", "train.steps=8000"]
     keys = grid_keys(GRID, overrides)
     srv.start()
     try:
