@@ -228,6 +228,42 @@ def _on_sigterm(signum: int, frame: object) -> None:
     raise Terminated
 
 
+class _Deferred:
+    """SIGINT / SIGTERM held back while the sweep's bookkeeping closes (``with _Deferred() as d``):
+    an interrupt that lands while the writers drain, the claims are withdrawn and the parent run
+    is closed would leave them half done (the parent RUNNING). ``d.signum`` is the signal that
+    came, if any; the caller raises it once the bookkeeping is complete."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._saved: dict[int, object] = {}
+
+    def _hold(self, signum: int, frame: object) -> None:
+        self.signum = self.signum or signum
+
+    def __enter__(self) -> _Deferred:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._saved[sig] = signal.signal(sig, self._hold)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._saved.items():
+            signal.signal(sig, handler)
+
+    def status(self, status: str) -> str:
+        """The parent run's status: KILLED when an interrupt came before it was written."""
+        return "KILLED" if self.signum is not None else status
+
+    def reraise(self) -> None:
+        """Raise the interrupt that was held back (Terminated for SIGTERM), if one came."""
+        if self.signum == signal.SIGTERM:
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)  # as _on_sigterm: once
+            raise Terminated
+        if self.signum is not None:
+            raise KeyboardInterrupt
+
+
 def handle_sigterm() -> None:
     """Make SIGTERM raise :class:`Terminated` (a KeyboardInterrupt) in the main thread."""
     if threading.current_thread() is threading.main_thread():
@@ -600,24 +636,26 @@ def run_sweep(
         status = "KILLED"
         raise
     finally:
-        progress.close()
-        try:  # the parent run's summary for the UI; the sweep's results do not depend on it
-            metrics, artifacts = parent_summary(
-                pairs,
-                grid=sweep.grid,
-                total=len(specs),
-                skipped=len(specs) - len(todo),
-                axes=axes,
-                names={s.key: tracker.run_name(s) for s, _ in pairs},
-                status=status,
-            )
-        except Exception as exc:
-            print(f"note: no summary on the parent run ({type(exc).__name__}: {exc})", file=out)
-            metrics, artifacts = {}, {}
-        try:
-            tracker.finish(status, metrics=metrics, artifacts=artifacts)
-        finally:
-            stop_ray(ray_started)
+        with _Deferred() as held:  # an interrupt from here on waits until the parent is closed
+            progress.close()
+            try:  # the parent run's summary for the UI; the sweep's results do not depend on it
+                metrics, artifacts = parent_summary(
+                    pairs,
+                    grid=sweep.grid,
+                    total=len(specs),
+                    skipped=len(specs) - len(todo),
+                    axes=axes,
+                    names={s.key: tracker.run_name(s) for s, _ in pairs},
+                    status=status,
+                )
+            except Exception as exc:
+                print(f"note: no summary on the parent run ({type(exc).__name__}: {exc})", file=out)
+                metrics, artifacts = {}, {}
+            try:
+                tracker.finish(lambda: held.status(status), metrics=metrics, artifacts=artifacts)
+            finally:
+                stop_ray(ray_started)
+        held.reraise()
     wall = time.perf_counter() - t0
     report = SweepReport(
         total=len(specs),

@@ -41,7 +41,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -762,7 +762,7 @@ class Tracker:
     @_store_faults
     def finish(
         self,
-        status: str,
+        status: str | Callable[[], str],
         *,
         metrics: dict[str, float] | None = None,
         artifacts: dict[str, str] | None = None,
@@ -770,6 +770,8 @@ class Tracker:
         """Write every queued trial, withdraw claims never recorded, close the parent run with
         ``metrics`` (the sweep's counts and gaps, for the UI's chart view) and the text
         ``artifacts`` (``{name: text}``: the summary table) besides its own statistics.
+        ``status`` may be a function, called when the parent run is closed (an interrupt held
+        back by the runner until then turns it into KILLED).
 
         Raises :class:`~sweep.store.StoreFault` (one sentence, what was recorded and how to
         resume) if the store failed during the sweep; the parent run and the claims are then
@@ -820,7 +822,7 @@ class Tracker:
             self._call(
                 self._ts.update_run_info,
                 self.parent_id,
-                RunStatus.from_string(status),
+                RunStatus.from_string(status if isinstance(status, str) else status()),
                 int(time.time() * 1000),
                 None,
             )
