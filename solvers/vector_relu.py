@@ -109,7 +109,8 @@ def enumeration_oracle(X: np.ndarray) -> ScalarOracle:
     Raises:
         NotCovered: the arrangement is too large to enumerate (the message gives the count).
     """
-    from solvers.two_layer import MAX_PATTERNS, _cached_geometry, dual_norm_exact
+    from solvers.arrangement import MAX_PATTERNS, dual_norm_exact
+    from solvers.arrangement import cached_geometry as _cached_geometry
 
     X = np.asarray(X, dtype=np.float64)
     geo = _cached_geometry(X, False, MAX_PATTERNS)
@@ -136,7 +137,7 @@ def sampled_oracle(
 ) -> ScalarOracle:
     """Beyond enumeration: ``c̄`` = :func:`solvers.two_layer.relaxed_dual_norm` (a valid upper
     bound, loose) and the best of ``samples`` random unit directions as maximisers."""
-    from solvers.two_layer import relaxed_dual_norm
+    from solvers.arrangement import relaxed_dual_norm
 
     X = np.asarray(X, dtype=np.float64)
     U = np.random.default_rng(seed).standard_normal((X.shape[1], samples))
@@ -320,7 +321,7 @@ def group_lasso(
     (relative 1e-15) — the polish an interior point needs for a 1e-9 certificate."""
     import scipy.sparse as sp
 
-    from solvers.two_layer import _clarabel
+    from solvers.relu_program import clarabel_module as _clarabel
 
     n, m = H.shape
     K = Y.shape[1]
