@@ -3,9 +3,9 @@
 **Solver.** Column generation: Clarabel (an interior-point conic solver, used directly without
 cvxpy) solves the program on a working set of (pattern, sign) blocks (those in use plus up to
 max(8, n) new ones per round); the exact ``c(λ)`` at the residual ``λ = y − f`` of the read-out
-network gives the certificate and the violated faces (a face's cell pattern is a valid block:
-its cone holds the maximiser); they join the working set until the relative gap
-``(objective(network) − certificate)/objective ≤ 1e-8``. Interior-point solutions are accurate
+network gives the certificate and the violated cells (a cell's pattern is a valid block: its
+cone holds the maximiser; the best ``max(8, n)`` are priced); they join the working set until
+the relative gap ``(objective(network) − certificate)/objective ≤ 1e-8``. Interior-point solutions are accurate
 to ~1e-9 only, so each round is polished: with the active blocks and the faces they lie on fixed,
 the program's dual is the smooth concave ``max_{τ≥0} −½ỹᵀ(I + Σ τ_j C_jC_jᵀ)^{-1}ỹ − ½β²Στ``
 (projected Newton, quadratic convergence; ``z_j = τ_j Q(QᵀEQ)^{-1}Qᵀ s_j X̃ᵀD_jλ``). Both ends
@@ -165,7 +165,7 @@ def solve_on(
         state.add([(D, s) for D in geo.patterns for s in (1, -1)])
     else:
         lam0 = y - y.mean() if p.bias else y
-        _, viol = price(geo, lam0, beta=0.0)
+        _, viol = price(geo, lam0, beta=0.0, top=2 * add_per_round)
         state.add([(D, s) for D, s, _ in viol[: 2 * add_per_round]])
     warm = [as_network(w) for w in warm_start]
     for w in warm:  # the neurons of a known network are blocks: its cone holds each of them
@@ -196,7 +196,7 @@ def solve_on(
         viol = []
         for c in cands:  # each network certifies itself: keep the one with the smallest own gap
             lam = residual(p, c[1])
-            cbar, v = price(geo, lam, beta=beta)
+            cbar, v = price(geo, lam, beta=beta, top=add_per_round)
             if not geo.exact:  # sampled cells bound nothing: the provable relaxation instead,
                 cbar = relaxed_dual_norm(p.X, lam, bias=p.bias)  # and the local search prices
                 v = _searched(p, lam, beta) + v

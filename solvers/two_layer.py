@@ -21,8 +21,8 @@ that its cost ``βa²/2`` is 1e-14·½‖y‖² (the infimum is then not attaine
 **Dual and certificate.** ``P* ≥ ½‖y‖² − ½‖λ − y‖²`` for every ``λ`` (centred, ``1ᵀλ = 0``,
 when there are biases) with ``c(λ) = max_{‖u‖≤1, b} |λᵀ(Xu + b)_+| ≤ β``. On the cone of pattern
 ``j`` the function is linear, ``c(λ) = max_j max_{z∈K_j, ‖z_u‖≤1} ±gᵀz`` with ``g = X̃ᵀD_jλ``.
-Per pattern and sign, by Lagrange duality (weak duality suffices; the solver uses the exact
-face enumeration below, this bound is the cross-check and the way to think about it),
+Per pattern and sign, by Lagrange duality (weak duality suffices; :mod:`solvers.arrangement`
+computes ``c(λ)`` exactly this way, one cone per cell),
 
     max_{z∈K, ‖z‖≤1} gᵀz  ≤  ‖g + Aᵀμ‖            for EVERY μ ≥ 0,   A = (2D − I)X̃  (no bias),
 
@@ -32,7 +32,7 @@ adds the equality ``g_b + a_bᵀμ = 0`` and the bound ``‖g_u + A_uᵀμ‖ + 
 norm by at most ``M`` per unit; ``|b| ≤ M`` on the cone). With any upper bound ``c̄ ≥ c(λ)`` the
 certificate ``α λᵀy − ½α²‖λ‖²``, ``α = clip(λᵀy/‖λ‖², 0, β/c̄)`` is a valid lower bound on P*.
 
-**Modules.** The arrangement (patterns, faces, the exact ``c(λ)``):
+**Modules.** The arrangement (patterns, the exact ``c(λ)`` per pattern):
 :mod:`solvers.arrangement`; the program on a set of blocks (conic solve, polish, read-out):
 :mod:`solvers.relu_program`; the column generation that certifies it, and the bracket beyond
 the cap: :mod:`solvers.column_generation`; the exact separation oracle beyond the cap (a MIP):
@@ -238,7 +238,7 @@ def two_layer_certificate(
 ) -> float:
     """A lower bound on P* from any two-layer ReLU network (THEORY §7, §10): the residual
     ``λ = y − f(X)`` (centred with bias) scaled by the best ``α ∈ [0, β/c̄(λ)]``, value
-    ``αλᵀy − ½α²‖λ‖²``. ``c̄`` is the exact ``c(λ)`` over every face of the arrangement when
+    ``αλᵀy − ½α²‖λ‖²``. ``c̄`` is the exact ``c(λ)`` over every cell of the arrangement when
     it can be enumerated (tight at the optimal network: KKT), else :func:`relaxed_dual_norm`
     (valid, loose). Never above P*.
 
