@@ -110,13 +110,21 @@ def solve(p: Problem) -> Optimum:
     if p.bias:
         if p.L == 2 and p.K > 1 and p.activation == "relu" and not p.batchnorm:
             raise NotCovered(
-                f"bias=True with K={p.K} outputs: the vector-output program "
-                "(solvers.vector_relu) covers two-layer ReLU nets without biases only"
+                f"K={p.K} outputs with bias=True: two-layer ReLU nets with biases are covered for "
+                "K = 1 (THEORY §10's pattern program); the vector-output program "
+                "(solvers.vector_relu, K > 1) has no hidden biases"
             )
         if pattern_program_applies(p):  # THEORY §10: the convex program over patterns
             from solvers.two_layer import solve_two_layer
 
             return solve_two_layer(p)
+        if p.L >= 3 and p.activation == "relu" and not p.batchnorm:
+            outputs = f" and K={p.K} outputs" if p.K > 1 else ""
+            raise NotCovered(
+                f"relu depth {p.L}{outputs} with bias=True: THEORY §10's pattern program (biases "
+                f"allowed) is for depth 2{' and K = 1' if p.K > 1 else ''}, and no finite exact "
+                "program is known for L ≥ 3 on general data (THEORY §7 gives a certificate only)"
+            )
         raise NotCovered("bias=True: no closed form except the 1-D spline limit β → 0 (THEORY §5)")
     if p.batchnorm:
         from solvers.batchnorm import solve_batchnorm
@@ -132,6 +140,12 @@ def solve(p: Problem) -> Optimum:
 
             return solve_vector_relu(p)
         if not pattern_program_applies(p):
+            found = facts(p)
+            if p.L >= 3 and p.K > 1 and (found.whitened or found.rank_one is not None):
+                raise NotCovered(  # the data has a closed form for K = 1: K is what fails
+                    f"relu depth {p.L} with K={p.K} outputs: {exc}; the vector-output program "
+                    "(solvers.vector_relu, K > 1) is for depth 2"
+                ) from exc
             if p.L >= 3:
                 raise NotCovered(
                     f"relu depth {p.L} on general data: no finite exact program is known for "

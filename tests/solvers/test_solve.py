@@ -62,15 +62,37 @@ def test_batchnorm_families() -> None:
                 0.1,
                 "relu",
             ),
-            "relu depth 3 on general data.*relu with K=3 signed targets: not covered",
+            "^relu depth 3 with K=3 outputs: relu with K=3 signed targets: not covered.*"
+            "vector-output program .* is for depth 2",
         ),
         (
             lambda: Problem(np.eye(3), np.ones((3, 2)), 3, 0.1, "relu"),
-            "relu with K=2 non-negative overlapping targets",
+            "^relu depth 3 with K=2 outputs: relu with K=2 non-negative overlapping targets",
         ),
         (
             lambda: Problem(np.eye(3), np.ones((3, 2)), 2, 0.1, "relu", bias=True),
-            "bias=True with K=2 outputs",
+            "^K=2 outputs with bias=True: two-layer ReLU nets with biases are covered for K = 1",
+        ),
+        (
+            lambda: Problem(  # depth 3 with bias: L = 2 with bias has THEORY §10's program
+                *data.make_dataset("gaussian", "signed", n=6, d=3, outputs=1, seed=0),
+                3,
+                0.1,
+                "relu",
+                bias=True,
+            ),
+            "^relu depth 3 with bias=True: THEORY §10's pattern program .* is for depth 2, and no "
+            "finite exact program is known for L ≥ 3",
+        ),
+        (
+            lambda: Problem(
+                *data.make_dataset("whitened", "gaussian", n=6, d=9, outputs=3, seed=0),
+                4,
+                0.1,
+                "relu",
+                bias=True,
+            ),
+            "^relu depth 4 and K=3 outputs with bias=True: .* is for depth 2 and K = 1",
         ),
         (
             lambda: Problem(
@@ -103,7 +125,7 @@ def test_batchnorm_families() -> None:
                 0.1,
                 "relu",
             ),
-            "rank-one data with K=2 outputs",
+            "^relu depth 3 with K=2 outputs: relu on rank-one data with K=2 outputs",
         ),
     ],
 )
