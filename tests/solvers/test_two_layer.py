@@ -131,6 +131,43 @@ def test_dual_norm_exact_against_cvxpy_cells_and_sampling(n: int, d: int, bias: 
     assert relaxed_dual_norm(X, lam, bias=bias) >= c * (1 - 1e-12)  # the relaxation is valid
 
 
+@pytest.mark.parametrize(("n", "d", "bias"), [(11, 6, False), (9, 3, True)])
+def test_dual_norm_per_pattern_paths_agree(monkeypatch, n: int, d: int, bias: bool) -> None:  # noqa: ANN001
+    """The per-pattern c(λ): any number of vectorised active-set steps, any pruning (``top``)
+    and one NNLS on EVERY cell (no vectorised pass, no pruning) give the same value to 1e-12;
+    the best candidate attains it, and cvxpy on that candidate's cell agrees (2e-7)."""
+    from solvers import arrangement
+
+    rng = np.random.default_rng(n + d)
+    X = rng.standard_normal((n, d))
+    X[1], X[2] = X[0], -X[3]  # a duplicate and a negative multiple: shared hyperplanes
+    geo = arrangement.geometry(X, bias)
+    for _ in range(6):
+        lam = rng.standard_normal(n)
+        if bias:
+            lam -= lam.mean()
+        G = geo.patterns.astype(np.float64) @ (lam[:, None] * geo.Xt)
+        brute = max(
+            arrangement._cone_max(geo, D, s * g)[0]
+            for D, g in zip(geo.patterns, G, strict=True)
+            for s in (1, -1)
+        )
+        for steps in (0, 1, 3, d + 1):
+            monkeypatch.setattr(arrangement, "ACTIVE_STEPS", steps)
+            for top in (0, 5, 64):
+                c, cands = arrangement.dual_norm_exact(geo, lam, top=top)
+                assert c == pytest.approx(brute, rel=1e-12)
+                assert cands[0][0] == pytest.approx(c, rel=1e-12)
+    _, s, D = cands[0]
+    A = (2.0 * D - 1.0)[:, None] * geo.Xt
+    z = cp.Variable(geo.k)
+    prob = cp.Problem(
+        cp.Maximize(s * (D * lam) @ geo.Xt @ z), [A @ z >= 0, cp.norm(z[: geo.r]) <= 1]
+    )
+    prob.solve(solver="CLARABEL")
+    assert float(prob.value) == pytest.approx(brute, rel=REF_RTOL)
+
+
 def test_dual_norm_uncentred_with_bias_is_infinite() -> None:
     X = np.random.default_rng(0).standard_normal((6, 2))
     assert dual_norm(X, np.ones(6), bias=True)[0] == np.inf
