@@ -46,7 +46,8 @@ valid block (its cone holds the maximiser).
 Tolerances (module constants, each with its reason next to it): ``ON_RAY_RTOL`` (a point on a
 ray), ``FACE_RTOL`` (rank of a subset of rows), ``FEAS_RTOL`` (a candidate maximiser in its
 cell; errs towards accepting, so ``c̄ ≥ c(λ)``), ``BIAS_WEIGHT`` and ``NNLS_MAXITER`` (the cone
-NNLS), ``VIOLATION_RTOL`` (a block is violated).
+NNLS), ``ACTIVE_STEPS``, ``VIOLATION_RTOL`` (a block is violated), ``HYPERPLANE_ATOL``,
+``CENTRED_RTOL``.
 """
 
 from __future__ import annotations
@@ -87,6 +88,10 @@ BIAS_WEIGHT = 1e6  # × max(M, 1): weight of the bias equality in the NNLS (then
 ACTIVE_STEPS = 3  # rows the vectorised active set adds per cell before NNLS (fastest at d = 5)
 CANDIDATES = 32  # distinct candidate maximisers a pricing call returns by default (best first)
 VIOLATION_RTOL = 1e-10  # value > β(1 + VIOLATION_RTOL): violated (round-off of β is no news)
+HYPERPLANE_ATOL = (
+    1e-12  # a unit row's leading entry (its sign orients the hyperplane) is above this
+)
+CENTRED_RTOL = 1e-12  # |Σλ| (or g_b) ≤ this × Σ|λ|: centred (with bias c(λ) is finite only then)
 
 
 # ------------------------------------------------------------------ patterns
@@ -138,7 +143,7 @@ def _hyperplanes(Z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     to ``1e-12`` are merged; near-duplicates beyond that stay apart (harmless: the enumeration
     treats them as distinct, only slower)."""
     U = Z / np.linalg.norm(Z, axis=1, keepdims=True)
-    lead = np.argmax(np.abs(U) > 1e-12, axis=1)
+    lead = np.argmax(np.abs(U) > HYPERPLANE_ATOL, axis=1)
     sign = np.sign(U[np.arange(U.shape[0]), lead])
     key = np.round(U * sign[:, None], 12) + 0.0  # + 0.0: no negative zeros
     _, first, rep = np.unique(key, axis=0, return_index=True, return_inverse=True)
@@ -340,7 +345,7 @@ def _cell_values(geo: Geometry, lam: np.ndarray) -> tuple[np.ndarray, np.ndarray
     u = gu / np.where(val > 0, val, 1.0)[:, None]
     on_all = np.all(D, axis=1)
     off_all = ~np.any(D, axis=1)
-    small = np.abs(gb) <= 1e-12 * (np.abs(lam) @ np.ones_like(lam) + 1e-300)
+    small = np.abs(gb) <= CENTRED_RTOL * (np.abs(lam) @ np.ones_like(lam) + 1e-300)
     val = val + geo.M * np.abs(gb)  # exact when g_b = 0; an upper bound otherwise
     a = u @ geo.Xt[:, :r].T  # (P, n): x_iᵀu
     big = np.inf
@@ -666,7 +671,7 @@ def dual_norm(
     X = np.asarray(X, dtype=np.float64)
     X = X[:, None] if X.ndim == 1 else X
     lam = np.asarray(lam, dtype=np.float64).reshape(-1)
-    if bias and abs(float(lam.sum())) > 1e-12 * max(float(np.abs(lam).sum()), 1e-300):
+    if bias and abs(float(lam.sum())) > CENTRED_RTOL * max(float(np.abs(lam).sum()), 1e-300):
         return np.inf, True
     try:
         geo = cached_geometry(X, bias, cap)

@@ -29,8 +29,11 @@ neuron is replaced by small neurons on the local search's directions). m* is the
 optimal network FOUND (after Carathéodory, ``≤ n + 1``): minimal only where proven, which this
 module does not do.
 
-Tolerances: ``TOL`` (certified relative gap within the cap), ``TOL_BEYOND_CAP`` (beyond it),
-``VIOLATION_RTOL`` (:mod:`solvers.arrangement`: a block is violated above β(1 + 1e-10)).
+Tolerances (module constants, each with its reason next to it): ``TOL`` (certified relative
+gap within the cap), ``TOL_BEYOND_CAP`` (beyond it), ``INNER_TOL`` / ``INNER_TOL_MIN`` (the
+conic solve on the working set), ``READ_OUT_DROPS``, ``USED_BLOCK_RTOL``, ``REDUCE_RTOL``,
+``LOCAL_GTOL``, and ``VIOLATION_RTOL`` from :mod:`solvers.arrangement` (a block is violated
+above β(1 + 1e-10)).
 """
 
 from __future__ import annotations
@@ -72,6 +75,12 @@ TIME_LIMIT = 300.0  # seconds for a solve beyond the cap (column generation with
 LOCAL_MAXITER = 2000  # L-BFGS iterations of the bracket's local search
 ADD_BEYOND_CAP = 40  # blocks added per round beyond the cap (conic solves over n rows each)
 ALL_BLOCKS = 400  # up to this many (pattern, sign) blocks the first round takes them all
+INNER_TOL = 1e-10  # Clarabel's tolerance on the working set (tightened ×0.1 when no block is new)
+INNER_TOL_MIN = 1e-13  # below this, no new block means the round-off floor: stop
+READ_OUT_DROPS = (1e-6, 1e-9)  # blocks below this × the largest are dropped from a read-out net
+USED_BLOCK_RTOL = 1e-9  # ‖u_j‖ > this × the largest: a block stays in the working set
+REDUCE_RTOL = 1e-12  # Carathéodory's network is kept if its objective is within this (round-off)
+LOCAL_GTOL = 1e-12  # L-BFGS gradient tolerance of the bracket's local search
 
 
 def make_optimum(
@@ -171,14 +180,14 @@ def solve_on(
     for w in warm:  # the neurons of a known network are blocks: its cone holds each of them
         state.add(_network_blocks(geo, w))
     lower, best, best_own = 0.0, None, 0.0
-    inner_tol = 1e-10
+    inner_tol = INNER_TOL
     rounds = 0
     oracle: dict = {"calls": 0, "exact": False, "seconds": 0.0}
     for rounds in range(1, max_rounds + 1):  # noqa: B007 - reported
         Dw, s = state.arrays()
         Z, const = solve_restricted(geo, y, beta, Dw, s, tol=inner_tol)
         cands = []
-        for rel_drop in (1e-6, 1e-9):
+        for rel_drop in READ_OUT_DROPS:
             net, m_star, dirs, _ = network_from_blocks(p, geo, s, Z, rel_drop=rel_drop, const=const)
             cands.append((objective(p, net), net, m_star, dirs, (s, Z, const, rel_drop)))
         faces = active_faces(geo, Dw, s, Z)
@@ -227,10 +236,10 @@ def solve_on(
             break  # within the cap the enumeration decides: no time limit there
         # keep the blocks in use, add the most violated new ones
         nu = np.linalg.norm(Z[:, : geo.r], axis=1)
-        used = nu > 1e-9 * max(float(np.max(nu, initial=0.0)), 1e-300)
+        used = nu > USED_BLOCK_RTOL * max(float(np.max(nu, initial=0.0)), 1e-300)
         state.keep(used)
         if state.add([(D, sg) for D, sg, _ in viol[:add_per_round]]) == 0:
-            if inner_tol <= 1e-13:
+            if inner_tol <= INNER_TOL_MIN:
                 break
             inner_tol *= 0.1  # no new block: the restricted solve was not accurate enough
     upper, net, m_star, dirs, (sb, Zb, cb, dropb) = best
@@ -238,7 +247,7 @@ def solve_on(
     up2 = objective(p, net2)
     # fewer neurons, the same output and objective up to round-off: keep it if still certified,
     # and always when the unreduced one has more than n + 1 neurons (Carathéodory's bound)
-    if up2 - lower <= tol * abs(up2) or up2 <= upper * (1.0 + 1e-12) or m_star > n + 1:
+    if up2 - lower <= tol * abs(up2) or up2 <= upper * (1.0 + REDUCE_RTOL) or m_star > n + 1:
         upper, net, m_star, dirs = up2, net2, m2, dirs2
     upper = min(upper, best[0]) if net is best[1] else upper
     info = {
@@ -354,7 +363,7 @@ def local_network(p: Problem, net: Network, *, maxiter: int = LOCAL_MAXITER) -> 
     b0 = net.biases[0] if (bias and net.biases is not None) else np.zeros(m)
     th0 = np.concatenate([net.weights[0].ravel(), net.weights[1][:, 0]] + ([b0] if bias else []))
     res = minimize(
-        fg, th0, jac=True, method="L-BFGS-B", options={"maxiter": maxiter, "gtol": 1e-12}
+        fg, th0, jac=True, method="L-BFGS-B", options={"maxiter": maxiter, "gtol": LOCAL_GTOL}
     )
     W1, a, b = split(res.x)
     out = Network(weights=(W1.copy(), a[:, None].copy()), biases=(b.copy(),) if bias else None)

@@ -10,9 +10,12 @@ program's dual is the smooth concave ``max_{τ≥0} −½ỹᵀ(I + Σ τ_j C_jC
 ``u/√‖u‖``, bias ``b/√‖u‖``, output ``s√‖u‖``; same-direction blocks merged), optionally
 reduced by Carathéodory (:func:`caratheodory`: same output and cost, ≤ n + 1 neurons).
 
-Tolerances: ``CARATHEODORY_RTOL`` (a singular value counts as zero), ``FACE_RTOL`` (from
-:mod:`solvers.arrangement`: rank of a face's active rows); the conic solve's own tolerance is the
-caller's ``tol`` argument.
+Tolerances (module constants, each with its reason next to it): ``CARATHEODORY_RTOL``,
+``MERGE_RTOL``, ``CONSTANT_COST`` (the read-out), ``ACTIVE_BLOCK_RTOL``, ``SAME_NEURON_RTOL``,
+``ACTIVE_ROW_RTOL``, ``PURE_BIAS_RTOL`` (the faces the polish fixes), ``NEWTON_GRAD_RTOL``,
+``NEWTON_RIDGE``, ``NEWTON_ARMIJO_RTOL`` (the polish), ``KTRATIO_TOL`` (Clarabel), and
+``FACE_RTOL`` from :mod:`solvers.arrangement`; the conic solve's own tolerance is the caller's
+``tol`` argument.
 """
 
 from __future__ import annotations
@@ -36,6 +39,16 @@ __all__ = [
 ]
 
 CARATHEODORY_RTOL = 1e-12  # singular values below this (relative) count as zero
+KTRATIO_TOL = 1e-8  # Clarabel's KKT-ratio stop, set tighter with the caller's inner tolerance
+MERGE_RTOL = 1e-12  # cos > 1 − this: two blocks of one sign are the same neuron (merged, exact)
+CONSTANT_COST = 1e-14  # × ½‖y‖²: the cost of the zero-input neuron that carries a constant
+ACTIVE_BLOCK_RTOL = 1e-6  # ‖u_j‖ > this × the largest: a block the polish keeps
+SAME_NEURON_RTOL = 1e-7  # cos > 1 − this: one neuron split over adjacent patterns (polished once)
+ACTIVE_ROW_RTOL = 1e-7  # a_iᵀz ≤ this × ‖x_i‖: row i is active at a block (the face it lies on)
+PURE_BIAS_RTOL = 1e-12  # λ_min(QᵀEQ) ≤ this × λ_max: a bias-only direction (left to Clarabel)
+NEWTON_GRAD_RTOL = 1e-15  # ‖projected gradient‖ ≤ this × β²: the polish has converged
+NEWTON_RIDGE = 1e-14  # × mean diagonal: keeps the Newton system solvable on a flat direction
+NEWTON_ARMIJO_RTOL = 1e-15  # a step may lose this × |ψ| (round-off) and still count as ascent
 
 
 def clarabel_module():  # noqa: ANN202 - the module
@@ -100,7 +113,7 @@ def solve_restricted(
     st = clarabel.DefaultSettings()
     st.verbose = False
     st.tol_gap_abs = st.tol_gap_rel = st.tol_feas = tol
-    st.tol_ktratio = 1e-8
+    st.tol_ktratio = KTRATIO_TOL
     st.max_iter = 300
     sol = clarabel.DefaultSolver(sp.triu(Pq).tocsc(), q, A, b, cones, st).solve()
     x = np.asarray(sol.x, dtype=np.float64)
@@ -131,7 +144,7 @@ def network_from_blocks(
     for i in idx[np.argsort(-nrm[idx])]:
         zi = Z[i] / np.linalg.norm(Z[i])
         for m_, (sm, zm) in enumerate(merged):
-            if sm == s[i] and float(zi @ zm) / np.linalg.norm(zm) > 1.0 - 1e-12:
+            if sm == s[i] and float(zi @ zm) / np.linalg.norm(zm) > 1.0 - MERGE_RTOL:
                 merged[m_] = (sm, zm + Z[i])
                 break
         else:
@@ -160,7 +173,7 @@ def network_from_blocks(
     if geo.bias and const != 0.0:
         # a zero-input neuron with output a, bias c/a: cost βa²/2, negligible
         scale = max(0.5 * float(p.Y[:, 0] @ p.Y[:, 0]), 1e-300)
-        a = np.sqrt(2.0 * 1e-14 * scale / p.beta)
+        a = np.sqrt(2.0 * CONSTANT_COST * scale / p.beta)
         W2[m_star, 0] = np.sign(const) * a
         b1[m_star] = abs(const) / a
     net = Network(weights=(W1, W2), biases=(b1,) if geo.bias else None)
@@ -247,14 +260,14 @@ def active_faces(
     out: list[tuple[int, int, np.ndarray, np.ndarray]] = []
     dirs: list[tuple[float, np.ndarray]] = []
     xn = np.linalg.norm(geo.Xt, axis=1)
-    for i in np.flatnonzero(nu > 1e-6 * top):
+    for i in np.flatnonzero(nu > ACTIVE_BLOCK_RTOL * top):
         z = Z[i]
         zn = z / np.linalg.norm(z)
-        if any(sd == s[i] and float(zn @ dd) > 1.0 - 1e-7 for sd, dd in dirs):
+        if any(sd == s[i] and float(zn @ dd) > 1.0 - SAME_NEURON_RTOL for sd, dd in dirs):
             continue  # the same neuron split over adjacent patterns: one copy
         dirs.append((float(s[i]), zn))
         A = (2.0 * Dw[i] - 1.0)[:, None] * geo.Xt
-        act = (A @ zn) <= 1e-7 * xn
+        act = (A @ zn) <= ACTIVE_ROW_RTOL * xn
         if np.any(act):
             _, sv, Vt = np.linalg.svd(A[act], full_matrices=True)
             rank = int(np.sum(sv > FACE_RTOL * sv[0]))
@@ -265,7 +278,7 @@ def active_faces(
             return None
         EQ = Q[:r].T @ Q[:r]
         w, U = np.linalg.eigh(EQ)
-        if w[0] <= 1e-12 * max(w[-1], 1e-300):
+        if w[0] <= PURE_BIAS_RTOL * max(w[-1], 1e-300):
             return None  # a pure-bias direction in the face: leave it to the conic solve
         C = (Dw[i][:, None] * geo.Xt) @ (Q @ (U / np.sqrt(w)))
         R = (Q @ (U / w)) @ (U.T @ Q.T)  # Q (QᵀEQ)^{-1} Qᵀ
@@ -317,19 +330,19 @@ def polish(
         for _ in range(iters):
             free = (tau > 0) | (grad > 0)
             pg = np.where(free, grad, 0.0)
-            if np.max(np.abs(pg)) <= 1e-15 * beta * beta:
+            if np.max(np.abs(pg)) <= NEWTON_GRAD_RTOL * beta * beta:
                 break
             F = np.flatnonzero(free)
             hF = hess[np.ix_(F, F)]
             step = np.zeros(m)
             step[F] = np.linalg.lstsq(
-                hF + 1e-14 * np.trace(hF) / len(F) * np.eye(len(F)), grad[F], rcond=None
+                hF + NEWTON_RIDGE * np.trace(hF) / len(F) * np.eye(len(F)), grad[F], rcond=None
             )[0]
             t, improved = 1.0, False
             for _ls in range(12):
                 cand = np.maximum(tau + t * step, 0.0)
                 c_psi, c_lam, c_grad, c_hess = evaluate(cand)
-                if c_psi >= psi - 1e-15 * abs(psi):
+                if c_psi >= psi - NEWTON_ARMIJO_RTOL * abs(psi):
                     improved = True
                     break
                 t *= 0.5

@@ -77,7 +77,7 @@ from solvers.column_generation import (
     solve_on,
 )
 from solvers.problem import Network, NotCovered, Optimum, Problem, as_network, forward, objective
-from solvers.relu_program import caratheodory, pad_width
+from solvers.relu_program import CONSTANT_COST, caratheodory, pad_width
 
 __all__ = [
     "FAMILY",
@@ -203,7 +203,7 @@ def _trivial(p: Problem, geo: Geometry) -> Optimum:
     W2 = np.zeros((1, 1))
     b1 = np.zeros(1)
     if c != 0.0:
-        a = np.sqrt(2.0 * 1e-14 * 0.5 * p.n * c * c / p.beta)
+        a = np.sqrt(2.0 * CONSTANT_COST * 0.5 * p.n * c * c / p.beta)
         W2[0, 0] = np.sign(c) * a
         b1[0] = abs(c) / a
     net = Network(weights=(np.zeros((p.d, 1)), W2), biases=(b1,) if geo.bias else None)
