@@ -52,6 +52,7 @@ is moved aside to ``<name>.broken-<time>`` and created again, with a note on std
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import errno
 import fcntl
@@ -483,6 +484,12 @@ def tracking_store(uri: str, artifacts: str | None = None):
 
     root = artifacts or (Path.cwd() / DEFAULT_ARTIFACTS).as_uri()
     return SqlAlchemyStore(database_url(uri), root)
+
+
+# the cached stores go before the interpreter tears down: their SQLite connections then close
+# as the client's do, and SQLite removes a WAL store's -wal / -shm files (a store left with them
+# is changed by every later reader)
+atexit.register(tracking_store.cache_clear)
 
 
 def database_url(uri: str) -> str:
