@@ -89,6 +89,7 @@ from sweep.store import (
     default_uri,
     open_store,
     search_runs,
+    tracking_store,
 )
 
 __all__ = [
@@ -143,10 +144,8 @@ def _engine(client):
     docstring), else None (MLflow's API path)."""
     if not SQL_READS:
         return None
-    try:
-        store = client._tracking_client.store
-    except Exception:  # a client without a store we can look at: the API path
-        return None
+    # the store MLflow builds for the client's URI (a database's: on the client's own engine)
+    store = tracking_store(str(client.tracking_uri))
     return store.engine if SqlWriter.usable(store) else None
 
 

@@ -284,7 +284,7 @@ def resume(n: int, workdir: Path) -> None:
     rows = [line.split() for line in out.splitlines()[1:] if line.strip()]
     assert len(rows) == n, (len(rows), out[:300])
     tracker = Tracker(Store(uri, (workdir / "art").as_uri()), "smoke")
-    sql = SqlWriter(tracker._ts, tracker.experiment_id)
+    sql = SqlWriter(tracker.api, tracker.experiment_id)
     t0 = time.perf_counter()
     start = int(time.time() * 1000)
     for i in range(0, n, 2000):
@@ -309,7 +309,7 @@ def resume(n: int, workdir: Path) -> None:
     print(f"Tracker.finished_keys (one SQL query): {len(keys)} keys in "
           f"{time.perf_counter() - t0:.2f} s")  # fmt: skip
     t0 = time.perf_counter()
-    api = tracker._search("tags.run_kind = 'trial' and attributes.status = 'FINISHED'")
+    api = tracker.trial_runs("tags.run_kind = 'trial' and attributes.status = 'FINISHED'")
     print(f"the same through search_runs (paged, every param and metric): {len(api)} runs in "
           f"{time.perf_counter() - t0:.1f} s")  # fmt: skip
     for label, s in (("re-run, all recorded", seeds), ("grown by 10%", seeds + seeds // 10)):

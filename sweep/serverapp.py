@@ -43,6 +43,7 @@ import threading
 from pathlib import Path
 
 from sweep.sqlstore import API, API_VERSION, TAG_PARENT, SqlWriter
+from sweep.store import tracking_store
 
 __all__ = ["MAX_BODY", "create_app", "create_auth_app"]
 
@@ -56,7 +57,7 @@ _MAX_KEY = 250
 _MAX_PARAM = 6000
 _MAX_TAG = 8000
 _INT64 = 1 << 63
-_writers: dict[str, SqlWriter] = {}
+_writers: dict[tuple[str, str], SqlWriter] = {}  # (database URL, experiment id) -> writer
 _lock = threading.Lock()
 
 
@@ -69,9 +70,15 @@ class _Refused(Exception):
 
 
 def _tracking_store():
-    from mlflow.server import handlers
+    """The server's backend store: built from the URI and artifact root ``mlflow server`` hands
+    its workers (the environment variables named by ``mlflow.server``), as MLflow's handlers
+    build theirs — a database's store shares their engine."""
+    from mlflow.server import ARTIFACT_ROOT_ENV_VAR, BACKEND_STORE_URI_ENV_VAR
 
-    return handlers._get_tracking_store()
+    uri = os.environ.get(BACKEND_STORE_URI_ENV_VAR)
+    if not uri:
+        raise _Refused("this server was started without a backend store URI", 501)
+    return tracking_store(uri, os.environ.get(ARTIFACT_ROOT_ENV_VAR))
 
 
 def _writer(experiment_id: str) -> SqlWriter:
@@ -85,16 +92,20 @@ def _writer(experiment_id: str) -> SqlWriter:
     if exp is None or exp.lifecycle_stage != "active":
         raise _Refused(f"experiment {experiment_id} does not exist (or is deleted)", 404)
     with _lock:
-        w = _writers.get(experiment_id)
+        w = _writers.get((store.db_uri, experiment_id))
         if w is None:
-            w = _writers[experiment_id] = SqlWriter(store, experiment_id)
+            w = _writers[(store.db_uri, experiment_id)] = SqlWriter(store, experiment_id)
         return w
 
 
 def _info():
     from flask import jsonify
 
-    return jsonify({"version": API_VERSION, "sql": SqlWriter.usable(_tracking_store())})
+    try:
+        sql = SqlWriter.usable(_tracking_store())
+    except _Refused:
+        sql = False
+    return jsonify({"version": API_VERSION, "sql": sql})
 
 
 # ---------------------------------------------------------------------------- shapes

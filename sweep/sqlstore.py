@@ -222,27 +222,16 @@ class SqlWriter:
 
     def kill(self, run_ids: list[str]) -> None:
         """RUNNING runs marked KILLED (ended now), in one transaction."""
-        from sqlalchemy import and_, select
-
-        runs = self.t["runs"]
-        with self.engine.begin() as conn:
-            for i in range(0, len(run_ids), _IN_CHUNK):
-                sel = and_(
-                    runs.c.run_uuid.in_(run_ids[i : i + _IN_CHUNK]),
-                    runs.c.status == "RUNNING",
-                    runs.c.experiment_id == self.experiment_id,
-                )
-                ids = [r[0] for r in conn.execute(select(runs.c.run_uuid).where(sel))]
-                if not ids:
-                    continue
-                chosen = runs.c.run_uuid.in_(ids)
-                conn.execute(runs.update().where(chosen).values(status="KILLED"))  # write lock
-                now = int(time.time() * 1000)  # taken after it: end_time ≈ the commit time
-                conn.execute(runs.update().where(chosen).values(end_time=now))
+        self._end(run_ids, running=True)
 
     def withdraw(self, run_ids: list[str]) -> None:
         """KILLED and deleted (as ``delete_run`` marks it), in one transaction."""
-        from sqlalchemy import and_
+        self._end(run_ids, delete=True)
+
+    def _end(self, run_ids: list[str], *, running: bool = False, delete: bool = False) -> None:
+        """The runs ``run_ids`` of this experiment (``running``: those still RUNNING) KILLED,
+        ended now (``delete``: and deleted), in one transaction."""
+        from sqlalchemy import and_, select
 
         runs = self.t["runs"]
         with self.engine.begin() as conn:
@@ -251,13 +240,16 @@ class SqlWriter:
                     runs.c.run_uuid.in_(run_ids[i : i + _IN_CHUNK]),
                     runs.c.experiment_id == self.experiment_id,
                 )
+                if running:  # the ids first: the status changes under the first update
+                    sel = and_(chosen, runs.c.status == "RUNNING")
+                    ids = [r[0] for r in conn.execute(select(runs.c.run_uuid).where(sel))]
+                    if not ids:
+                        continue
+                    chosen = runs.c.run_uuid.in_(ids)
                 conn.execute(runs.update().where(chosen).values(status="KILLED"))  # write lock
                 now = int(time.time() * 1000)  # taken after it: end_time ≈ the commit time
-                conn.execute(
-                    runs.update()
-                    .where(chosen)
-                    .values(end_time=now, lifecycle_stage="deleted", deleted_time=now)
-                )
+                gone = {"lifecycle_stage": "deleted", "deleted_time": now} if delete else {}
+                conn.execute(runs.update().where(chosen).values(end_time=now, **gone))
 
     def finish(self, rows: list[FinishRow]) -> None:
         """For each ``(run_id, metrics, params, tags, status)``: its params, tags, metrics and
@@ -362,7 +354,8 @@ class HttpWriter:
     def __init__(self, rest_store, experiment_id: str) -> None:
         self.creds = rest_store.get_host_creds()
         self.experiment_id = str(experiment_id)
-        self.parent: str | None = None  # the sweep's parent run: the owner of every claim
+        self.parent: str | None = None  # the sweep's parent run, the owner of every claim
+        # (set by sweep.writers.HttpRunWriter.bind; the server checks each claim against it)
 
     @staticmethod
     def available(rest_store) -> bool:
@@ -395,8 +388,6 @@ class HttpWriter:
         return set(self._post("finished_keys", {})["keys"])
 
     def create(self, rows: list[CreateRow]) -> list[Claim]:
-        if rows and self.parent is None:  # the server checks that each claim's parent is it
-            self.parent = rows[0][3].get(TAG_PARENT)
         uris = self._post("create", {"rows": rows})["artifact_uris"]
         return [Claim(r[0], int(r[2]), u) for r, u in zip(rows, uris, strict=True)]
 

@@ -1,8 +1,10 @@
 """Where a sweep is recorded, and how that store is opened: the one home of MLflow client code
-shared by the writer (:mod:`sweep.tracking`) and the reader (:mod:`analysis.load`).
+shared by the writer (:mod:`sweep.tracking`, :mod:`sweep.writers`), the server app
+(:mod:`sweep.serverapp`) and the reader (:mod:`analysis.load`).
 
-``sweep.store`` and ``sweep.tracking`` are the only modules of ``sweep`` that import mlflow
-(both lazily: nothing here imports it at module import time).
+The modules of ``sweep`` that import mlflow (``store``, ``tracking``, ``writers``,
+``sqlstore``, ``serverapp``) do so lazily: nothing here imports it at module import time; none
+uses a private MLflow name (``tests/tooling/test_private_mlflow.py``).
 
 What lives here:
 
@@ -10,6 +12,8 @@ What lives here:
   ``$MLFLOW_TRACKING_URI``, else ``sqlite:///<cwd>/mlruns.db`` (absolute paths);
 - :func:`open_store`: checks the store in seconds, creates it if asked, and returns an
   ``MlflowClient`` (MLflow's chatty loggers silenced, SQLite in WAL mode) and the experiment id;
+- :func:`tracking_store`: MLflow's store object for a URI (``create_run`` / ``log_batch`` /
+  ``update_run_info`` in one request each), built from MLflow's public classes;
 - :func:`search_runs` (paged ``search_runs``) and :func:`experiment_id`;
 - the literals that tell a parent (sweep) run from a child (trial) run:
   :data:`TAG_PARENT`, :data:`KIND_SWEEP`, :data:`KIND_TRIAL` (the tag name ``run_kind`` is
@@ -48,6 +52,7 @@ is moved aside to ``<name>.broken-<time>`` and created again, with a note on std
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import errno
 import fcntl
@@ -91,6 +96,7 @@ __all__ = [
     "safe_uri",
     "search_runs",
     "sqlite_path",
+    "tracking_store",
     "ui_command",
 ]
 
@@ -454,6 +460,38 @@ def client(uri: str):
     return MlflowClient(tracking_uri=database_url(uri))
 
 
+@functools.lru_cache(maxsize=64)
+def tracking_store(uri: str, artifacts: str | None = None):
+    """MLflow's store API object (``AbstractStore``: ``create_run`` / ``log_batch`` /
+    ``update_run_info`` in one request each, without the client's extra ``get_run``) for ``uri``,
+    built as MLflow's own registry builds it, from public classes only: ``RestStore`` with
+    ``get_default_host_creds`` for a server (credentials and TLS settings from the environment),
+    ``SqlAlchemyStore`` for a database (sharing the engine MLflow keeps per URL with every
+    client on it), ``FileStore`` for ``file:``. ``artifacts``: the root of new experiments that
+    name none (every experiment the sweep creates names its own). One object per URI and root,
+    as MLflow keeps one per URI. No checks: :func:`open_store` comes first."""
+    scheme = urllib.parse.urlsplit(uri).scheme.split("+")[0]
+    if scheme in ("http", "https"):
+        from mlflow.store.tracking.rest_store import RestStore
+        from mlflow.utils.credentials import get_default_host_creds
+
+        return RestStore(functools.partial(get_default_host_creds, uri))
+    if scheme in ("file", ""):
+        from mlflow.store.tracking.file_store import FileStore
+
+        return FileStore(uri, uri)  # as MLflow builds it
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    root = artifacts or (Path.cwd() / DEFAULT_ARTIFACTS).as_uri()
+    return SqlAlchemyStore(database_url(uri), root)
+
+
+# the cached stores go before the interpreter tears down: their SQLite connections then close
+# as the client's do, and SQLite removes a WAL store's -wal / -shm files (a store left with them
+# is changed by every later reader)
+atexit.register(tracking_store.cache_clear)
+
+
 def database_url(uri: str) -> str:
     """``uri`` with a driver SQLAlchemy can load: a bare ``postgresql://`` (or ``postgres://``)
     URL means psycopg 3 to SQLAlchemy 2.1; when only psycopg2 is installed (``dualsweep[postgres]``)
@@ -476,17 +514,28 @@ def experiment_id(client, name: str) -> str | None:
 
 
 def search_runs(
-    client, experiment_id: str, filter_string: str = "", *, page_size: int = PAGE_SIZE
+    client,
+    experiment_id: str,
+    filter_string: str = "",
+    *,
+    page_size: int = PAGE_SIZE,
+    deleted: bool = False,
+    call=None,
 ) -> list:
-    """Every active run of ``experiment_id`` matching ``filter_string``, page by page."""
+    """Every active run of ``experiment_id`` matching ``filter_string``, page by page
+    (``deleted``: those in the bin too; ``call(fn, *args, **kwargs)``, when given, makes each
+    request: the driver counts them and stops once its store failed)."""
     from mlflow.entities import ViewType
 
+    view = ViewType.ALL if deleted else ViewType.ACTIVE_ONLY
+    call = call or (lambda fn, *args, **kwargs: fn(*args, **kwargs))
     runs, token = [], None
     while True:
-        page = client.search_runs(
+        page = call(
+            client.search_runs,
             [experiment_id],
             filter_string=filter_string,
-            run_view_type=ViewType.ACTIVE_ONLY,
+            run_view_type=view,
             max_results=page_size,
             page_token=token,
         )
@@ -568,11 +617,21 @@ def recorded_keys(store: Store, experiment: str) -> set[str] | None:
 
 @functools.cache
 def _head_revision() -> str:
-    """The installed MLflow's schema head (alembic reads its migration scripts: ~0.05 s once
-    ``mlflow.store.db.utils`` is imported; the installed MLflow cannot change under a process)."""
-    from mlflow.store.db.utils import _get_latest_schema_revision
+    """The installed MLflow's schema head: the one head of the alembic scripts MLflow ships
+    (``mlflow/store/db_migrations``), read with alembic's public ``ScriptDirectory`` (~0.05 s;
+    the installed MLflow cannot change under a process)."""
+    import importlib.resources
 
-    return _get_latest_schema_revision()
+    from alembic.script import ScriptDirectory
+
+    folder = importlib.resources.files("mlflow.store") / "db_migrations"
+    heads = ScriptDirectory(str(folder)).get_heads()
+    if len(heads) != 1:
+        raise StoreError(
+            f"the installed MLflow's schema scripts have {len(heads)} heads ({heads}), not one; "
+            "reinstall MLflow (pip install 'mlflow<4')."
+        )
+    return heads[0]
 
 
 def _remove_sqlite(path: Path) -> None:
@@ -645,8 +704,7 @@ def _migrate(tmp: Path, experiment: str | None, artifacts: str | None, default: 
         if experiment:
             store.create_experiment(experiment, artifact_location=artifacts)
     finally:
-        cache = getattr(SqlAlchemyStore, "_engine_map", {})  # MLflow's per-URI engine cache
-        (cache.pop(tmp_uri, None) or store.engine).dispose()
+        store.engine.dispose()  # its connections closed before the file is moved into place
 
 
 def _db_reason(exc: BaseException) -> str:

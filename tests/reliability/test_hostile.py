@@ -313,9 +313,9 @@ def test_basic_auth_and_the_dualsweep_routes(tmp_path: Path, monkeypatch, worker
     try:
         from mlflow.server import get_app_client
 
-        from sweep.sqlstore import HttpWriter
         from sweep.store import Store
         from sweep.tracking import Tracker
+        from sweep.writers import HttpRunWriter
         from tests.sweep.test_tracking import _specs, quick
 
         monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
@@ -343,7 +343,7 @@ def test_basic_auth_and_the_dualsweep_routes(tmp_path: Path, monkeypatch, worker
         monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "editor")
         monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "editor-Pass-123456")
         t = Tracker(Store(uri, None), "auth", settle=0.0)
-        assert isinstance(t._sql, HttpWriter)
+        assert isinstance(t.writer, HttpRunWriter)
         specs = _specs(3, "auth")
         t.start(params={})
         t.claim(specs)

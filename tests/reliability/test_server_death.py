@@ -90,12 +90,12 @@ def test_a_store_that_fails_mid_sweep_stops_recording_and_says_how_to_resume(
         t.record(s, r)
     while t.pending() or t.stats.runs < 4:  # the first four are written
         time.sleep(0.01)
-    real = t._sql.finish
+    real = t.writer.ops.finish
 
     def broken(rows):
         raise OSError("disk I/O error")
 
-    t._sql.finish = broken
+    t.writer.ops.finish = broken
     t.claim(specs[4:])
     t.record(specs[4], results[4])
     deadline = time.monotonic() + 300
@@ -113,7 +113,7 @@ def test_a_store_that_fails_mid_sweep_stops_recording_and_says_how_to_resume(
     text = str(err.value)
     assert "4 trial(s) were recorded, 2 computed result(s) were not" in text
     assert "run the same command to resume" in text and "\n" not in text
-    t._sql.finish = real
+    t.writer.ops.finish = real
     again = Tracker(store, "fault", settle=0.0)
     assert again.finished_keys() == {s.key for s in specs[:4]}
     assert again.close_stale() >= 1  # the failed driver's claims and parent, left RUNNING

@@ -218,14 +218,15 @@ def test_a_sql_store_whose_tables_differ_is_written_slowly_saying_so_once(
     from sweep.sqlstore import SqlWriter
     from sweep.store import Store
     from sweep.tracking import Tracker
+    from sweep.writers import MlflowWriter, SqlRunWriter
 
     store = Store(f"sqlite:///{tmp_path / 'mlruns.db'}", (tmp_path / "art").as_uri())
-    assert isinstance(Tracker(store, "fast")._sql, SqlWriter)
+    assert isinstance(Tracker(store, "fast").writer, SqlRunWriter)
     assert "warning" not in capsys.readouterr().err
     columns = {**SqlWriter._COLUMNS, "params": SqlWriter._COLUMNS["params"] | {"extra"}}
     monkeypatch.setattr(SqlWriter, "_COLUMNS", columns)
     t = Tracker(store, "slow")
-    assert t._sql is None
+    assert isinstance(t.writer, MlflowWriter)
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("warning: recording through MLflow's store API")
     assert "params differs in columns extra" in err[0], err

@@ -1,7 +1,7 @@
 """The ``dualsweep`` server app (sweep/serverapp.py) and the SQL writer behind it.
 
 A driver against a server that runs the app records groups of trials in one request each
-(:class:`sweep.sqlstore.HttpWriter`); the runs must be the very runs MLflow's REST API writes
+(:class:`sweep.writers.HttpRunWriter`); the runs must be the very runs MLflow's REST API writes
 one call at a time. PostgreSQL takes the rows through ``COPY`` (psycopg2): the same check
 against MLflow's own ``SqlAlchemyStore`` there.
 """
@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from sweep.sqlstore import API, HttpWriter, SqlWriter
+from sweep.sqlstore import API
 from sweep.store import Store
 from sweep.tracking import Tracker
+from sweep.writers import HttpRunWriter, MlflowWriter, SqlRunWriter
 from tests.cluster.harness import MlflowServer, start_postgres
 from tests.sweep.test_tracking import _specs, quick
 
@@ -31,9 +32,7 @@ def _strip(tags: dict) -> dict:
 
 def _record(store: Store, experiment: str, specs, results, *, rest: bool) -> Tracker:
     """Record ``results`` through a Tracker; ``rest``: MLflow's API one call at a time."""
-    t = Tracker(store, experiment, settle=0.0)
-    if rest:
-        t._sql = None
+    t = Tracker(store, experiment, settle=0.0, fast=not rest)
     t.start(params={})
     t.claim(specs)
     for s, r in zip(specs, results, strict=True):
@@ -90,7 +89,7 @@ def test_server_app_records_the_runs_mlflow_rest_api_records(
         specs = _specs(6, "app")
         results = _with_extremes(quick(specs))
         fast = _record(store, "via-app", specs, results, rest=False)
-        assert isinstance(fast._sql, HttpWriter)  # the server answered {API}/info
+        assert isinstance(fast.writer, HttpRunWriter)  # the server answered {API}/info
         slow = _record(store, "via-rest", specs, results, rest=True)
         a, b = _runs(fast), _runs(slow)
         assert set(a) == {s.key for s in specs} == set(b)
@@ -119,7 +118,7 @@ def test_stock_server_falls_back_to_the_rest_api(tmp_path: Path) -> None:
         srv.ready()
         specs = _specs(3, "stock")
         t = _record(Store(srv.uri, None), "stock", specs, quick(specs), rest=False)
-        assert t._sql is None  # no {API}/info on a stock server
+        assert isinstance(t.writer, MlflowWriter)  # no {API}/info on a stock server
         assert t.finished_keys() == {s.key for s in specs}
     finally:
         srv.stop()
@@ -133,7 +132,7 @@ def test_copy_into_postgresql_writes_what_mlflows_store_writes(postgres) -> None
     specs = _specs(4, "copy")
     results = _with_extremes(quick(specs))
     fast = _record(Store(url, None), "copy-sql", specs, results, rest=False)
-    assert isinstance(fast._sql, SqlWriter) and fast._sql._copy
+    assert isinstance(fast.writer, SqlRunWriter) and fast.writer.ops._copy
     slow = _record(Store(url, None), "copy-api", specs, results, rest=True)
     a, b = _runs(fast), _runs(slow)
     assert a and a == b

@@ -26,8 +26,8 @@ from sweep.schema import (
     TrialResult,
     TrialSpec,
 )
-from sweep.sqlstore import SqlWriter
 from sweep.tracking import Tracker, resolve_store, ui_command
+from sweep.writers import SqlRunWriter
 
 pytestmark = pytest.mark.slow
 
@@ -209,8 +209,8 @@ def test_two_drivers_claiming_the_same_keys_at_once_record_each_exactly_once(
     b = Tracker(_store(tmp_path), "claims", settle=0.2)
     a.start(params={})
     b.start(params={})
-    a._poll()  # both see nothing of the other yet: every key is free for both
-    b._poll()
+    a.view.poll()  # both see nothing of the other yet: every key is free for both
+    b.view.poll()
     assert [s.key for s in a.claim(specs)] == [s.key for s in specs]
     assert [s.key for s in b.claim(specs)] == [s.key for s in specs]
     results = quick(specs)
@@ -259,7 +259,7 @@ def test_a_later_driver_skips_keys_claimed_by_a_live_one_and_takes_over_dead_one
     assert later.claim(specs) == []  # two of a live local driver, two of a live remote one
     assert later.stats.elsewhere == 4
     time.sleep(2.2)  # the remote driver's heartbeat is now older than stale_after
-    later._last_poll = None  # forget the view: read every RUNNING claim again
+    later.view.last_poll = None  # forget the view: read every RUNNING claim again
     won = later.claim(specs)
     assert [s.key for s in won] == [s.key for s in specs[2:]]
     for spec, res in zip(won, quick(won), strict=True):
@@ -348,11 +348,8 @@ def test_runs_written_in_one_sql_transaction_read_back_as_mlflow_writes_them(
     runs = {}
     for mode in ("sql", "api"):
         (tmp_path / mode).mkdir()
-        t = Tracker(_store(tmp_path / mode), "claims", settle=0.0)
-        if mode == "api":
-            t._sql = None
-        else:
-            assert isinstance(t._sql, SqlWriter)
+        t = Tracker(_store(tmp_path / mode), "claims", settle=0.0, fast=mode == "sql")
+        assert isinstance(t.writer, SqlRunWriter) == (mode == "sql")
         t.start(params={})
         t.claim([spec])
         t.record(spec, res)
@@ -391,7 +388,7 @@ def test_a_rerun_with_nothing_to_run_writes_nothing(tmp_path: Path) -> None:
     from sweep.store import SWEEP_FILTER
 
     def parents() -> int:
-        return len(_tracker(tmp_path)._search(SWEEP_FILTER))
+        return len(_tracker(tmp_path).trial_runs(SWEEP_FILTER))
 
     sweep, specs = _sweep(tmp_path)
     devnull = open(os.devnull, "w")
