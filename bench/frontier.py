@@ -10,11 +10,12 @@ hits both):
 - **old**: ``solvers.separation.dual_norm_oracle(cuts=False)`` as column generation calls it on
   main (big-M program only, solved to the gap ``0.1·tol``);
 - **cut**: ``cuts=True`` (the quadratic cut), solved to the same gap;
-- **target**: ``cuts=False``, ``target = β(1 + 0.1·tol)`` (SCIP's objective limit: the first
-  violator, or the proof ``c(λ) ≤ target``); a proof counts as exact for certification
-  (``r.exact or r.below_target``): the change proposed for ``solvers.two_layer._solve_on``,
-  applied here by wrapping the oracle it imports;
-- **new**: both.
+- **target**: ``cuts=False``, ``target = β(1 + 0.1·tol)`` (SCIP's objective limit: nodes
+  below it are cut off; the proof ``c(λ) ≤ target`` counts as exact for certification,
+  ``r.exact or r.below_target``: the change proposed for ``solvers.two_layer._solve_on``,
+  applied here by wrapping the oracle it imports);
+- **first**: as target, and SCIP stops at the first violator (``first_violator=True``);
+- **new**: the module's defaults (cut from ``CUT_MIN_POINTS`` points with λ_i > 0) and target.
 
 Frontier mode: ``solve_two_layer(p, time_limit=limit)`` on Gaussian X, y (``bench.two_layer``'s
 ``_frontier_problem``, β = 0.1), CERTIFIED = relative gap ≤ 1e-6 with ``c(λ)`` proved.
@@ -40,20 +41,27 @@ from solvers.problem import Network, forward
 from solvers.scalar import scaled_dual_value
 from solvers.separation import dual_norm_oracle
 
-ORACLES = ("old", "cut", "target", "new")  # --oracles picks; the default runs old and new
+ORACLES = ("old", "cut", "target", "first", "new")  # --oracles picks; the default runs old and new
 
 
 @contextlib.contextmanager
 def oracle(kind: str, beta: float) -> Iterator[None]:
     """Column generation (``solvers.two_layer``) with the ``kind`` oracle (module doc)."""
 
-    cuts = kind in ("cut", "new")
-    use_target = kind in ("target", "new")
+    cuts = {"old": False, "cut": True, "target": False, "first": False}.get(kind)
+    use_target = kind in ("target", "first", "new")
 
     def call(X, lam, *, bias=False, time_limit=60.0, tol=1e-9):  # noqa: ANN001, ANN202
         target = beta * (1 + tol) if use_target else None
         res = dual_norm_oracle(
-            X, lam, bias=bias, time_limit=time_limit, tol=tol, target=target, cuts=cuts
+            X,
+            lam,
+            bias=bias,
+            time_limit=time_limit,
+            tol=tol,
+            target=target,
+            first_violator=kind == "first",
+            cuts=cuts,
         )
         return tuple(r if r.exact or not r.below_target else _proved(r) for r in res)
 
@@ -137,7 +145,7 @@ def brackets(
         lam = lam - lam.mean() if bias else lam
         for kind in kinds:  # a bound is needed here: no target
             t = time.perf_counter()
-            cuts = kind in ("cut", "new")
+            cuts = {"old": False, "cut": True}.get(kind)
             res = dual_norm_oracle(p.X, lam, bias=bias, time_limit=limit, cuts=cuts)
             dt = time.perf_counter() - t
             value = max(r.value for r in res)

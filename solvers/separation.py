@@ -19,8 +19,8 @@ The dual check of the two-layer ReLU program is ``c(λ) = max(s(λ), s(−λ)) �
        λ_i > 0:  h_i ≤ a_i + M_i(1 − z_i),  0 ≤ h_i ≤ M_i z_i,  z_i ∈ {0, 1},
        λ_i < 0:  h_i ≥ a_i,  h_i ≥ 0,                a_i = x_iᵀu + b,
 
-   (with ``cuts``, the default: ``a_i = h_i − k_i``, ``0 ≤ k_i ≤ M_i(1 − z_i)`` for ``λ_i > 0``,
-   the same integer points, plus the quadratic cut below)
+   (with ``cuts``: also ``k_i ≥ −a_i``, ``0 ≤ k_i ≤ M_i(1 − z_i)`` for ``λ_i > 0``, and the
+   quadratic cut below)
    in reduced coordinates (X = X_r Vᵀ: u outside the row space only wastes norm) and, with bias,
    centred data (``x_iᵀu + b = (x_i − x̄)ᵀu + (b + x̄ᵀu)``). For ``λ_i < 0`` the two linear
    inequalities are exact when maximising (``h_i = (a_i)_+`` at an optimum). Big-M:
@@ -34,19 +34,23 @@ The dual check of the two-layer ReLU program is ``c(λ) = max(s(λ), s(−λ)) �
    maximiser of its face (:func:`_polish`). ``value`` is always evaluated by numpy at the returned
    ``(u, b)`` with ``‖u‖ ≤ 1``.
 
-**The quadratic cut.** The big-M relaxation allows ``h_i = k_i = M_i/2`` at ``u = 0``: its
-root bound ``Σ_{λ_i>0} λ_i M_i/2`` ignores that all ``a_i`` come from one ``u``. At an optimum
-``h_i = (a_i)_+``, ``k_i = (a_i)_−``, so ``h_i² + k_i² = a_i²`` and, with ``v = u`` (bias:
-``v = (u, b/M)``, ``x̃_i = (x_i, M)``), ``Q = Σ_{λ_i>0} λ_i x̃_i x̃_iᵀ``, ``μ ≥ λ_max(Q)``:
+**The quadratic cut.** The big-M relaxation allows ``h_i = M_i/2`` at ``u = 0``: its root
+bound ``Σ_{λ_i>0} λ_i M_i/2`` ignores that all ``a_i`` come from one ``u``. At the canonical
+point of any ``(u, b)`` (``z_i = 1[a_i > 0]``, ``h_i = (a_i)_+``, ``k_i = (a_i)_−``, feasible)
+``h_i² + k_i² = a_i²`` and, with ``v = u`` (bias: ``v = (u, b/M)``, ``x̃_i = (x_i, M)``),
+``Q = Σ_{λ_i>0} λ_i x̃_i x̃_iᵀ``, ``μ ≥ λ_max(Q)``:
 ``Σ λ_i(h_i² + k_i²) = vᵀQv = μ‖v‖² − vᵀ(μI − Q)v ≤ μρ² − vᵀ(μI − Q)v`` (``ρ² = 1``, bias
-2): a convex quadratic constraint valid at every optimum, so the program's maximum is unchanged
-and its relaxation tighter (root bound halved at n = 200, d = 10; BENCHMARKS.md).
+2): a convex quadratic constraint that every canonical point satisfies, so the maximum is
+unchanged and the relaxation tighter (BENCHMARKS.md). An earlier form with the equality
+``a_i = h_i − k_i`` (the same integer points on paper) made SCIP return an "optimal" bound
+4.8e-6 below the true value on a biased instance (n = 140, d = 2; cause not found): the
+inequalities above are what the tests check.
 
 **Target.** Column generation only needs a violator or the proof ``s(λ) ≤ β(1 + ε)``:
-``target`` sets SCIP's objective limit there (nodes whose bound is below it are cut off) and
-stops at the first solution above it. The objective is scaled so that the target (else the
-local search's value) is 1: SCIP's absolute ``numerics/epsilon`` (``SCIP_EPS``) is then
-relative, and ``upper`` adds it.
+``target`` sets SCIP's objective limit there (nodes whose bound is below it are cut off; with
+``first_violator`` it also stops at the first solution above it). The objective is scaled so
+that the target (else the local search's value) is 1: SCIP's absolute ``numerics/epsilon``
+(``SCIP_EPS``) is then relative, and ``upper`` adds it.
 
 Cost (measured, BENCHMARKS.md §10): exact in seconds up to about n = 60, d = 5; at n = 200,
 d = 10 SCIP's bound after 60 s is still several times the value (the big-M relaxation is
@@ -76,6 +80,7 @@ SEARCH_STEPS = 30  # ascent steps per start
 SCIP_FEASTOL = 1e-10  # SCIP's feasibility tolerance (its smallest without GMP)
 SCIP_SLACK = 1e-10  # relative slack added to SCIP's dual bound (its LP tolerances)
 SCIP_EPS = 1e-9  # SCIP's numerics/epsilon: its cut-off tests compare up to this (objective ≈ 1)
+CUT_MIN_POINTS = 100  # the quadratic cut by default from this many points with λ_i > 0
 CUT_MARGIN = 1e-9  # relative margin on λ_max in the quadratic cut (eigenvalue round-off)
 RANK_RTOL = 1e-12  # singular values below this (relative) drop from the reduced coordinates
 
@@ -279,7 +284,8 @@ def max_relu_correlation(
     start: SepResult | None = None,
     threads: int = 1,
     target: float | None = None,
-    cuts: bool = True,
+    first_violator: bool = False,
+    cuts: bool | None = None,
 ) -> SepResult:
     """``max_{‖u‖≤1, b} λᵀ(Xu + b)_+`` (``b = 0`` without bias): local search, then SCIP's
     branch and bound (module doc) until the relative gap is ``tol`` or ``time_limit`` seconds.
@@ -290,12 +296,16 @@ def max_relu_correlation(
         time_limit: seconds for SCIP; the result is then a bracket ``[value, upper]``.
         tol: relative gap at which the result is ``exact``.
         start: a known good ``(u, b)`` (e.g. the last round's maximiser) to seed SCIP with.
-        target: decide ``s(λ) ≤ target`` only (SCIP's objective limit): stop at the first point
-            above ``target`` (``value > target``, no bound needed: ``upper`` is SCIP's bound so
-            far) or once every node's bound is ``≤ target`` (``below_target``, ``upper`` =
-            ``target`` plus SCIP's tolerances). Column generation needs exactly this: a
-            violator, or the proof ``c(λ) ≤ β(1 + ε)``.
-        cuts: add the quadratic cut (module doc; halves the root bound at n = 200, d = 10).
+        target: SCIP's objective limit: nodes whose bound is ``≤ target`` are cut off, so when
+            ``s(λ) ≤ target`` SCIP stops once every node is (``below_target``, ``upper`` =
+            ``target`` plus SCIP's tolerances), and when ``s(λ) > target`` it solves as
+            without a target. Column generation needs exactly this: ``c(λ) ≤ β(1 + ε)``.
+        first_violator: with ``target``, stop at the first point above it (``value >
+            target``, ``upper`` SCIP's bound so far): fast, but a weaker violator and bound
+            (measured in column generation: more rounds, BENCHMARKS.md).
+        cuts: add the quadratic cut (module doc); default (``None``): when at least
+            ``CUT_MIN_POINTS`` points have ``λ_i > 0`` (measured: the root bound halves at
+            n = 200, d = 10; each node costs more, and at n ≤ 60 the proofs are slower).
 
     Returns:
         :class:`SepResult`; ``upper ≥`` the true maximum always (up to SCIP's LP tolerances,
@@ -318,8 +328,10 @@ def max_relu_correlation(
     seed = local_search(X, lam, bias=bias)
     if start is not None and start.value > seed.value:
         seed = start
-    if target is not None and seed.value > target:  # a violator already: nothing to prove
+    if first_violator and target is not None and seed.value > target:  # a violator already
         return dataclasses.replace(seed, seconds=time.perf_counter() - t0)
+    if cuts is None:
+        cuts = int(np.sum(lam > 0)) >= CUT_MIN_POINTS
     u0 = V.T @ seed.u
     b0 = seed.b + float(xbar @ seed.u)
     nx = np.linalg.norm(Xr, axis=1)
@@ -338,7 +350,8 @@ def max_relu_correlation(
     m.setParam("parallel/maxnthreads", threads)
     if target is not None:
         m.setObjlimit(float(target) / scale)
-        m.setParam("limits/solutions", 1)  # every solution SCIP accepts is above the target
+        if first_violator:
+            m.setParam("limits/solutions", 1)  # every solution SCIP accepts is above the target
     u = [m.addVar(lb=-1.0, ub=1.0, name=f"u{j}") for j in range(r)]
     b = m.addVar(lb=-M, ub=M, name="b") if bias else 0.0
     hs, terms = [], []
@@ -351,13 +364,12 @@ def max_relu_correlation(
         if lam[i] > 0:
             z = m.addVar(vtype="B", name=f"z{i}")
             m.addCons(h <= Mi * z)
-            if cuts:  # a_i = h_i − k_i: h, k the positive and negative parts
+            m.addCons(h <= a + Mi * (1 - z))
+            k = None
+            if cuts:  # k_i ≥ (a_i)_−, 0 when z_i = 1: the negative part at a canonical point
                 k = m.addVar(lb=0.0, ub=Mi, name=f"k{i}")
-                m.addCons(a == h - k)
+                m.addCons(k >= -a)
                 m.addCons(k <= Mi * (1 - z))
-            else:
-                k = None
-                m.addCons(h <= a + Mi * (1 - z))
             hs.append((i, h, z, k))
         else:
             m.addCons(h >= a)
@@ -373,7 +385,8 @@ def max_relu_correlation(
         sq = quicksum(float(wi) * (h * h + k * k) for wi, (_, h, k) in zip(w, pos, strict=True))
         m.addCons(sq + quicksum(e * e for e in Lv) <= rhs)
     m.setObjective(quicksum(terms), "maximize")
-    if target is None:  # seed: the local search's point (its value is a valid primal bound)
+    if target is None or seed.value > target:  # seed: the local search's point (SCIP rejects
+        # points below its objective limit)
         sol = m.createSol()
         a0 = Xr @ u0 + b0
         for j in range(r):
@@ -407,7 +420,7 @@ def max_relu_correlation(
     tol_abs = 2.0 * feas
     best = _result(X, lam, Xr, V, xbar, best_u, best_b, upper, tol, t0, nodes, tol_abs, target)
     cands = _polish(Xr, lam, V.T @ best.u, best.b + float(xbar @ best.u), bias)
-    if target is not None and best.value > seed.value:  # a violator: ascend from it
+    if first_violator and best.value > seed.value:  # a violator: ascend from it
         up = local_search(X, lam, bias=bias, directions=0, starts=best.u[:, None])
         cands.append((V.T @ up.u, up.b + float(xbar @ up.u)))
     for pu, pb in cands:
@@ -425,11 +438,12 @@ def dual_norm_oracle(
     time_limit: float = 60.0,
     tol: float = 1e-9,
     target: float | None = None,
-    cuts: bool = True,
+    first_violator: bool = False,
+    cuts: bool | None = None,
 ) -> tuple[SepResult, SepResult]:
     """``c(λ) = max(s(λ), s(−λ))``: both one-signed oracles (the first gets half the time, the
     second what is left), the larger-valued first; ``c(λ) ≤ max(upper)`` and ``≥ max(value)``.
-    ``target``: decide ``c(λ) ≤ target`` only (:func:`max_relu_correlation`)."""
+    ``target``, ``first_violator``, ``cuts``: as in :func:`max_relu_correlation`."""
     t0 = time.perf_counter()
     out = []
     for sg in (1, -1):
@@ -442,6 +456,7 @@ def dual_norm_oracle(
             time_limit=limit,
             tol=tol,
             target=target,
+            first_violator=first_violator,
             cuts=cuts,
         )
         out.append(dataclasses.replace(res, sign=sg))

@@ -90,23 +90,27 @@ def test_target_brackets_random_lambda(target: float) -> None:
     t = target * exact
     for res in dual_norm_oracle(X, lam, time_limit=60.0, target=t):
         assert res.value <= exact * (1 + 1e-12)
-    top, other = dual_norm_oracle(X, lam, time_limit=60.0, target=t)
-    assert max(top.upper, other.upper) >= exact * (1 - 1e-12)
-    if target > 1:
-        assert top.below_target and other.below_target
-    else:
-        assert top.value > t and not top.below_target
+    for first in (False, True):
+        top, other = dual_norm_oracle(X, lam, time_limit=60.0, target=t, first_violator=first)
+        assert max(top.upper, other.upper) >= exact * (1 - 1e-12)
+        assert top.value <= exact * (1 + 1e-12)
+        if target > 1:
+            assert top.below_target and other.below_target
+        else:
+            assert top.value > t and not top.below_target
+            if not first:  # a violator: solved as without a target
+                assert top.exact and top.value == pytest.approx(exact, rel=1e-9)
 
 
 def test_a_wrong_cut_fails_the_check(monkeypatch: pytest.MonkeyPatch) -> None:
     """The quadratic cut with its right-hand side cut by 40% (no longer valid): the oracle's
     bound falls below the exact c(λ) and :func:`_check_oracle` catches it."""
     X, lam = _instance(14, 3, False, 2)
-    _check_oracle(X, lam, False)
+    _check_oracle(X, lam, False, cuts=True)
     right = sep._norm_cut
     monkeypatch.setattr(sep, "_norm_cut", lambda *a: (*right(*a)[:2], 0.6 * right(*a)[2]))
     with pytest.raises(AssertionError):
-        _check_oracle(X, lam, False)
+        _check_oracle(X, lam, False, cuts=True)
 
 
 @pytest.mark.parametrize("cuts", [True, False])
@@ -154,3 +158,23 @@ def test_local_search_value_is_achieved_and_below_exact() -> None:
     assert res.upper == np.inf
     assert res.value <= exact * (1 + 1e-12)
     assert res.value == pytest.approx(float(lam @ np.maximum(X @ res.u, 0.0)), rel=1e-12)
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_default_cut_on_many_points_brackets_the_enumeration(bias: bool) -> None:
+    """From ``CUT_MIN_POINTS`` points with λ_i > 0 the cut is on by default; at n = 140, d = 2
+    SCIP may not finish in 20 s: its bracket holds the exact value. The bias instance caught an
+    earlier form of the cut (``a_i = h_i − k_i`` as an equality: SCIP returned an "optimal"
+    bound 4.8e-6 below the enumeration's value)."""
+    rng = np.random.default_rng(11)
+    X = rng.standard_normal((140, 2))
+    lam = rng.standard_normal(140) + 1.0
+    if bias:  # 1ᵀλ = 0 with 120 positive entries
+        lam = rng.exponential(1.0, 140)
+        lam[:20] = -lam[20:].sum() / 20
+    assert np.sum(lam > 0) >= sep.CUT_MIN_POINTS
+    exact, covered = dual_norm(X, lam, bias=bias)
+    assert covered
+    res = [max_relu_correlation(X, sg * lam, bias=bias, time_limit=20.0) for sg in (1, -1)]
+    assert max(r.value for r in res) <= exact * (1 + 1e-12)
+    assert max(r.upper for r in res) >= exact * (1 - 1e-12)
