@@ -14,13 +14,14 @@ pytest.importorskip("pyscipopt")
 
 import solvers.separation as sep  # noqa: E402
 from solvers import Problem  # noqa: E402
+from solvers.problem import forward  # noqa: E402
 from solvers.separation import (  # noqa: E402
     best_bias,
     dual_norm_oracle,
     local_search,
     max_relu_correlation,
 )
-from solvers.two_layer import _residual, dual_norm, solve_two_layer  # noqa: E402
+from solvers.two_layer import dual_norm, solve_two_layer  # noqa: E402
 
 
 def _instance(n: int, d: int, bias: bool, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -61,7 +62,7 @@ def _dual_point(n: int, d: int, bias: bool, seed: int, beta: float) -> tuple[np.
     p = Problem(rng.standard_normal((n, d)), rng.standard_normal(n), 2, beta, "relu", bias=bias)
     opt = solve_two_layer(p)
     assert opt.status.value == "certified"
-    lam = _residual(p, opt.network)
+    lam = p.Y[:, 0] - forward(p, opt.network)[:, 0]
     return p.X, (lam - lam.mean() if bias else lam), opt
 
 
