@@ -403,7 +403,25 @@ def max_relu_correlation(
             if k is not None:
                 m.setSolVal(sol, k, float(max(-a0[i], 0.0)))
         m.addSol(sol, free=True)
-    m.optimize()
+    try:
+        m.optimize()
+    except Exception:  # noqa: BLE001 - SCIP: "error in LP solver" (unresolved numerical trouble)
+        if not cuts:  # no bound: the local search's point and upper = inf
+            return _result(X, lam, Xr, V, xbar, u0, b0, np.inf, tol, t0, 0, target=target)
+        left = max(float(time_limit) - (time.perf_counter() - t0), 0.01)
+        res = max_relu_correlation(
+            X,
+            lam,
+            bias=bias,
+            time_limit=left,
+            tol=tol,
+            start=seed,
+            threads=threads,
+            target=target,
+            first_violator=first_violator,
+            cuts=False,
+        )
+        return dataclasses.replace(res, seconds=time.perf_counter() - t0)
     # SCIP solves the program up to SCIP_FEASTOL per row: each h_i may gain that much (times
     # M_i through the ball), so the bound and the tolerance of `exact` carry it
     feas = SCIP_FEASTOL * float(np.abs(lam) @ (1.0 + nx + M))

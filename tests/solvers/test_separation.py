@@ -181,3 +181,14 @@ def test_cut_on_many_points_brackets_the_enumeration(bias: bool) -> None:
     ]
     assert max(r.value for r in res) <= exact * (1 + 1e-12)
     assert max(r.upper for r in res) >= exact * (1 - 1e-12)
+
+
+def test_scip_lp_error_with_the_cut_falls_back_to_the_plain_program() -> None:
+    """On this instance SCIP stops with "error in LP solver" (unresolved numerical trouble in
+    an LP) when the cut is on; the oracle then solves without it: still exact, no exception."""
+    rng = np.random.default_rng(1094)
+    n, d = int(rng.integers(10, 60)), int(rng.integers(1, 4))
+    X = rng.standard_normal((n, d))
+    lam = rng.exponential(1.0, n)
+    lam[: n // 7] = -lam[n // 7 :].sum() / (n // 7)
+    _check_oracle(X, lam, False, cuts=True)
