@@ -1,6 +1,9 @@
 """The separation oracle (solvers.separation) against the exact c(λ) of the face enumeration
-(solvers.two_layer.dual_norm): equal to 1e-9 (relative) wherever the enumeration reaches, and an
-early-stopped oracle's bound never below the exact value."""
+(solvers.two_layer.dual_norm): equal to 1e-9 (relative) wherever the enumeration reaches, with
+and without the quadratic cut, at random λ and at the dual point of a solved problem (c(λ) = β
+at several cells); an early-stopped oracle's bound never below the exact value; the target mode
+(SCIP's objective limit) proves ``c ≤ target`` above the exact value and returns a violator
+below it; a wrong cut fails these checks."""
 
 from __future__ import annotations
 
@@ -9,13 +12,16 @@ import pytest
 
 pytest.importorskip("pyscipopt")
 
+import solvers.separation as sep  # noqa: E402
+from solvers import Problem  # noqa: E402
+from solvers.problem import forward  # noqa: E402
 from solvers.separation import (  # noqa: E402
     best_bias,
     dual_norm_oracle,
     local_search,
     max_relu_correlation,
 )
-from solvers.two_layer import dual_norm  # noqa: E402
+from solvers.two_layer import dual_norm, solve_two_layer  # noqa: E402
 
 
 def _instance(n: int, d: int, bias: bool, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -25,31 +31,99 @@ def _instance(n: int, d: int, bias: bool, seed: int) -> tuple[np.ndarray, np.nda
     return X, (lam - lam.mean() if bias else lam)
 
 
-@pytest.mark.parametrize("bias", [False, True])
-@pytest.mark.parametrize(("n", "d", "seed"), [(8, 1, 0), (10, 2, 1), (14, 3, 2), (9, 4, 3)])
-def test_oracle_equals_enumeration(n: int, d: int, seed: int, bias: bool) -> None:
-    X, lam = _instance(n, d, bias, seed)
+def _check_oracle(X: np.ndarray, lam: np.ndarray, bias: bool, **kw) -> float:
+    """The oracle equals the enumeration's c(λ) to 1e-9 (relative), its bound is above it and its
+    point achieves its value with ‖u‖ ≤ 1; returns the exact value."""
     exact, covered = dual_norm(X, lam, bias=bias)
     assert covered
-    top, other = dual_norm_oracle(X, lam, bias=bias, time_limit=60.0)
+    top, other = dual_norm_oracle(X, lam, bias=bias, time_limit=60.0, **kw)
+    assert max(top.upper, other.upper) >= exact * (1 - 1e-12)
     assert top.exact and other.exact
     assert top.value == pytest.approx(exact, rel=1e-9)
-    assert max(top.upper, other.upper) >= exact * (1 - 1e-12)
-    # the returned point achieves the value, with ‖u‖ ≤ 1
     assert np.linalg.norm(top.u) <= 1 + 1e-12
     achieved = float(top.sign * lam @ np.maximum(X @ top.u + top.b, 0.0))
     assert achieved == pytest.approx(top.value, rel=1e-12)
     assert np.array_equal(top.pattern, X @ top.u + top.b > 0)
+    return exact
 
 
-def test_early_stopped_bound_is_above_the_exact_value() -> None:
-    X, lam = _instance(30, 4, False, 7)
-    exact, covered = dual_norm(X, lam)
+@pytest.mark.parametrize("cuts", [True, False])
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize(("n", "d", "seed"), [(8, 1, 0), (10, 2, 1), (14, 3, 2), (9, 4, 3)])
+def test_oracle_equals_enumeration(n: int, d: int, seed: int, bias: bool, cuts: bool) -> None:
+    X, lam = _instance(n, d, bias, seed)
+    _check_oracle(X, lam, bias, cuts=cuts)
+
+
+def _dual_point(n: int, d: int, bias: bool, seed: int, beta: float) -> tuple[np.ndarray, ...]:
+    """X and the residual at the certified optimum of a problem within the enumeration's reach:
+    c(λ) = β there, attained at every active neuron (the hard case for a branch and bound)."""
+    rng = np.random.default_rng(seed)
+    p = Problem(rng.standard_normal((n, d)), rng.standard_normal(n), 2, beta, "relu", bias=bias)
+    opt = solve_two_layer(p)
+    assert opt.status.value == "certified"
+    lam = p.Y[:, 0] - forward(p, opt.network)[:, 0]
+    return p.X, (lam - lam.mean() if bias else lam), opt
+
+
+@pytest.mark.parametrize(("n", "d", "bias", "seed"), [(24, 3, False, 0), (16, 3, True, 1)])
+def test_oracle_at_the_dual_optimum_and_target(n: int, d: int, bias: bool, seed: int) -> None:
+    beta = 0.1
+    X, lam, opt = _dual_point(n, d, bias, seed, beta)
+    exact = _check_oracle(X, lam, bias)
+    assert exact == pytest.approx(beta, rel=1e-6)  # KKT: the constraint is active
+    above = exact * (1 + 1e-7)
+    top, other = dual_norm_oracle(X, lam, bias=bias, time_limit=60.0, target=above)
+    assert top.below_target and other.below_target  # proved c ≤ target ...
+    assert min(top.upper, other.upper) >= 0 and max(top.upper, other.upper) >= exact
+    assert max(top.upper, other.upper) <= above * (1 + 1e-7)  # ... and the bound says so
+    assert top.value <= exact * (1 + 1e-12)
+    below = exact * (1 - 1e-3)  # a violator exists: returned, never claimed below
+    top, _ = dual_norm_oracle(X, lam, bias=bias, time_limit=60.0, target=below)
+    assert top.value > below and not top.below_target
+    assert top.value <= exact * (1 + 1e-12) and top.upper >= exact * (1 - 1e-12)
+
+
+@pytest.mark.parametrize("target", [0.5, 0.999, 1.001, 2.0])
+def test_target_brackets_random_lambda(target: float) -> None:
+    X, lam = _instance(14, 3, False, 4)
+    exact, _ = dual_norm(X, lam)
+    t = target * exact
+    for res in dual_norm_oracle(X, lam, time_limit=60.0, target=t):
+        assert res.value <= exact * (1 + 1e-12)
+    for first in (False, True):
+        top, other = dual_norm_oracle(X, lam, time_limit=60.0, target=t, first_violator=first)
+        assert max(top.upper, other.upper) >= exact * (1 - 1e-12)
+        assert top.value <= exact * (1 + 1e-12)
+        if target > 1:
+            assert top.below_target and other.below_target
+        else:
+            assert top.value > t and not top.below_target
+            if not first:  # a violator: solved as without a target
+                assert top.exact and top.value == pytest.approx(exact, rel=1e-9)
+
+
+def test_a_wrong_cut_fails_the_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The quadratic cut with its right-hand side cut by 40% (no longer valid): the oracle's
+    bound falls below the exact c(λ) and :func:`_check_oracle` catches it."""
+    X, lam = _instance(14, 3, False, 2)
+    _check_oracle(X, lam, False, cuts=True)
+    right = sep._norm_cut
+    monkeypatch.setattr(sep, "_norm_cut", lambda *a: (*right(*a)[:2], 0.6 * right(*a)[2]))
+    with pytest.raises(AssertionError):
+        _check_oracle(X, lam, False, cuts=True)
+
+
+@pytest.mark.parametrize("cuts", [True, False])
+@pytest.mark.parametrize("bias", [False, True])
+def test_early_stopped_bound_is_above_the_exact_value(bias: bool, cuts: bool) -> None:
+    X, lam = _instance(20, 3, bias, 7) if bias else _instance(30, 4, bias, 7)
+    exact, covered = dual_norm(X, lam, bias=bias)
     assert covered
     for sg in (1, -1):
-        res = max_relu_correlation(X, sg * lam, time_limit=0.05)
+        res = max_relu_correlation(X, sg * lam, bias=bias, time_limit=0.05, cuts=cuts)
         assert res.value <= exact * (1 + 1e-12)
-    stopped = dual_norm_oracle(X, lam, time_limit=0.1)
+    stopped = dual_norm_oracle(X, lam, bias=bias, time_limit=0.1, cuts=cuts)
     assert max(r.upper for r in stopped) >= exact * (1 - 1e-12)
     assert stopped[0].value <= exact * (1 + 1e-12)
 
@@ -85,3 +159,36 @@ def test_local_search_value_is_achieved_and_below_exact() -> None:
     assert res.upper == np.inf
     assert res.value <= exact * (1 + 1e-12)
     assert res.value == pytest.approx(float(lam @ np.maximum(X @ res.u, 0.0)), rel=1e-12)
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_cut_on_many_points_brackets_the_enumeration(bias: bool) -> None:
+    """The cut (on by default without bias from ``CUT_MIN_POINTS`` points with λ_i > 0) at
+    n = 140, d = 2, where SCIP may not finish in 20 s: its bracket holds the exact value. The bias instance caught an
+    earlier form of the cut (``a_i = h_i − k_i`` as an equality: SCIP returned an "optimal"
+    bound 4.8e-6 below the enumeration's value)."""
+    rng = np.random.default_rng(11)
+    X = rng.standard_normal((140, 2))
+    lam = rng.standard_normal(140) + 1.0
+    if bias:  # 1ᵀλ = 0 with 120 positive entries
+        lam = rng.exponential(1.0, 140)
+        lam[:20] = -lam[20:].sum() / 20
+    assert np.sum(lam > 0) >= sep.CUT_MIN_POINTS
+    exact, covered = dual_norm(X, lam, bias=bias)
+    assert covered
+    res = [
+        max_relu_correlation(X, sg * lam, bias=bias, time_limit=20.0, cuts=True) for sg in (1, -1)
+    ]
+    assert max(r.value for r in res) <= exact * (1 + 1e-12)
+    assert max(r.upper for r in res) >= exact * (1 - 1e-12)
+
+
+def test_scip_lp_error_with_the_cut_falls_back_to_the_plain_program() -> None:
+    """On this instance SCIP stops with "error in LP solver" (unresolved numerical trouble in
+    an LP) when the cut is on; the oracle then solves without it: still exact, no exception."""
+    rng = np.random.default_rng(1094)
+    n, d = int(rng.integers(10, 60)), int(rng.integers(1, 4))
+    X = rng.standard_normal((n, d))
+    lam = rng.exponential(1.0, n)
+    lam[: n // 7] = -lam[n // 7 :].sum() / (n // 7)
+    _check_oracle(X, lam, False, cuts=True)

@@ -1,0 +1,190 @@
+"""Beyond the enumeration cap (issue 17): how far the separation oracle certifies P*, old vs new.
+
+    python -m bench.frontier --d 5 --ns 30,40,60 --limit 60      # status per n, both oracles
+    python -m bench.frontier --d 5 --bisect 24:80 --limit 60     # largest n certified (bisection)
+    python -m bench.frontier --brackets --shapes 200x10,1000x20 --limit 60
+
+Two oracles run on the same instances, one after the other in one process (the machine's load
+hits both):
+
+- **old**: ``solvers.separation.dual_norm_oracle(cuts=False)`` as column generation calls it on
+  main (big-M program only, solved to the gap ``0.1·tol``);
+- **cut**: ``cuts=True`` (the quadratic cut), solved to the same gap;
+- **target**: ``cuts=False``, ``target = β(1 + 0.1·tol)`` (SCIP's objective limit: nodes
+  below it are cut off; the proof ``c(λ) ≤ target`` counts as exact for certification,
+  ``r.exact or r.below_target``: the change proposed for ``solvers.two_layer._solve_on``,
+  applied here by wrapping the oracle it imports);
+- **first**: as target, and SCIP stops at the first violator (``first_violator=True``);
+- **new**: the module's defaults (cut from ``CUT_MIN_POINTS`` points with λ_i > 0) and target.
+
+Frontier mode: ``solve_two_layer(p, time_limit=limit)`` on Gaussian X, y (``bench.two_layer``'s
+``_frontier_problem``, β = 0.1), CERTIFIED = relative gap ≤ 1e-6 with ``c(λ)`` proved.
+Brackets mode (n too large for column generation within minutes): a network from L-BFGS
+(``local_network`` from the zero network, width 16), its certificate ``D(αλ)`` (THEORY §7, λ its
+residual, ``α ≤ β/c̄`` with ``c̄`` the oracle's bound after ``limit`` seconds, both signs); width
+= (objective − certificate)/objective, and the oracle's own ``c̄/c`` (bound over best value).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import time
+from collections.abc import Iterator
+
+import numpy as np
+
+import solvers.two_layer as tl
+from bench.two_layer import _frontier_problem
+from solvers import Problem, objective
+from solvers.problem import Network, forward
+from solvers.scalar import scaled_dual_value
+from solvers.separation import dual_norm_oracle
+
+ORACLES = ("old", "cut", "target", "first", "new")  # --oracles picks; the default runs old and new
+
+
+@contextlib.contextmanager
+def oracle(kind: str, beta: float) -> Iterator[None]:
+    """Column generation (``solvers.two_layer``) with the ``kind`` oracle (module doc)."""
+
+    cuts = {"old": False, "cut": True, "target": False, "first": False}.get(kind)
+    use_target = kind in ("target", "first", "new")
+
+    def call(X, lam, *, bias=False, time_limit=60.0, tol=1e-9):  # noqa: ANN001, ANN202
+        target = beta * (1 + tol) if use_target else None
+        res = dual_norm_oracle(
+            X,
+            lam,
+            bias=bias,
+            time_limit=time_limit,
+            tol=tol,
+            target=target,
+            first_violator=kind == "first",
+            cuts=cuts,
+        )
+        return tuple(r if r.exact or not r.below_target else _proved(r) for r in res)
+
+    saved = tl.dual_norm_oracle
+    tl.dual_norm_oracle = call
+    try:
+        yield
+    finally:
+        tl.dual_norm_oracle = saved
+
+
+def _proved(r):  # noqa: ANN001, ANN202
+    import dataclasses
+
+    return dataclasses.replace(r, exact=True)
+
+
+def _solve(kind: str, n: int, d: int, bias: bool, limit: float, data: str = "gaussian"):
+    p = _frontier_problem(data, n, d, bias, 0.1)
+    with oracle(kind, p.beta):
+        t = time.perf_counter()
+        opt = tl.solve_two_layer(p, time_limit=limit)
+        dt = time.perf_counter() - t
+    orc = opt.info.get("oracle", {})
+    certified = opt.status.value == "certified"
+    print(
+        f"| {data} | {n} | {d} | {'yes' if bias else 'no'} | {kind} | {opt.status.value} | "
+        f"{opt.rel_gap:.1e} | {opt.info.get('patterns')} | {opt.info.get('rounds')} | "
+        f"{orc.get('calls', 0)} ({orc.get('seconds', 0.0):.0f}) | {dt:.0f} |",
+        flush=True,
+    )
+    return certified
+
+
+HEADER = (
+    "| data | n | d | bias | oracle | status | rel. gap | patterns | rounds | oracle calls (s) "
+    "| wall s |\n|---|---|---|---|---|---|---|---|---|---|---|"
+)
+
+
+def frontier(d: int, ns: list[int], limit: float, bias: bool, data: str, kinds: list) -> None:
+    print(HEADER)
+    for n in ns:
+        for kind in kinds:
+            _solve(kind, n, d, bias, limit, data)
+
+
+def bisect(d: int, lo: int, hi: int, limit: float, bias: bool, data: str, kinds: list) -> None:
+    """Largest n in [lo, hi] certified within ``limit`` (assumes monotone in n), per oracle."""
+    print(HEADER)
+    for kind in kinds:
+        a, b = lo, hi  # invariant: a certified (assumed), b not (assumed)
+        while b - a > max(2, a // 8):
+            mid = (a + b) // 2
+            if _solve(kind, mid, d, bias, limit, data):
+                a = mid
+            else:
+                b = mid
+        print(f"\n{kind}: largest n certified in {limit:.0f} s, d = {d}: ≥ {a}, < {b}\n")
+
+
+def _zero_network(p: Problem, width: int) -> Network:
+    W1, W2 = np.zeros((p.d, width)), np.zeros((width, 1))
+    return Network(weights=(W1, W2), biases=(np.zeros(width),) if p.bias else None)
+
+
+def brackets(
+    shapes: list[tuple[int, int]], limit: float, bias: bool, data: str, kinds: list
+) -> None:
+    print(
+        f"| data | n | d | bias | P* upper (L-BFGS) | oracle | c value | c bound | c̄/c "
+        f"| P* lower | width | s |  (limit {limit:.0f} s per oracle call)"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for n, d in shapes:
+        p = _frontier_problem(data, n, d, bias, 0.1)
+        net = tl.local_network(p, _zero_network(p, 16))
+        up = objective(p, net)
+        y = p.Y[:, 0]
+        lam = y - forward(p, net)[:, 0]
+        lam = lam - lam.mean() if bias else lam
+        for kind in kinds:  # a bound is needed here: no target
+            t = time.perf_counter()
+            cuts = {"old": False, "cut": True}.get(kind)
+            res = dual_norm_oracle(p.X, lam, bias=bias, time_limit=limit, cuts=cuts)
+            dt = time.perf_counter() - t
+            value = max(r.value for r in res)
+            cbar = max(r.upper for r in res)
+            amax = np.inf if cbar <= 0 else p.beta / cbar
+            low = scaled_dual_value(float(lam @ y), float(lam @ lam), amax)
+            print(
+                f"| {data} | {n} | {d} | {'yes' if bias else 'no'} | {up:.6g} | {kind} | "
+                f"{value:.4g} | {cbar:.4g} | {cbar / value:.2f} | {low:.6g} | "
+                f"{(up - low) / up:.3f} | {dt:.0f} |",
+                flush=True,
+            )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--d", type=int, default=5)
+    ap.add_argument("--ns", default="", help="comma-separated n (frontier mode)")
+    ap.add_argument("--bisect", default="", help="lo:hi, largest n certified (bisection)")
+    ap.add_argument("--brackets", action="store_true", help="oracle brackets at large n")
+    ap.add_argument("--shapes", default="200x10,200x20", help="NxD,... for --brackets")
+    ap.add_argument("--limit", type=float, default=60.0, help="seconds per solve / oracle")
+    ap.add_argument("--bias", action="store_true")
+    ap.add_argument("--data", default="gaussian", choices=["gaussian", "uniform", "digits"])
+    ap.add_argument("--oracles", default="old,new", help=f"from {','.join(ORACLES)}")
+    args = ap.parse_args()
+    kinds = args.oracles.split(",")
+    if set(kinds) - set(ORACLES):
+        ap.error(f"--oracles: unknown {sorted(set(kinds) - set(ORACLES))}; known {ORACLES}")
+    if args.brackets:
+        shapes = [tuple(int(v) for v in s.split("x")) for s in args.shapes.split(",")]
+        brackets(shapes, args.limit, args.bias, args.data, kinds)
+    elif args.bisect:
+        lo, hi = (int(v) for v in args.bisect.split(":"))
+        bisect(args.d, lo, hi, args.limit, args.bias, args.data, kinds)
+    else:
+        ns = [int(v) for v in args.ns.split(",")]
+        frontier(args.d, ns, args.limit, args.bias, args.data, kinds)
+
+
+if __name__ == "__main__":
+    main()
