@@ -37,6 +37,11 @@ within ``rtol`` of the best value actually attained, ``‖Λᵀ(Xu)_+‖`` at th
 The upper end is rigorous whenever the oracle's ``c̄`` is (:data:`ScalarOracle`); the lower end
 is the value of an explicit ``u``.
 
+**Whitened data, K ≤ 3 (:func:`whitened_vector_norm`).** With ``XXᵀ = I``,
+``c_K(Λ) = max_{‖v‖=1} ‖(Λv)_+‖`` is computed exactly without branching, over the faces of the
+arrangement ``{λ_iᵀv = 0}`` (a vertex ray or a face's top eigenvector); the whitened oracle
+carries it as ``oracle.vector_norm``, which :func:`vector_dual_norm` uses when present.
+
 **Scalar oracles.** :func:`whitened_oracle` (``XXᵀ = I``: closed form, exact);
 :func:`enumeration_oracle`: the exact face enumeration of
 :mod:`solvers.two_layer` (small instances; the maximiser of the best face's cone is its
@@ -48,7 +53,9 @@ sampled directions (a BRACKET). Any callable with the :data:`ScalarOracle` signa
 **Solver (:func:`solve_vector_relu`).** Column generation on rank-one blocks: directions from
 the oracle's maximisers at the residual join a working set, the group lasso on the working set
 gives a network (an upper end: a real network's objective), full-network L-BFGS from it moves
-the directions continuously (its directions join the working set), and the residual of the
+the directions continuously (its directions join the working set; on whitened data L-BFGS-B in
+``h_j = (Xu_j)_+ ≥ 0``, :func:`_lbfgs_whitened`, where the optimum sits on every inactive
+point's kink and L-BFGS on the weights stalls), and the residual of the
 best network scaled by ``β/c̄_K`` gives the lower end. CERTIFIED when
 ``(upper − lower)/upper ≤ tol`` (1e-6) with an exact oracle, else BRACKET.
 ``m_star`` is the width of the network found (neurons with a non-zero output row after merging
@@ -173,19 +180,16 @@ def whitened_oracle(X: np.ndarray) -> ScalarOracle:
         )
         return cbar, np.array(Z).reshape(-1, X.shape[1])
 
+    oracle.vector_norm = lambda Lam: whitened_vector_norm(X, Lam)  # c_K exactly (K ≤ 3)
     return oracle
 
 
 def scalar_oracle_for(X: np.ndarray) -> tuple[ScalarOracle, bool]:
     """``(oracle, exact)``: the closed form on whitened data (:func:`whitened_oracle`), else the
     enumeration where it reaches, else the sampled one (not exact)."""
-    from solvers.detect import WHITENED_TOL
-
     X = np.asarray(X, dtype=np.float64)
-    if X.shape[0] <= X.shape[1]:
-        err = float(np.linalg.norm(X @ X.T - np.eye(X.shape[0])))
-        if err <= WHITENED_TOL:
-            return whitened_oracle(X), True
+    if _is_whitened(X):
+        return whitened_oracle(X), True
     try:
         return enumeration_oracle(X), True
     except NotCovered:
@@ -224,6 +228,119 @@ def _flat_distance(V: np.ndarray) -> float:
     return 1.0 / nn if np.isfinite(nn) and nn > 0 else 0.0
 
 
+# ------------------------------------------------------------------ c_K on whitened data, exact
+FACE_TOL = 1e-9  # relative slack of the face-membership test (a wider test only loosens the bound)
+
+
+def _top_eig(Q: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Largest eigenvalue, its gap to the next one, and its unit eigenvector, of each (k×k)."""
+    w, V = np.linalg.eigh(Q)
+    gap = w[:, -1] - (w[:, -2] if w.shape[1] > 1 else -np.inf)
+    return np.maximum(w[:, -1], 0.0), gap, V[:, :, -1]
+
+
+def _plane_faces(L: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The faces of dimension ≥ 1 of the arrangement ``{v : λ_iᵀv = 0}`` on the sphere of
+    ``R^K`` (K = 2, 3) as ``(B, S)``: ``B`` (K×k) an orthonormal basis of the face's span,
+    ``S`` (n,) the rows with ``λ_iᵀv > 0`` inside it. Cells (k = K) come from both sides of
+    every (K−1)-face (every cell has one on its boundary); for K = 3 the 2-faces are the
+    sectors of each plane between the lines where the other planes cut it."""
+    n, K = L.shape
+    scale = np.linalg.norm(L, axis=1)
+    faces: list[tuple[np.ndarray, np.ndarray]] = []
+    for a in range(n):
+        B = np.linalg.svd(L[a : a + 1], full_matrices=True)[2][1:].T  # (K, K−1): λ_a^⊥
+        if K == 2:
+            mids = np.hstack([B, -B])  # the two rays of the line λ_a^⊥
+        else:
+            G = L @ B  # (n, 2): the other planes meet λ_a^⊥ on the lines G_jᵀw = 0
+            cut = np.linalg.norm(G, axis=1) > 1e-12 * scale
+            th = np.arctan2(G[cut, 0], -G[cut, 1])  # direction (−G_j1, G_j0)... its angle
+            th = np.sort(np.mod(np.concatenate([th, th + np.pi, [0.0]]), 2 * np.pi))
+            th = np.unique(th)
+            nxt = np.append(th[1:], th[0] + 2 * np.pi)
+            mid = 0.5 * (th + nxt)
+            mids = B @ np.vstack([np.cos(mid), np.sin(mid)])  # (K, sectors)
+        P = L @ mids  # (n, faces on this plane)
+        on = np.abs(P) <= 1e-12 * scale[:, None] * np.linalg.norm(mids, axis=0)[None, :]
+        if K == 3:
+            for f in range(mids.shape[1]):
+                faces.append((B, (P[:, f] > 0) & ~on[:, f]))
+        side = L @ L[a]  # crossing the plane: rows on it take the sign of λ_jᵀλ_a
+        for s in (1.0, -1.0):
+            S = np.where(on, (s * side)[:, None] > 0, P > 0)
+            for f in range(mids.shape[1]):
+                faces.append((np.eye(K), S[:, f]))
+    return faces
+
+
+def whitened_vector_norm(X: np.ndarray, Lam: np.ndarray) -> VectorNorm | None:
+    """Exact ``c_K(Λ)`` on whitened data for ``K ≤ 3`` (None for larger K).
+
+    With ``XXᵀ = I``, ``{(Xu)_+ : ‖u‖ ≤ 1}`` is the non-negative part of the unit ball, so
+    ``c_K(Λ) = max_{‖v‖=1} ‖(Λv)_+‖``. On the relative interior of each face of the central
+    arrangement ``{λ_iᵀv = 0}`` the active set ``S`` is fixed and ``‖(Λv)_+‖² = vᵀΛ_SᵀΛ_Sv``,
+    so a maximiser is a vertex ray (``λ_i × λ_j``) or a top eigenvector of that form on the
+    face's span lying in the face. ``upper`` = ‖X‖₂ · the largest of: the rays' values and the
+    top eigenvalues of the faces whose top eigenvector lies in the face (within ``FACE_TOL``)
+    or whose top eigenvalue is degenerate; ``lower`` = the value of an explicit ``u``."""
+    X = np.asarray(X, dtype=np.float64)
+    Lam = np.asarray(Lam, dtype=np.float64)
+    Lam = Lam[:, None] if Lam.ndim == 1 else Lam
+    n, K = Lam.shape
+    if K > 3:
+        return None
+    keep = np.linalg.norm(Lam, axis=1) > 0
+    L = Lam[keep]
+    if L.shape[0] == 0:
+        return VectorNorm(0.0, 0.0, np.zeros((0, X.shape[1])), np.zeros(0), 0)
+    scale = np.linalg.norm(L, axis=1)
+    cands = [np.eye(K), -np.eye(K)]
+    bound = 0.0
+    if K == 1:
+        cands.append(np.ones((1, 1)))
+    else:
+        if K == 3:  # vertex rays: every pair of planes
+            i, j = np.triu_indices(L.shape[0], 1)
+            C = np.cross(L[i], L[j])
+            nc = np.linalg.norm(C, axis=1)
+            ok = nc > 1e-12 * scale[i] * scale[j]
+            R = C[ok] / nc[ok, None]
+            cands += [R, -R]
+        if K == 2:  # vertex rays: both directions of every line λ_i^⊥
+            R = np.stack([-L[:, 1], L[:, 0]], axis=1) / scale[:, None]
+            cands += [R, -R]
+        faces = _plane_faces(L)
+        for k in sorted({B.shape[1] for B, _ in faces}):
+            sub = [(B, S) for B, S in faces if B.shape[1] == k]
+            Bs = np.stack([B for B, _ in sub])  # (F, K, k)
+            Ss = np.stack([S for _, S in sub]).astype(np.float64)  # (F, n)
+            LB = np.einsum("ik,fkl->fil", L, Bs) * Ss[:, :, None]  # (F, n, k): Λ_S B
+            val, gap, w = _top_eig(np.einsum("fik,fil->fkl", LB, LB))
+            for sg in (1.0, -1.0):
+                V = np.einsum("fkl,fl->fk", Bs, sg * w)  # (F, K)
+                P = np.einsum("ik,fk->fi", L, V)
+                tol = FACE_TOL * scale[None, :]
+                inside = np.all(np.where(Ss > 0, P >= -tol, P <= tol), axis=1)
+                inside |= gap <= FACE_TOL * np.maximum(val, 1e-300)
+                if np.any(inside):
+                    bound = max(bound, float(np.sqrt(np.max(val[inside]))))
+                cands.append(V)
+    V = np.vstack(cands)
+    V = V / np.linalg.norm(V, axis=1, keepdims=True)
+    H = np.maximum(Lam @ V.T, 0.0)  # (n, m): h = (Λv)_+ for each candidate
+    G = X.T @ H  # u ∝ Xᵀh
+    ng = np.linalg.norm(G, axis=0)
+    ok = ng > 0
+    U = (G[:, ok] / ng[ok]).T
+    vals = np.linalg.norm(Lam.T @ np.maximum(X @ U.T, 0.0), axis=0)
+    order = np.argsort(-vals)[:16]
+    phi = float(np.max(np.linalg.norm(H, axis=0)))
+    lower = float(vals[order[0]]) if order.size else 0.0
+    upper = max(bound, phi) * float(np.linalg.norm(X, 2)) * (1.0 + SAFETY)
+    return VectorNorm(max(upper, lower), lower, U[order], vals[order], 1)
+
+
 def vector_dual_norm(
     X: np.ndarray,
     Lam: np.ndarray,
@@ -244,6 +361,9 @@ def vector_dual_norm(
     K = Lam.shape[1]
     if not np.any(Lam):
         return VectorNorm(0.0, 0.0, np.zeros((0, X.shape[1])), np.zeros(0), 0)
+    direct = getattr(oracle, "vector_norm", None)  # an oracle that knows c_K itself
+    if direct is not None and (out := direct(Lam)) is not None:
+        return out
     found: dict[bytes, tuple[float, np.ndarray]] = {}
     cache: dict[bytes, float] = {}
     evals = 0
@@ -416,6 +536,45 @@ def _lbfgs(p: Problem, net: Network, *, maxiter: int = 10_000) -> Network:
     return out if objective(p, out) <= objective(p, net) else net
 
 
+def _lbfgs_whitened(p: Problem, net: Network, *, maxiter: int = 10_000) -> Network:
+    """Whitened data (``XXᵀ = I``): the same objective in ``h_j = (Xu_j)_+`` with bounds.
+
+    ``‖u‖ ≥ ‖Xu‖ ≥ ‖(Xu)_+‖`` with equality at ``u = Xᵀh``, so the network's problem is
+    ``min ½‖HA − Y‖² + (β/2)(‖H‖² + ‖A‖²)`` over ``H ≥ 0`` (n×m) — smooth with bounds, where
+    the network's form is not: at its optimum every inactive point sits on the ReLU's kink
+    (``(Xu_j)_i = 0``), which stalls L-BFGS on the weights. L-BFGS-B on ``(H, A)``; the
+    network returned is ``W1 = XᵀH``, ``W2 = A`` (kept only if its §0 objective is lower)."""
+    W1, W2 = (np.asarray(w, dtype=np.float64) for w in net.weights)
+    n, m = p.n, W1.shape[1]
+    Y, beta = p.Y, p.beta
+
+    def fg(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        H = theta[: n * m].reshape(n, m)
+        A = theta[n * m :].reshape(m, -1)
+        R = H @ A - Y
+        val = 0.5 * float(np.sum(R * R)) + 0.5 * beta * float(np.sum(H * H) + np.sum(A * A))
+        return val, np.concatenate([(R @ A.T + beta * H).ravel(), (H.T @ R + beta * A).ravel()])
+
+    theta0 = np.concatenate([np.maximum(p.X @ W1, 0.0).ravel(), W2.ravel()])
+    bounds = [(0.0, None)] * (n * m) + [(None, None)] * W2.size
+    res = minimize(
+        fg, theta0, jac=True, method="L-BFGS-B", bounds=bounds,
+        options={"maxiter": maxiter, "ftol": 0.0, "gtol": 1e-14, "maxcor": 30},
+    )  # fmt: skip
+    H = res.x[: n * m].reshape(n, m)
+    out = Network(weights=(p.X.T @ H, res.x[n * m :].reshape(m, -1)))
+    return out if objective(p, out) <= objective(p, net) else net
+
+
+def _is_whitened(X: np.ndarray) -> bool:
+    """``XXᵀ = I`` within :data:`solvers.detect.WHITENED_TOL` (needs n ≤ d)."""
+    from solvers.detect import WHITENED_TOL
+
+    if X.shape[0] > X.shape[1]:
+        return False
+    return float(np.linalg.norm(X @ X.T - np.eye(X.shape[0]))) <= WHITENED_TOL
+
+
 def _directions(net: Network) -> np.ndarray:
     """Unit first-layer directions (rows) of the neurons with a non-zero output row."""
     W1, W2 = net.weights
@@ -510,13 +669,14 @@ def _solve(p: Problem, oracle: ScalarOracle, exact: bool, tol: float, max_rounds
     evals = first.evals
     rounds = 0
     trace = []
+    local = _lbfgs_whitened if _is_whitened(X) else _lbfgs
     for rounds in range(1, max_rounds + 1):  # noqa: B007 - reported
         if W.shape[0] == 0:
             break
         H = np.maximum(X @ W.T, 0.0)
         A = group_lasso(H, Y, beta)
         cands = [_network(W, A)]
-        cands.append(_lbfgs(p, cands[0]))
+        cands.append(local(p, cands[0]))
         for net in cands:
             val = objective(p, net)
             if val < upper:

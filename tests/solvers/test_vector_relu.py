@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from solvers import NotCovered, Problem, certificate, objective, solve
-from solvers.problem import Status
+from solvers.problem import Status, forward
 from solvers.vector_relu import (
     enumeration_oracle,
     sampled_oracle,
@@ -159,3 +159,110 @@ def test_whitened_oracle_equals_the_enumeration_on_whitened_data() -> None:
         assert np.isclose(attained, ce, rtol=1e-9)  # the maximiser is explicit
     raw = np.random.default_rng(1).standard_normal((5, 7))  # not whitened: not this oracle
     assert scalar_oracle_for(raw)[0].__qualname__.startswith("enumeration_oracle")
+
+
+def _whitened_instance(n: int, d: int, K: int, beta: float, seed: int) -> Problem:
+    from solvers import data
+
+    X, _ = data.make_dataset("whitened", "gaussian", n=n, d=d, outputs=1, seed=seed)
+    Y = np.random.default_rng(seed + 100).standard_normal((n, K))
+    return Problem(X, Y, 2, beta, "relu")
+
+
+def _brute_sphere(Lam: np.ndarray, seed: int) -> float:
+    """``max_{‖v‖=1} ‖(Λv)_+‖`` (= c_K(Λ) on whitened data) from below: 2·10⁵ random unit v
+    (a fine circle for K = 2), then projected ascent ``v ← Λᵀ(Λv)_+/‖·‖`` from the best 20."""
+    K = Lam.shape[1]
+    if K == 2:
+        th = np.linspace(0.0, 2 * np.pi, 200_001)
+        V = np.stack([np.cos(th), np.sin(th)])
+    else:
+        V = np.random.default_rng(seed).standard_normal((K, 200_000))
+        V /= np.linalg.norm(V, axis=0)
+    vals = np.linalg.norm(np.maximum(Lam @ V, 0.0), axis=0)
+    best = float(vals.max())
+    for j in np.argsort(-vals)[:20]:
+        v = V[:, j]
+        for _ in range(200):
+            g = Lam.T @ np.maximum(Lam @ v, 0.0)
+            if not np.any(g):
+                break
+            v = g / np.linalg.norm(g)
+        best = max(best, float(np.linalg.norm(np.maximum(Lam @ v, 0.0))))
+    return best
+
+
+@pytest.mark.parametrize(
+    ("n", "d", "K", "seed", "kind"),
+    [(6, 8, 2, 0, "random"), (12, 15, 2, 1, "residual"), (9, 9, 3, 2, "random"),
+     (14, 20, 3, 3, "residual"), (10, 12, 3, 4, "rank_two"), (16, 16, 3, 5, "residual")],
+)  # fmt: skip
+def test_whitened_vector_norm_is_exact(n: int, d: int, K: int, seed: int, kind: str) -> None:
+    """The arrangement formula against the sphere branch and bound over the closed-form scalar
+    oracle (rtol 1e-10) and against brute-force sampling with ascent; ``residual``: Λ = Y − F
+    at a network from the solver (many near-equal peaks, the certificate's hard case)."""
+    from solvers.vector_relu import whitened_oracle, whitened_vector_norm
+
+    p = _whitened_instance(n, d, K, 0.1, seed)
+    rng = np.random.default_rng(seed)
+    Lam = rng.standard_normal((n, K))
+    if kind == "rank_two":
+        Lam[:, 2] = Lam[:, 0] - 0.5 * Lam[:, 1]
+    if kind == "residual":
+        opt = solve_vector_relu(p, max_rounds=3)
+        Lam = p.Y - forward(p, opt.network)
+    c = whitened_vector_norm(p.X, Lam)
+    scalar = whitened_oracle(p.X)
+    bb = vector_dual_norm(p.X, Lam, lambda lam: scalar(lam), rtol=1e-10, max_evals=40_000)
+    brute = _brute_sphere(Lam, seed)
+    assert c.lower <= c.upper
+    assert bb.lower <= c.upper * (1.0 + ROUND_OFF) and brute <= c.upper * (1.0 + ROUND_OFF)
+    assert c.upper <= bb.upper * (1.0 + ROUND_OFF)  # as tight as the branch and bound
+    assert c.upper <= c.lower * (1.0 + 1e-9)  # attained by an explicit u
+    u = c.U[0]
+    assert np.isclose(np.linalg.norm(Lam.T @ np.maximum(p.X @ u, 0.0)), c.lower, rtol=1e-12)
+
+
+def test_whitened_vector_norm_without_its_cells_fails_the_check(monkeypatch) -> None:
+    """A wrong arrangement (the full-dimensional cells dropped) understates c_K: the same
+    comparison against the branch and bound then fails."""
+    import solvers.vector_relu as vr
+
+    p = _whitened_instance(9, 9, 3, 0.1, 2)
+    Lam = np.random.default_rng(2).standard_normal((9, 3))
+    full = vr.whitened_vector_norm(p.X, Lam)
+    real = vr._plane_faces
+    monkeypatch.setattr(vr, "_plane_faces", lambda L: [f for f in real(L) if f[0].shape[1] < 3])
+    cut = vr.whitened_vector_norm(p.X, Lam)
+    scalar = vr.whitened_oracle(p.X)
+    bb = vector_dual_norm(p.X, Lam, lambda lam: scalar(lam), rtol=1e-10, max_evals=40_000)
+    assert cut.upper < full.upper * (1.0 - 1e-6)
+    with pytest.raises(AssertionError):
+        assert bb.lower <= cut.upper * (1.0 + ROUND_OFF)
+
+
+@pytest.mark.parametrize(("n", "d", "K", "beta", "seed"), [(8, 10, 2, 0.2, 0), (12, 14, 3, 0.5, 1)])
+def test_whitened_vector_outputs_certified(n: int, d: int, K: int, beta: float, seed: int) -> None:
+    """Whitened data, K = 2, 3: CERTIFIED, and the certificate of the network found (the exact
+    c_K of its own residual) never above it."""
+    p = _whitened_instance(n, d, K, beta, seed)
+    opt = solve_vector_relu(p)
+    assert opt.status is Status.CERTIFIED
+    assert opt.rel_gap <= 1e-6
+    assert opt.objective == objective(p, opt.network)
+    assert vector_certificate(p, opt.network) <= opt.objective * (1.0 + ROUND_OFF)
+
+
+@pytest.mark.slow  # 20 L-BFGS starts
+@pytest.mark.parametrize(("n", "d", "K", "beta", "seed"), [(8, 10, 2, 0.2, 0), (10, 12, 3, 0.5, 1)])
+def test_whitened_certificate_never_above_twenty_multistarts(
+    n: int, d: int, K: int, beta: float, seed: int
+) -> None:
+    p = _whitened_instance(n, d, K, beta, seed)
+    opt = solve_vector_relu(p)
+    assert opt.status is Status.CERTIFIED
+    runs = lbfgs_multistart(p, width=2 * n, starts=20, seed=seed, maxiter=4000)
+    nets = [val for val, _ in runs]
+    assert_never_above(opt.lower_bound, nets)
+    assert_never_above(certificate(p, runs[0][1]), nets)
+    assert min(nets) >= opt.objective * (1.0 - 1e-6)
