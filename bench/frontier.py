@@ -12,7 +12,7 @@ hits both):
 - **cut**: ``cuts=True`` (the quadratic cut), solved to the same gap;
 - **target**: ``cuts=False``, ``target = β(1 + 0.1·tol)`` (SCIP's objective limit: nodes
   below it are cut off; the proof ``c(λ) ≤ target`` counts as exact for certification,
-  ``r.exact or r.below_target``: the change proposed for ``solvers.two_layer._solve_on``,
+  ``r.exact or r.below_target``: the change proposed for ``solvers.column_generation.solve_on``,
   applied here by wrapping the oracle it imports);
 - **first**: as target, and SCIP stops at the first violator (``first_violator=True``);
 - **new**: the module's defaults (cut from ``CUT_MIN_POINTS`` points with λ_i > 0) and target.
@@ -34,6 +34,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
+import solvers.column_generation as cg
 import solvers.two_layer as tl
 from bench.two_layer import _frontier_problem
 from solvers import Problem, objective
@@ -46,7 +47,8 @@ ORACLES = ("old", "cut", "target", "first", "new")  # --oracles picks; the defau
 
 @contextlib.contextmanager
 def oracle(kind: str, beta: float) -> Iterator[None]:
-    """Column generation (``solvers.two_layer``) with the ``kind`` oracle (module doc)."""
+    """Column generation (:mod:`solvers.column_generation`, where the loop calls the oracle)
+    with the ``kind`` oracle (module doc)."""
 
     cuts = {"old": False, "cut": True, "target": False, "first": False}.get(kind)
     use_target = kind in ("target", "first", "new")
@@ -65,12 +67,12 @@ def oracle(kind: str, beta: float) -> Iterator[None]:
         )
         return tuple(r if r.exact or not r.below_target else _proved(r) for r in res)
 
-    saved = tl.dual_norm_oracle
-    tl.dual_norm_oracle = call
+    saved = cg.dual_norm_oracle
+    cg.dual_norm_oracle = call
     try:
         yield
     finally:
-        tl.dual_norm_oracle = saved
+        cg.dual_norm_oracle = saved
 
 
 def _proved(r):  # noqa: ANN001, ANN202

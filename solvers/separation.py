@@ -262,17 +262,17 @@ def _result(  # noqa: PLR0913 - one place maps every exit
     )
 
 
-def _norm_cut(Xr: np.ndarray, w: np.ndarray, M: float) -> tuple[np.ndarray, np.ndarray, float]:
+def _norm_cut(Xr: np.ndarray, w: np.ndarray, M: float) -> tuple[np.ndarray, float]:
     """The quadratic cut of :func:`max_relu_correlation` (module doc): with ``x̃_i = (x_i, M)``
     (bias) or ``x_i``, ``Q = Σ w_i x̃_i x̃_iᵀ`` and ``μ ≥ λ_max(Q)``, ``Σ w_i a_i² ≤ μ‖v‖² −
-    vᵀ(μI − Q)v`` for ``v = (u, b/M)``. Returns ``(L, x̃, μρ²)``: ``R = μI − Q = L Lᵀ`` and the
+    vᵀ(μI − Q)v`` for ``v = (u, b/M)``. Returns ``(L, μρ²)``: ``R = μI − Q = L Lᵀ`` and the
     right-hand side (``ρ² = 1`` without bias, 2 with: ``‖u‖ ≤ 1, |b| ≤ M``)."""
     Xt = np.hstack([Xr, np.full((Xr.shape[0], 1), M)]) if M > 0 else Xr
     Q = (Xt * w[:, None]).T @ Xt
     mu = float(np.linalg.eigvalsh(Q)[-1])
     mu = mu * (1.0 + CUT_MARGIN) + CUT_MARGIN * float(np.trace(Q)) + 1e-300
     L = np.linalg.cholesky(mu * np.eye(Q.shape[0]) - Q)
-    return L, Xt, mu * (2.0 if M > 0 else 1.0)
+    return L, mu * (2.0 if M > 0 else 1.0)
 
 
 def max_relu_correlation(
@@ -382,7 +382,7 @@ def max_relu_correlation(
     if cuts:
         pos = [(i, h, k) for i, h, z, k in hs if z is not None]
         w = lam[[i for i, _, _ in pos]]
-        L, _, rhs = _norm_cut(Xr[[i for i, _, _ in pos]], w, M)
+        L, rhs = _norm_cut(Xr[[i for i, _, _ in pos]], w, M)
         v = [*u, b * (1.0 / M)] if bias else u
         Lv = [quicksum(float(L[j, c]) * v[j] for j in range(len(v))) for c in range(len(v))]
         sq = quicksum(float(wi) * (h * h + k * k) for wi, (_, h, k) in zip(w, pos, strict=True))

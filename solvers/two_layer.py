@@ -37,8 +37,7 @@ certificate ``α λᵀy − ½α²‖λ‖²``, ``α = clip(λᵀy/‖λ‖², 0
 :mod:`solvers.relu_program`; the column generation that certifies it, and the bracket beyond
 the cap: :mod:`solvers.column_generation`; the exact separation oracle beyond the cap (a MIP):
 :mod:`solvers.separation`. This module is the public entry (:func:`solve_two_layer`,
-:func:`two_layer_certificate`); every name the module had before the split (private ones
-included, e.g. ``_geometry`` → :func:`solvers.arrangement.geometry`) still resolves here.
+:func:`two_layer_certificate`) and re-exports the public names the others define.
 
 Bad input: ``n = 1``, a zero row of ``X`` without bias, ``K ≠ 1``, depth ≠ 2, linear activation,
 batch norm → :class:`NotCovered` naming the reason.
@@ -256,37 +255,3 @@ def two_layer_certificate(
     else:
         cbar, _ = dual_norm(p.X, lam, bias=p.bias, cap=cap)
     return scaled_dual(lam, y, p.beta, cbar)
-
-
-# ------------------------------------------------------------------ names before the split
-_RENAMED = {
-    "_Geometry": "Geometry",
-    "_geometry": "geometry",
-    "_cached_geometry": "cached_geometry",
-    "_price": "price",
-    "_scaled_dual": "scaled_dual",
-    "_clarabel": "clarabel_module",
-    "_solve_restricted": "solve_restricted",
-    "_network_from_blocks": "network_from_blocks",
-    "_caratheodory": "caratheodory",
-    "_pad": "pad_width",
-    "_residual": "residual",
-    "_faces": "active_faces",
-    "_polish": "polish",
-    "_polished_blocks": "polished_blocks",
-    "_State": "State",
-    "_solve_on": "solve_on",
-    "_make_optimum": "make_optimum",
-}
-
-
-def __getattr__(name: str) -> object:
-    """A name of the module before it was split (issue 17), from the module it moved to."""
-    import importlib
-
-    new = _RENAMED.get(name, name)
-    for mod in ("solvers.arrangement", "solvers.relu_program", "solvers.column_generation"):
-        module = importlib.import_module(mod)
-        if hasattr(module, new):
-            return getattr(module, new)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

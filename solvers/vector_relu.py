@@ -72,6 +72,7 @@ from collections.abc import Callable
 import numpy as np
 from scipy.optimize import minimize, nnls
 
+from solvers.detect import is_whitened
 from solvers.problem import Network, NotCovered, Optimum, Problem, Status, forward, objective
 from solvers.scalar import scaled_dual_value
 
@@ -188,7 +189,7 @@ def scalar_oracle_for(X: np.ndarray) -> tuple[ScalarOracle, bool]:
     """``(oracle, exact)``: the closed form on whitened data (:func:`whitened_oracle`), else the
     enumeration where it reaches, else the sampled one (not exact)."""
     X = np.asarray(X, dtype=np.float64)
-    if _is_whitened(X):
+    if is_whitened(X, exact=True):
         return whitened_oracle(X), True
     try:
         return enumeration_oracle(X), True
@@ -566,15 +567,6 @@ def _lbfgs_whitened(p: Problem, net: Network, *, maxiter: int = 10_000) -> Netwo
     return out if objective(p, out) <= objective(p, net) else net
 
 
-def _is_whitened(X: np.ndarray) -> bool:
-    """``XXᵀ = I`` within :data:`solvers.detect.WHITENED_TOL` (needs n ≤ d)."""
-    from solvers.detect import WHITENED_TOL
-
-    if X.shape[0] > X.shape[1]:
-        return False
-    return float(np.linalg.norm(X @ X.T - np.eye(X.shape[0]))) <= WHITENED_TOL
-
-
 def _directions(net: Network) -> np.ndarray:
     """Unit first-layer directions (rows) of the neurons with a non-zero output row."""
     W1, W2 = net.weights
@@ -669,7 +661,7 @@ def _solve(p: Problem, oracle: ScalarOracle, exact: bool, tol: float, max_rounds
     evals = first.evals
     rounds = 0
     trace = []
-    local = _lbfgs_whitened if _is_whitened(X) else _lbfgs
+    local = _lbfgs_whitened if is_whitened(X, exact=True) else _lbfgs
     for rounds in range(1, max_rounds + 1):  # noqa: B007 - reported
         if W.shape[0] == 0:
             break

@@ -109,7 +109,7 @@ def test_a_wrong_cut_fails_the_check(monkeypatch: pytest.MonkeyPatch) -> None:
     X, lam = _instance(14, 3, False, 2)
     _check_oracle(X, lam, False, cuts=True)
     right = sep._norm_cut
-    monkeypatch.setattr(sep, "_norm_cut", lambda *a: (*right(*a)[:2], 0.6 * right(*a)[2]))
+    monkeypatch.setattr(sep, "_norm_cut", lambda *a: (right(*a)[0], 0.6 * right(*a)[1]))
     with pytest.raises(AssertionError):
         _check_oracle(X, lam, False, cuts=True)
 

@@ -403,7 +403,8 @@ def test_polished_tiny_neurons_do_not_crash_caratheodory() -> None:
 
 
 def test_caratheodory_leaves_at_most_n_plus_one_neurons() -> None:
-    from solvers.two_layer import _caratheodory, _geometry
+    from solvers.arrangement import geometry as _geometry
+    from solvers.relu_program import caratheodory as _caratheodory
 
     rng = np.random.default_rng(4)
     X = rng.standard_normal((6, 2))
