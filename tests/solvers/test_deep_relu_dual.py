@@ -235,3 +235,18 @@ def test_wrong_cut_puts_the_limit_below_the_bound(monkeypatch: pytest.MonkeyPatc
     assert wrong.lower <= honest.limit * (1 + QP_TOL)
     with pytest.raises(AssertionError):
         assert wrong.limit >= wrong.lower * (1 - QP_TOL), (wrong.limit, wrong.lower)
+
+
+@pytest.mark.slow  # ~15 s loaded: one SCIP call per cutting-plane step
+def test_mip_oracle_path_gives_the_subset_path_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Beyond the subset enumeration (forced here: SUBSET_MAX_SUPPORT = 0) SCIP's MIP gives c̄;
+    on an instance both reach, the two bounds agree to the MIP's tolerance and the optimiser's."""
+    p = _instance(10, 20, 3, 0.2, 5)  # d = 20 > n: no face enumeration, so the MIP
+    r = np.random.default_rng(5).standard_normal(10)
+    subset = deep_relu_dual(p, r)
+    dual_mod._DEEP_MEMO.clear()
+    monkeypatch.setattr(dual_mod, "SUBSET_MAX_SUPPORT", 0)
+    mip = deep_relu_dual(p, r)
+    assert mip.oracle_exact and mip.converged and subset.converged
+    assert abs(mip.lower - subset.lower) <= 2 * DEEP_RTOL * subset.limit
+    assert mip.lower <= subset.limit * (1 + QP_TOL)
