@@ -81,7 +81,10 @@ def _hidden(X: np.ndarray, Ws: list[np.ndarray]) -> np.ndarray:
 
 
 @pytest.mark.slow  # 6 L-BFGS starts: ~30 s each on a loaded machine
-@pytest.mark.parametrize(("n", "d", "L", "beta", "seed"), [(10, 2, 3, 0.1, 0), (10, 2, 4, 0.05, 1)])
+@pytest.mark.parametrize(
+    ("n", "d", "L", "beta", "seed"),
+    [(10, 2, 3, 0.1, 0), (10, 2, 4, 0.05, 1), (12, 30, 3, 0.2, 2)],  # d > n: no enumeration
+)
 def test_deep_bound_never_above_multistart_and_tighter_than_sign_split(
     n: int, d: int, L: int, beta: float, seed: int
 ) -> None:
