@@ -59,6 +59,7 @@ import clarabel
 import numpy as np
 import scipy.sparse as sp
 
+from solvers.arrangement import relaxed_dual_norm
 from solvers.nuclear import NuclearNorm, opnorm
 from solvers.problem import Network, NotCovered, Optimum, Problem, forward, objective
 from solvers.scalar import huber, scaled_dual_value
@@ -208,7 +209,7 @@ def _triple_values(triples: list[tuple[float, float, float]], mus: np.ndarray) -
     return np.max(scaled_dual_value(a, b, amax), axis=1)[:, None]
 
 
-DEEP_ORACLE_SECONDS = 5.0  # SCIP time limit per one-signed oracle call beyond the enumeration
+DEEP_ORACLE_SECONDS = 2.0  # SCIP time limit per one-signed oracle call beyond the enumeration
 DEEP_EVALUATIONS = 400  # cutting-plane steps (each: one outer QP, c̄ at λ₊ and λ₋, one inner QP)
 DEEP_SECONDS = 15.0  # wall-clock cap of one deep bound's optimiser (checked between steps)
 DEEP_RTOL = 1e-4  # stop at μ once the best valid value is within this of the outer QP's value
@@ -312,9 +313,12 @@ class _DeepReluDual:
     is a valid lower bound on ``D`` at every μ. Directions start from ``y`` and the trained
     network's residual.
 
-    Oracles: exact enumeration, else (``mip_seconds``) SCIP's MIP of
+    Oracles for ``c(w)``, ``w ≥ 0``: :func:`_subset_norm` (exact) up to ``SUBSET_MAX_SUPPORT``
+    positive entries, else exact enumeration, else (``mip_seconds``) SCIP's MIP of
     :func:`solvers.separation.max_relu_correlation` (``c̄`` its upper bound, exact when it
-    finishes), else the sampled directions with the relaxed ``c̄`` (a valid upper bound).
+    finishes), else the sampled directions with the relaxed ``c̄``; past ``deadline`` the
+    relaxed ``c̄`` (:func:`solvers.arrangement.relaxed_dual_norm`, valid, no cuts), so a step
+    overruns the deadline by at most two oracle calls.
     """
 
     def __init__(
@@ -343,6 +347,8 @@ class _DeepReluDual:
             if np.count_nonzero(w) <= SUBSET_MAX_SUPPORT:
                 cbar, z = _subset_norm(self.X, w)
                 Z = z[None, :]
+            elif time.perf_counter() > self.deadline:  # out of time: the relaxed c̄, no cuts
+                cbar, Z = relaxed_dual_norm(self.X, w), np.zeros((0, self.X.shape[1]))
             else:
                 cbar, Z = self.oracle(w)
             out = max(out, float(cbar))
