@@ -473,6 +473,63 @@ def _clarabel(P, q, A, b, cones) -> np.ndarray | None:  # noqa: ANN001 - scipy s
     return x if np.all(np.isfinite(x)) else None
 
 
+SPLIT_SAMPLES = 200  # budget splits c/μ on the unit sphere's positive orthant tried per μ (K > 1)
+
+
+def _splits(K: int) -> np.ndarray:
+    """Deterministic unit vectors ``s ≥ 0`` in ``R^K`` (the axes, the equal split, and
+    ``SPLIT_SAMPLES`` normalised ``|N(0, I)|`` draws of a fixed generator)."""
+    S = np.abs(np.random.default_rng(0).standard_normal((SPLIT_SAMPLES, K)))
+    S = np.vstack([np.eye(K), np.ones((1, K)), S])
+    return S / np.linalg.norm(S, axis=1, keepdims=True)
+
+
+def _deep_relu_columns(p: Problem, residual: np.ndarray | None) -> float:
+    """ReLU, L ≥ 3, K > 1, no bias: the data-aware dual column by column.
+
+    For ``g = σ(H_{L−2}u) ≥ 0``, ``‖Λᵀg‖² = Σ_k (λ_kᵀg)² ≤ t^{2(L−2)} Σ_k C(λ_k)²`` by the
+    K = 1 lemma (:class:`_DeepReluDual`) on each column, so ``Λ`` is feasible at ``μ`` when
+    ``Σ_k C(λ_k)² ≤ μ²`` and ``D(μ) ≥ Σ_k D_k(c_k)`` for every split ``‖c‖ ≤ μ``, ``D_k`` the
+    K = 1 dual of column k. Each ``D_k`` is lower-estimated by its own optimised directions
+    (valid at every c); the split is the best of :func:`_splits` (any split is valid). Cutting
+    planes run on each column at its share ``μ s_k`` of the minimising t's μ. Compared with
+    the spectral and column sign-split bounds, and the largest kept (all valid).
+    """
+    D_of_mu, Xnorm, Y2 = _relu_dual_of_mu(p)
+    deadline = time.perf_counter() + DEEP_SECONDS
+    cols = []
+    R = None if residual is None else np.asarray(residual, dtype=np.float64).reshape(p.n, p.K)
+    for k in range(p.K):
+        col = _DeepReluDual(p.X, p.Y[:, k])
+        col.deadline = deadline
+        col.add(p.Y[:, k])
+        if R is not None and np.any(R[:, k]):
+            col.add(R[:, k])
+        cols.append(col)
+    S = _splits(p.K)
+
+    def split_values(mus: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        mus = np.atleast_1d(np.asarray(mus, dtype=np.float64))
+        total = np.zeros((mus.size, S.shape[0]))
+        for k, col in enumerate(cols):
+            c = (mus[:, None] * S[None, :, k]).reshape(-1)
+            total += col.values(c).reshape(mus.size, S.shape[0])
+        best = np.argmax(total, axis=1)
+        return total[np.arange(mus.size), best], S[best]
+
+    def both(mus: np.ndarray) -> np.ndarray:
+        return np.hstack([D_of_mu(mus), split_values(mus)[0][:, None]])
+
+    def refine(mu: float) -> bool:
+        share = split_values(np.array([mu]))[1][0]
+        done = [
+            sk <= 0 or col.optimise(mu * float(sk)) for col, sk in zip(cols, share, strict=True)
+        ]
+        return all(done)
+
+    return _deep_bound(p, both, Xnorm, Y2, refine=refine, refine_rounds=DEEP_T_ROUNDS)[0]
+
+
 def deep_relu_dual_applies(p: Problem) -> bool:
     """ReLU, L ≥ 3, K = 1, no bias, no batch norm: :func:`deep_relu_dual`'s family."""
     return p.activation == "relu" and p.L >= 3 and p.K == 1 and not p.bias and not p.batchnorm
@@ -677,8 +734,9 @@ def _relu_dual_of_mu(p: Problem) -> tuple[Callable[[np.ndarray], np.ndarray], fl
 # ----------------------------------------------------------------------------- public API
 def _weight_free_bound(p: Problem, residual: np.ndarray | None = None) -> float:
     """The bound that depends on the problem only (BN, L ≥ 3, and L = 2 closed-form duals);
-    ReLU, L ≥ 3, K = 1, no bias: also the data-aware dual (:class:`_DeepReluDual`), with the
-    trained network's ``residual`` as one of its directions when given."""
+    ReLU, L ≥ 3, no bias: also the data-aware dual (:class:`_DeepReluDual`; K > 1 column by
+    column, :func:`_deep_relu_columns`), with the trained network's ``residual`` as one of its
+    directions when given."""
     if p.batchnorm:
         g = np.array([p.beta / np.sqrt(p.n)])
         if p.activation == "linear":
@@ -706,6 +764,8 @@ def _weight_free_bound(p: Problem, residual: np.ndarray | None = None) -> float:
         return float(np.max(D_of_mu(np.array([p.beta]))))
     if deep_relu_dual_applies(p):
         return deep_relu_dual(p, residual).lower
+    if not p.bias:  # K > 1 (batch norm returned above)
+        return _deep_relu_columns(p, residual)
     return _deep_bound(p, D_of_mu, Xnorm, Y2)[0]
 
 

@@ -253,3 +253,42 @@ def test_mip_oracle_path_gives_the_subset_path_bound(monkeypatch: pytest.MonkeyP
     assert mip.oracle_exact and mip.converged and subset.converged
     assert abs(mip.lower - subset.lower) <= 2 * DEEP_RTOL * subset.limit
     assert mip.lower <= subset.limit * (1 + QP_TOL)
+
+
+# ------------------------------------------------------------------- K > 1, column by column
+@pytest.mark.slow  # 4 L-BFGS starts of a K = 2 net: ~30 s loaded
+def test_columnwise_bound_never_above_multistart_and_tighter_than_sign_split() -> None:
+    rng = np.random.default_rng(11)
+    p = Problem(rng.standard_normal((10, 3)), rng.standard_normal((10, 2)), 3, 0.1, "relu")
+    runs = lbfgs_multistart(p, width=8, starts=4, seed=11, init_scale=1.0, maxiter=3000)
+    nets = [val for val, _ in runs]
+    new = dual_bound(p, runs[0][1])
+    assert_never_above(new, nets)
+    D_of_mu, Xn, Y2 = _relu_dual_of_mu(p)
+    old = _deep_bound(p, D_of_mu, Xn, Y2)[0]
+    best = min(nets)
+    print(f"K=2: width old {(best - old) / best:.3f}, new {(best - new) / best:.3f}")
+    assert best - new < 0.95 * (best - old)
+
+
+def test_columnwise_wrong_split_puts_the_bound_above_a_network(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Y = [y, 0], y ≥ 0, whitened X: the K = 2 problem is the K = 1 one of THEORY §3, whose
+    optimal network (with a zero output column) the honest column bound meets. Budget splits
+    of norm 1.1 instead of 1 (Σ c_k² ≤ 1.21μ²) put the 'bound' above that network, so the
+    never-above check can fail."""
+    rng = np.random.default_rng(12)
+    X, y = whitened(rng, 10, 16), np.abs(rng.standard_normal(10))
+    P, W1 = relu_whitened_optimum(Problem(X, y, 3, 0.3, "relu"))
+    p = Problem(X, np.stack([y, np.zeros(10)], axis=1), 3, 0.3, "relu")
+    net = [*W1[:-1], np.hstack([W1[-1], np.zeros_like(W1[-1])])]
+    nets = [objective(p, net)]
+    assert abs(nets[0] - P) <= 1e-10 * P
+    honest = dual_bound(p, net)
+    assert_never_above(honest, nets)
+    assert honest >= P * (1 - 1e-6)  # tight here: the tampering below is visible
+    real = dual_mod._splits
+    monkeypatch.setattr(dual_mod, "_splits", lambda K: 1.1 * real(K))
+    with pytest.raises(AssertionError):
+        assert_never_above(dual_bound(p, net), nets)
