@@ -14,7 +14,8 @@ objective known: the solver's network (K > 1) or 4-start float64 L-BFGS (tests/l
   optimised dual point (``solvers.dual.deep_relu_dual``, "optimised") and the most this
   relaxation can give, an upper estimate from the outer cutting-plane QP ("limit": the width
   left at it is the relaxation's looseness plus the network's distance from P*).
-- ``--trials``: the same widths on the raw depth-3/4, K = 1 points of ``+grid=deep_relu``
+- ``--trials [--outputs 3]``: the same widths on the raw depth-3/4 points of ``+grid=deep_relu``
+  (K = 3: the spectral / sign-split bound against ``dual_bound``, column by column)
   (the Problem and the SGD network as sweep/trial.py makes them; upper end = the better of SGD
   and its polish, as the trial's bracket).
 Times are wall seconds of the "after" computation, in one process, one BLAS thread.
@@ -108,20 +109,37 @@ def deep_rows(shapes: list) -> None:
         print(f"| {n} | {d} | {L} | {beta:g} | " + _deep_cells(p, net, best))
 
 
-def trial_rows(quick: bool) -> None:
-    """The raw depth-3/4, K = 1 points of ``conf/grid/deep_relu.yaml`` (trained as a trial)."""
+def _columns_cells(p: Problem, net: object, best: float) -> str:
+    """K > 1: widths of the spectral / sign-split bound and of ``dual_bound`` (column by column)."""
+    from solvers.dual import dual_bound
+
+    D_of_mu, Xn, Y2 = _relu_dual_of_mu(p)
+    before = _deep_bound(p, D_of_mu, Xn, Y2)[0]
+    t = time.perf_counter()
+    after = dual_bound(p, net)
+    dt = time.perf_counter() - t
+    return f"{best:.6g} | {(best - before) / best:.3f} | {(best - after) / best:.3f} | {dt:.1f} |"
+
+
+def trial_rows(quick: bool, outputs: int = 1) -> None:
+    """The raw depth-3/4 points of ``conf/grid/deep_relu.yaml`` with ``outputs`` (trained as a
+    trial); K = 1: :func:`_deep_cells`, K > 1: :func:`_columns_cells`."""
     from solvers.sgd import train
     from sweep.schema import DataSpec, ModelSpec, TrainSpec, TrialSpec
     from sweep.trial import _per_network, _train_config, make_problem
 
     head, rule = DEEP_HEADER.split("\n")
+    if outputs > 1:
+        head = "| best network | spectral / sign split | column by column | s |"
+        rule = "| --- | --- | --- | --- |"
     print("| depth | width | β | seed " + head)
     print("| --- | --- | --- | --- " + rule)
+    cells = _deep_cells if outputs == 1 else _columns_cells
     points = [(3, 10, 0.2, 0)] if quick else itertools.product((3, 4), (10, 50), (0.2, 1.0), (0, 1))
     for depth, width, beta, seed in points:
         spec = TrialSpec(
             data=DataSpec(
-                kind="gaussian", targets="gaussian", n=20, d=50, outputs=1, whiten="none"
+                kind="gaussian", targets="gaussian", n=20, d=50, outputs=outputs, whiten="none"
             ),
             model=ModelSpec(depth=depth, width=width, activation="relu"),
             train=TrainSpec(
@@ -133,18 +151,19 @@ def trial_rows(quick: bool) -> None:
         out = train([p], _train_config(spec), **_per_network([spec]))
         sgd = out.sgd_networks[0] if out.sgd_networks is not None else out.networks[0]
         best = min(objective(p, sgd), objective(p, out.networks[0]))
-        print(f"| {depth} | {width} | {beta:g} | {seed} | " + _deep_cells(p, sgd, best))
+        print(f"| {depth} | {width} | {beta:g} | {seed} | " + cells(p, sgd, best))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--deep", action="store_true", help="the deep table only")
-    ap.add_argument("--trials", action="store_true", help="the deep_relu grid's raw K = 1 points")
+    ap.add_argument("--trials", action="store_true", help="the deep_relu grid's raw points")
+    ap.add_argument("--outputs", type=int, default=1, help="K of --trials (1 or 3)")
     args = ap.parse_args()
     with _one_blas_thread():
         if args.trials:
-            trial_rows(args.quick)
+            trial_rows(args.quick, args.outputs)
             return
         if not args.deep:
             vector_rows(VECTOR[:1] if args.quick else VECTOR)

@@ -35,7 +35,9 @@ the same holds for ``‖P H‖₂`` because ReLU is 1-Lipschitz). Hence
 ``β`` replaced by ``β / t^{L−2}`` (linear, THEORY §7: ``D(t) = min_W ½‖XW − Y‖² + (β/t^{L−2})‖W‖_*``;
 ReLU K = 1: ``h_γ(‖y_+‖) + h_γ(‖y_−‖)``, ``γ = β/(t^{L−2}‖X‖₂)``; ReLU K > 1: the max of the
 spectral relaxation ``Σ_k h_γ(σ_k(Y))`` and the column sign split
-``max_{Σ c_k² ≤ γ²} Σ_k h_{c_k}(‖y_k+‖) + h_{c_k}(‖y_k−‖)``).
+``max_{Σ c_k² ≤ γ²} Σ_k h_{c_k}(‖y_k+‖) + h_{c_k}(‖y_k−‖)``). ReLU, no bias, also the
+data-aware dual of :class:`_DeepReluDual` (K = 1: :func:`deep_relu_dual`; K > 1 column by
+column: :func:`_deep_relu_columns`).
 
 Making ``inf_t`` rigorous. Each ``D`` is evaluated as the dual value of an explicit feasible
 ``Λ`` (a valid lower bound ``D_lo(t) ≤ D(t)`` whatever the accuracy of the primal solve that
