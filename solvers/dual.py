@@ -276,7 +276,18 @@ class DeepDual:
     seconds: float
 
 
-_DEEP_MEMO: dict[tuple, DeepDual] = {}
+_DEEP_MEMO: dict[tuple, DeepDual | float] = {}
+
+
+def _memo_key(p: Problem, residual: np.ndarray | None) -> tuple:
+    r = None if residual is None else np.asarray(residual, dtype=np.float64).tobytes()
+    return (p.X.tobytes(), p.Y.tobytes(), p.Y.shape, p.L, p.beta, r)
+
+
+def _remember(key: tuple, value: DeepDual | float) -> None:
+    if len(_DEEP_MEMO) >= DEEP_CACHE:
+        _DEEP_MEMO.pop(next(iter(_DEEP_MEMO)))
+    _DEEP_MEMO[key] = value
 
 
 class _DeepReluDual:
@@ -497,6 +508,9 @@ def _deep_relu_columns(p: Problem, residual: np.ndarray | None) -> float:
     planes run on each column at its share ``μ s_k`` of the minimising t's μ. Compared with
     the spectral and column sign-split bounds, and the largest kept (all valid).
     """
+    key = _memo_key(p, residual)
+    if key in _DEEP_MEMO:
+        return _DEEP_MEMO[key]
     D_of_mu, Xnorm, Y2 = _relu_dual_of_mu(p)
     deadline = time.perf_counter() + DEEP_SECONDS
     cols = []
@@ -529,7 +543,9 @@ def _deep_relu_columns(p: Problem, residual: np.ndarray | None) -> float:
         ]
         return all(done)
 
-    return _deep_bound(p, both, Xnorm, Y2, refine=refine, refine_rounds=DEEP_T_ROUNDS)[0]
+    out = _deep_bound(p, both, Xnorm, Y2, refine=refine, refine_rounds=DEEP_T_ROUNDS)[0]
+    _remember(key, out)
+    return out
 
 
 def deep_relu_dual_applies(p: Problem) -> bool:
@@ -553,7 +569,7 @@ def deep_relu_dual(p: Problem, residual: np.ndarray | None = None) -> DeepDual:
         )
     y = p.Y[:, 0]
     r = None if residual is None else np.asarray(residual, dtype=np.float64).reshape(-1)
-    key = (p.X.tobytes(), y.tobytes(), p.L, p.beta, None if r is None else r.tobytes())
+    key = _memo_key(p, r)
     if key in _DEEP_MEMO:
         return _DEEP_MEMO[key]
     t0 = time.perf_counter()
@@ -579,9 +595,7 @@ def deep_relu_dual(p: Problem, residual: np.ndarray | None = None) -> DeepDual:
         converged=deep.converged,
         seconds=time.perf_counter() - t0,
     )
-    if len(_DEEP_MEMO) >= DEEP_CACHE:
-        _DEEP_MEMO.pop(next(iter(_DEEP_MEMO)))
-    _DEEP_MEMO[key] = out
+    _remember(key, out)
     return out
 
 

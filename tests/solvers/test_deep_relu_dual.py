@@ -186,6 +186,14 @@ def test_same_bound_alone_fresh_and_remembered() -> None:
     b = deep_relu_dual(p, r)
     assert b is not a
     assert dataclasses.replace(a, seconds=0.0) == dataclasses.replace(b, seconds=0.0)
+    # K > 1 (column by column): the same, through dual_bound
+    rng = np.random.default_rng(6)
+    q = Problem(rng.standard_normal((10, 12)), rng.standard_normal((10, 2)), 3, 0.2, "relu")
+    W = [rng.standard_normal((12, 4)), rng.standard_normal((4, 4)), rng.standard_normal((4, 2))]
+    first = dual_bound(q, W)
+    assert len(dual_mod._DEEP_MEMO) == 2 and dual_bound(q, W) == first
+    dual_mod._DEEP_MEMO.clear()
+    assert dual_bound(q, W) == first
 
 
 def test_wrong_constant_puts_the_bound_above_a_network(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -288,6 +296,7 @@ def test_columnwise_wrong_split_puts_the_bound_above_a_network(
     honest = dual_bound(p, net)
     assert_never_above(honest, nets)
     assert honest >= P * (1 - 1e-6)  # tight here: the tampering below is visible
+    dual_mod._DEEP_MEMO.clear()  # else the honest bound is read back
     real = dual_mod._splits
     monkeypatch.setattr(dual_mod, "_splits", lambda K: 1.1 * real(K))
     with pytest.raises(AssertionError):
