@@ -35,7 +35,9 @@ the same holds for ``‖P H‖₂`` because ReLU is 1-Lipschitz). Hence
 ``β`` replaced by ``β / t^{L−2}`` (linear, THEORY §7: ``D(t) = min_W ½‖XW − Y‖² + (β/t^{L−2})‖W‖_*``;
 ReLU K = 1: ``h_γ(‖y_+‖) + h_γ(‖y_−‖)``, ``γ = β/(t^{L−2}‖X‖₂)``; ReLU K > 1: the max of the
 spectral relaxation ``Σ_k h_γ(σ_k(Y))`` and the column sign split
-``max_{Σ c_k² ≤ γ²} Σ_k h_{c_k}(‖y_k+‖) + h_{c_k}(‖y_k−‖)``).
+``max_{Σ c_k² ≤ γ²} Σ_k h_{c_k}(‖y_k+‖) + h_{c_k}(‖y_k−‖)``). ReLU, no bias, also the
+data-aware dual of :class:`_DeepReluDual` (K = 1: :func:`deep_relu_dual`; K > 1 column by
+column: :func:`_deep_relu_columns`).
 
 Making ``inf_t`` rigorous. Each ``D`` is evaluated as the dual value of an explicit feasible
 ``Λ`` (a valid lower bound ``D_lo(t) ≤ D(t)`` whatever the accuracy of the primal solve that
@@ -51,15 +53,28 @@ non-negative) — this happens only for zero data.
 
 from __future__ import annotations
 
+import dataclasses
+import time
 from collections.abc import Callable, Sequence
 
+import clarabel
 import numpy as np
+import scipy.sparse as sp
 
+from solvers.arrangement import relaxed_dual_norm
 from solvers.nuclear import NuclearNorm, opnorm
 from solvers.problem import Network, NotCovered, Optimum, Problem, forward, objective
 from solvers.scalar import huber, scaled_dual_value
 
-__all__ = ["certificate", "certified_gap", "dual_bound", "two_layer_dual"]
+__all__ = [
+    "DeepDual",
+    "certificate",
+    "certified_gap",
+    "deep_relu_dual",
+    "deep_relu_dual_applies",
+    "dual_bound",
+    "two_layer_dual",
+]
 
 
 # --------------------------------------------------------------------------- small helpers
@@ -196,6 +211,85 @@ def _triple_values(triples: list[tuple[float, float, float]], mus: np.ndarray) -
     return np.max(scaled_dual_value(a, b, amax), axis=1)[:, None]
 
 
+DEEP_ORACLE_SECONDS = 2.0  # SCIP time limit per one-signed oracle call beyond the enumeration
+DEEP_EVALUATIONS = 400  # cutting-plane steps (each: one outer QP, c̄ at λ₊ and λ₋, one inner QP)
+DEEP_SECONDS = 15.0  # wall-clock cap of one deep bound's optimiser (checked between steps)
+DEEP_RTOL = 1e-4  # stop at μ once the best valid value is within this of the outer QP's value
+DEEP_T_ROUNDS = 30  # re-optimisations at the minimising t of ``_inf_over_t`` (at most)
+DEEP_CACHE = 8  # deep bounds remembered (a trial asks for the same one twice)
+SUBSET_MAX_SUPPORT = 18  # c(w) by the 2^k subsets of w's support up to this k (else the oracle)
+_SUBSET_CHUNK = 1 << 14  # subsets per block of the enumeration
+
+
+def _subset_norm(X: np.ndarray, w: np.ndarray) -> tuple[float, np.ndarray]:
+    """Exact ``c(w) = max_{‖u‖≤1} wᵀ(Xu)_+`` for ``w ≥ 0`` with at most ``SUBSET_MAX_SUPPORT``
+    positive entries, and a maximiser ``u`` (unit).
+
+    For ``w ≥ 0``, ``wᵀ(Xu)_+ = max_S Σ_{i∈S} w_i x_iᵀu`` over subsets ``S`` of the support
+    (``S`` = the points with ``x_iᵀu > 0`` attains it, every other ``S`` is below it), so
+    ``c(w) = max_S ‖Xᵀ(w∘1_S)‖``: the largest of ``2^k`` quadratic forms ``sᵀGs``, ``G =
+    A Aᵀ``, ``A`` = the rows ``w_i x_i``. Round-off: the returned value is the largest of the
+    Gram and the direct norm at the best ``S``, times ``1 + 8k·eps`` (every form is computed to
+    a relative ``~k·eps``)."""
+    idx = np.flatnonzero(w > 0)
+    k = idx.size
+    if k == 0:
+        return 0.0, np.zeros(X.shape[1])
+    A = w[idx, None] * X[idx]
+    G = A @ A.T
+    best, best_s = -1.0, np.zeros(k)
+    bits = 1 << np.arange(k)
+    for lo in range(0, 1 << k, _SUBSET_CHUNK):
+        codes = np.arange(lo, min(lo + _SUBSET_CHUNK, 1 << k))
+        S = ((codes[:, None] & bits[None, :]) > 0).astype(np.float64)
+        vals = np.einsum("ij,jk,ik->i", S, G, S)
+        j = int(np.argmax(vals))
+        if vals[j] > best:
+            best, best_s = float(vals[j]), S[j]
+    g = A.T @ best_s
+    ng = float(np.linalg.norm(g))
+    value = max(np.sqrt(max(best, 0.0)), ng) * (1.0 + 8.0 * k * np.finfo(float).eps)
+    return value, (g / ng if ng > 0 else np.zeros(X.shape[1]))
+
+
+@dataclasses.dataclass(frozen=True)
+class DeepDual:
+    """The data-aware deep ReLU bound of :class:`_DeepReluDual` (L ≥ 3, K = 1, no bias).
+
+    ``lower``: the certified lower bound on P* (every direction scaled to feasibility with the
+    oracle's ``c̄``). ``limit``: an upper estimate of the best bound this relaxation can give with
+    the exact ``c`` (``inf_t [D(β/t^{L−2}) + (β/2)(L−2)t²] ≤ V(μ_t) + (β/2)(L−2)t²`` for the
+    outer cutting-plane QP's value ``V ≥ D``, minimised over the ``t`` where it was solved;
+    to Clarabel's tolerance, a reported number, not a certificate): ``limit − lower`` is what
+    more optimisation of the dual point could still gain, ``objective − limit`` is the
+    relaxation's own looseness plus the network's distance from P*. ``t``: the minimising t.
+    ``steps``: cutting-plane steps; ``oracle_exact``: every ``c̄`` matched a maximiser found
+    (to 1e-6 relative); ``converged``: stopped by ``DEEP_RTOL`` rather than a budget.
+    """
+
+    lower: float
+    limit: float
+    t: float
+    steps: int
+    oracle_exact: bool
+    converged: bool
+    seconds: float
+
+
+_DEEP_MEMO: dict[tuple, DeepDual | float] = {}
+
+
+def _memo_key(p: Problem, residual: np.ndarray | None) -> tuple:
+    r = None if residual is None else np.asarray(residual, dtype=np.float64).tobytes()
+    return (p.X.tobytes(), p.Y.tobytes(), p.Y.shape, p.L, p.beta, r)
+
+
+def _remember(key: tuple, value: DeepDual | float) -> None:
+    if len(_DEEP_MEMO) >= DEEP_CACHE:
+        _DEEP_MEMO.pop(next(iter(_DEEP_MEMO)))
+    _DEEP_MEMO[key] = value
+
+
 class _DeepReluDual:
     """The data-aware dual of the last two layers of a deep ReLU net (L ≥ 3, K = 1, no bias).
 
@@ -212,25 +306,50 @@ class _DeepReluDual:
     Σ_j ρ_j λ_+ᵀσ(Xŵ_j) ≤ t^{L−2} c(λ_+)``, and ``−λᵀg ≤ t^{L−2} c(λ_−)`` alike. ∎
 
     Hence, as in the module docstring, ``P* ≥ inf_t D(β/t^{L−2}) + (β/2)(L−2)t²`` with
-    ``D(μ) = max{λᵀy − ½‖λ‖² : C(λ) ≤ μ}`` — concave and non-decreasing in μ (the constraint
-    set ``{(λ, μ) : C(λ) ≤ μ}`` is convex: ``c`` is convex and monotone on ``w ≥ 0``, ``λ ↦ λ_±``
-    convex), so ``_inf_over_t`` applies. ``C(λ) ≤ ‖X‖₂ max(‖λ_+‖, ‖λ_−‖)``: this ``D`` is never
-    below the sign-split bound ``h_γ(‖y_+‖) + h_γ(‖y_−‖)``. Every stored direction λ carries
-    ``C̄ ≥ C(λ)`` from the scalar oracle (exact enumeration, else the relaxed bound
-    :func:`solvers.two_layer.relaxed_dual_norm`, both upper bounds), so its scaled value is a
-    valid lower bound on ``D`` at every μ whatever produced λ. Directions: ``y``, the trained
-    network's residual, and cutting-plane maximisers of ``D(μ)`` near the minimising ``t``
-    (QP: ``max λᵀy − ½‖λ‖²`` s.t. ``p ≥ λ_+``, ``q ≥ λ_−``, ``gᵀp ≤ μ``, ``gᵀq ≤ μ`` for the cuts
-    ``g = (Xu)_+`` at the oracle's maximisers; Clarabel).
+    ``D(μ) = max{λᵀy − ½‖λ‖² : C(λ) ≤ μ}`` — concave and non-decreasing in μ, so
+    ``_inf_over_t`` applies. ``C(λ) ≤ ‖X‖₂ max(‖λ_+‖, ‖λ_−‖)``: this ``D`` is never below the
+    sign-split bound ``h_γ(‖y_+‖) + h_γ(‖y_−‖)``.
+
+    **C is a support function** (convex and positively homogeneous): for ``g ≥ 0``,
+    ``λ_+ᵀg = max_{0≤s≤1} λᵀ(s∘g)``, so ``C(λ) = max{±λᵀ(s∘(Xu)_+) : ‖u‖ ≤ 1, s ∈ [0,1]ⁿ}``.
+    Two consequences drive the optimiser. (1) Outer: each maximiser ``u`` found by the oracle
+    gives ``g = (Xu)_+`` with ``C(λ) ≥ max(gᵀλ_+, gᵀλ_−)`` for EVERY λ, so ``{C ≤ μ}`` lies in
+    ``O = {λ : gᵀλ_± ≤ μ for every cut g}`` and ``V(μ) = max_O λᵀy − ½‖λ‖² ≥ D(μ)`` (QP:
+    ``p ≥ λ_+``, ``q ≥ λ_−``, ``p, q ≥ 0``, ``gᵀp ≤ μ``, ``gᵀq ≤ μ``; Clarabel). (2) Inner:
+    for evaluated points with ``C̄_i ≥ C(λ_i)``, sublinearity gives ``C(Σν_iλ_i) ≤ Σν_iC̄_i``
+    (ν ≥ 0), so ``max{(Σν_iλ_i)ᵀy − ½‖Σν_iλ_i‖² : ν ≥ 0, Σν_iC̄_i ≤ μ}`` is ``≤ D(μ)`` (a QP in
+    ν). At a μ (:meth:`optimise`): solve the outer QP, evaluate ``c̄`` at its maximiser ``λ_k``
+    (a new direction and new cuts), solve the inner QP (its combination is stored as a direction
+    with the constant ``Σν_iC̄_i``, inflated for round-off), until the best valid value at μ is
+    within ``DEEP_RTOL`` of ``V(μ)`` or a budget ends. Whatever the QPs return, every stored
+    direction λ carries ``C̄ ≥ C(λ)`` from the oracle (or from sublinearity), so its scaled value
+    is a valid lower bound on ``D`` at every μ. Directions start from ``y`` and the trained
+    network's residual.
+
+    Oracles for ``c(w)``, ``w ≥ 0``: :func:`_subset_norm` (exact) up to ``SUBSET_MAX_SUPPORT``
+    positive entries, else exact enumeration, else (``mip_seconds``) SCIP's MIP of
+    :func:`solvers.separation.max_relu_correlation` (``c̄`` its upper bound, exact when it
+    finishes), else the sampled directions with the relaxed ``c̄``; past ``deadline`` the
+    relaxed ``c̄`` (:func:`solvers.arrangement.relaxed_dual_norm`, valid, no cuts), so a step
+    overruns the deadline by at most two oracle calls.
     """
 
-    def __init__(self, X: np.ndarray, y: np.ndarray) -> None:
+    def __init__(
+        self, X: np.ndarray, y: np.ndarray, *, mip_seconds: float | None = DEEP_ORACLE_SECONDS
+    ) -> None:
         from solvers.vector_relu import scalar_oracle_for
 
         self.X, self.y = X, y
-        self.oracle, self.exact = scalar_oracle_for(X)
+        self.Xnorm = opnorm(X)
+        self.oracle, self.exact = scalar_oracle_for(X, mip_seconds=mip_seconds)
         self.triples: list[tuple[float, float, float]] = []
+        self.points: list[tuple[np.ndarray, float]] = []  # (λ, C̄) evaluated by the oracle
         self.cuts: list[np.ndarray] = []
+        self.outer: list[tuple[float, float]] = []  # (μ, V(μ)) of every outer QP
+        self.steps = 0
+        self.oracle_exact = True
+        self.converged = False  # the last outer QP was within DEEP_RTOL of the best value
+        self.deadline = np.inf
 
     def constant(self, lam: np.ndarray) -> float:
         """``C̄(λ) ≥ max(c(λ_+), c(λ_−))``; the maximisers join the cuts."""
@@ -238,61 +357,246 @@ class _DeepReluDual:
         for w in (np.maximum(lam, 0.0), np.maximum(-lam, 0.0)):
             if not np.any(w):
                 continue
-            cbar, Z = self.oracle(w)
+            if np.count_nonzero(w) <= SUBSET_MAX_SUPPORT:
+                cbar, z = _subset_norm(self.X, w)
+                Z = z[None, :]
+            elif time.perf_counter() > self.deadline:  # out of time: the relaxed c̄, no cuts
+                cbar, Z = relaxed_dual_norm(self.X, w), np.zeros((0, self.X.shape[1]))
+            else:
+                cbar, Z = self.oracle(w)
             out = max(out, float(cbar))
+            found = 0.0
             for z in Z:
                 nz = float(np.linalg.norm(z))
                 if nz > 0:
-                    self.cuts.append(np.maximum(self.X @ (z / nz), 0.0))
+                    g = np.maximum(self.X @ (z / nz), 0.0)
+                    self.cuts.append(g)
+                    found = max(found, float(w @ g))
+            if cbar > found * (1.0 + 1e-6):
+                self.oracle_exact = False
         return out
 
     def add(self, lam: np.ndarray) -> float:
         C = self.constant(lam)
-        self.triples.append((float(lam @ self.y), float(lam @ lam), C))
+        self._store(lam, C)
+        if C > 0:
+            self.points.append((lam, C))
         return C
+
+    def _store(self, lam: np.ndarray, C: float) -> None:
+        self.triples.append((float(lam @ self.y), float(lam @ lam), C))
 
     def values(self, mus: np.ndarray) -> np.ndarray:
         return _triple_values(self.triples, mus)
 
-    def optimise(self, mu: float, rounds: int = 10) -> None:
-        """Cutting planes on ``D(μ)`` (class docstring); each iterate is stored as a direction."""
-        import clarabel
-        import scipy.sparse as sp
+    def optimise(self, mu: float, steps: int = DEEP_EVALUATIONS) -> bool:
+        """Cutting planes on ``D(μ)`` (class docstring); True when the best valid value at μ was
+        already within ``DEEP_RTOL`` of the outer QP's (nothing left to gain there), or when a
+        budget is spent."""
+        for step in range(steps):
+            if self.steps >= DEEP_EVALUATIONS or time.perf_counter() > self.deadline:
+                return True
+            found = self._outer_qp(mu)
+            if found is None:
+                return True
+            lam, V = found
+            self.outer.append((mu, V))
+            lo = float(self.values(np.array([mu]))[0, 0])
+            self.converged = lo >= V - DEEP_RTOL * max(abs(V), 1e-300)
+            if self.converged:
+                return step == 0
+            self.steps += 1
+            before = len(self.cuts)
+            self.add(lam)
+            self._inner_qp(mu)
+            if len(self.cuts) == before:
+                return True  # no new cut: the next outer QP would repeat this one
+        return False
 
+    def _outer_qp(self, mu: float) -> tuple[np.ndarray, float] | None:
+        """The maximiser and value ``V(μ) ≥ D(μ)`` over the outer set ``O`` (class docstring)."""
+        if not self.cuts:
+            return None
         n = self.y.size
         eye = sp.identity(n, format="csc")
         zero = sp.csc_matrix((n, n))
-        for _ in range(rounds):
-            if not self.cuts:
-                return
-            G = sp.csc_matrix(np.array(self.cuts))
-            m = G.shape[0]
-            Zm = sp.csc_matrix((m, n))
-            # x = [λ, p, q]; rows give A x + s = b with s ≥ 0
-            A = sp.vstack(
-                [
-                    sp.hstack([eye, -eye, zero]),  # p − λ ≥ 0
-                    sp.hstack([zero, -eye, zero]),  # p ≥ 0
-                    sp.hstack([-eye, zero, -eye]),  # q + λ ≥ 0
-                    sp.hstack([zero, zero, -eye]),  # q ≥ 0
-                    sp.hstack([Zm, G, Zm]),  # gᵀp ≤ μ
-                    sp.hstack([Zm, Zm, G]),  # gᵀq ≤ μ
-                ]
-            ).tocsc()
-            b = np.concatenate([np.zeros(4 * n), np.full(2 * m, mu)])
-            P = sp.block_diag([eye, zero, zero]).tocsc()
-            q = np.concatenate([-self.y, np.zeros(2 * n)])
-            st = clarabel.DefaultSettings()
-            st.verbose = False
-            sol = clarabel.DefaultSolver(
-                sp.triu(P).tocsc(), q, A, b, [clarabel.NonnegativeConeT(4 * n + 2 * m)], st
-            ).solve()
-            x = np.asarray(sol.x, dtype=np.float64)
-            if x.size != 3 * n or not np.all(np.isfinite(x)):
-                return
-            before = len(self.cuts)
-            if self.add(x[:n]) <= mu * (1.0 + 1e-9) or len(self.cuts) == before:
-                return
+        G = sp.csc_matrix(np.array(self.cuts))
+        m = G.shape[0]
+        Zm = sp.csc_matrix((m, n))
+        # x = [λ, p, q]; rows give A x + s = b with s ≥ 0
+        A = sp.vstack(
+            [
+                sp.hstack([eye, -eye, zero]),  # p − λ ≥ 0
+                sp.hstack([zero, -eye, zero]),  # p ≥ 0
+                sp.hstack([-eye, zero, -eye]),  # q + λ ≥ 0
+                sp.hstack([zero, zero, -eye]),  # q ≥ 0
+                sp.hstack([Zm, G, Zm]),  # gᵀp ≤ μ
+                sp.hstack([Zm, Zm, G]),  # gᵀq ≤ μ
+            ]
+        ).tocsc()
+        b = np.concatenate([np.zeros(4 * n), np.full(2 * m, mu)])
+        P = sp.block_diag([eye, zero, zero]).tocsc()
+        q = np.concatenate([-self.y, np.zeros(2 * n)])
+        x = _clarabel(P, q, A, b, [clarabel.NonnegativeConeT(4 * n + 2 * m)])
+        if x is None or x.size != 3 * n:
+            return None
+        lam = x[:n]
+        return lam, float(lam @ self.y - 0.5 * lam @ lam)
+
+    def _inner_qp(self, mu: float) -> None:
+        """Store the best valid combination ``Σν_iλ_i`` at μ (class docstring) as a direction."""
+        if len(self.points) < 2:
+            return
+        Lam = np.array([lam for lam, _ in self.points]).T  # (n, k)
+        C = np.array([c for _, c in self.points])
+        n, k = Lam.shape
+        # x = [ν, λ]: λ − Λν = 0, ν ≥ 0, Cᵀν ≤ μ; min ½‖λ‖² − yᵀλ
+        A = sp.vstack(
+            [
+                sp.hstack([-sp.csc_matrix(Lam), sp.identity(n)]),
+                sp.hstack([-sp.identity(k), sp.csc_matrix((k, n))]),
+                sp.hstack([sp.csc_matrix(C[None, :]), sp.csc_matrix((1, n))]),
+            ]
+        ).tocsc()
+        b = np.concatenate([np.zeros(n + k), [mu]])
+        P = sp.block_diag([sp.csc_matrix((k, k)), sp.identity(n)]).tocsc()
+        q = np.concatenate([np.zeros(k), -self.y])
+        cones = [clarabel.ZeroConeT(n), clarabel.NonnegativeConeT(k + 1)]
+        x = _clarabel(P, q, A, b, cones)
+        if x is None:
+            return
+        nu = np.maximum(x[:k], 0.0)
+        lam = Lam @ nu
+        # C(Λν) ≤ Σν_iC̄_i in exact arithmetic; the float Λν and the sum each err by ≤ k·eps
+        # times the sums of absolute terms (C is ‖X‖₂-Lipschitz)
+        eps = k * np.finfo(float).eps
+        bound = float(C @ nu) * (1.0 + eps) + eps * self.Xnorm * float(
+            np.abs(Lam) @ nu @ np.ones(n)
+        )
+        if bound > 0 and np.any(lam):
+            self._store(lam, bound)
+
+
+def _clarabel(P, q, A, b, cones) -> np.ndarray | None:  # noqa: ANN001 - scipy sparse
+    """Clarabel's solution of ``min ½xᵀPx + qᵀx`` s.t. ``Ax + s = b``, ``s ∈ cones``, or None."""
+    st = clarabel.DefaultSettings()
+    st.verbose = False
+    sol = clarabel.DefaultSolver(sp.triu(P).tocsc(), q, A, b, cones, st).solve()
+    x = np.asarray(sol.x, dtype=np.float64)
+    return x if np.all(np.isfinite(x)) else None
+
+
+SPLIT_SAMPLES = 200  # budget splits c/μ on the unit sphere's positive orthant tried per μ (K > 1)
+
+
+def _splits(K: int) -> np.ndarray:
+    """Deterministic unit vectors ``s ≥ 0`` in ``R^K`` (the axes, the equal split, and
+    ``SPLIT_SAMPLES`` normalised ``|N(0, I)|`` draws of a fixed generator)."""
+    S = np.abs(np.random.default_rng(0).standard_normal((SPLIT_SAMPLES, K)))
+    S = np.vstack([np.eye(K), np.ones((1, K)), S])
+    return S / np.linalg.norm(S, axis=1, keepdims=True)
+
+
+def _deep_relu_columns(p: Problem, residual: np.ndarray | None) -> float:
+    """ReLU, L ≥ 3, K > 1, no bias: the data-aware dual column by column.
+
+    For ``g = σ(H_{L−2}u) ≥ 0``, ``‖Λᵀg‖² = Σ_k (λ_kᵀg)² ≤ t^{2(L−2)} Σ_k C(λ_k)²`` by the
+    K = 1 lemma (:class:`_DeepReluDual`) on each column, so ``Λ`` is feasible at ``μ`` when
+    ``Σ_k C(λ_k)² ≤ μ²`` and ``D(μ) ≥ Σ_k D_k(c_k)`` for every split ``‖c‖ ≤ μ``, ``D_k`` the
+    K = 1 dual of column k. Each ``D_k`` is lower-estimated by its own optimised directions
+    (valid at every c); the split is the best of :func:`_splits` (any split is valid). Cutting
+    planes run on each column at its share ``μ s_k`` of the minimising t's μ. Compared with
+    the spectral and column sign-split bounds, and the largest kept (all valid).
+    """
+    key = _memo_key(p, residual)
+    if key in _DEEP_MEMO:
+        return _DEEP_MEMO[key]
+    D_of_mu, Xnorm, Y2 = _relu_dual_of_mu(p)
+    deadline = time.perf_counter() + DEEP_SECONDS
+    cols = []
+    R = None if residual is None else np.asarray(residual, dtype=np.float64).reshape(p.n, p.K)
+    for k in range(p.K):
+        col = _DeepReluDual(p.X, p.Y[:, k])
+        col.deadline = deadline
+        col.add(p.Y[:, k])
+        if R is not None and np.any(R[:, k]):
+            col.add(R[:, k])
+        cols.append(col)
+    S = _splits(p.K)
+
+    def split_values(mus: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        mus = np.atleast_1d(np.asarray(mus, dtype=np.float64))
+        total = np.zeros((mus.size, S.shape[0]))
+        for k, col in enumerate(cols):
+            c = (mus[:, None] * S[None, :, k]).reshape(-1)
+            total += col.values(c).reshape(mus.size, S.shape[0])
+        best = np.argmax(total, axis=1)
+        return total[np.arange(mus.size), best], S[best]
+
+    def both(mus: np.ndarray) -> np.ndarray:
+        return np.hstack([D_of_mu(mus), split_values(mus)[0][:, None]])
+
+    def refine(mu: float) -> bool:
+        share = split_values(np.array([mu]))[1][0]
+        done = [
+            sk <= 0 or col.optimise(mu * float(sk)) for col, sk in zip(cols, share, strict=True)
+        ]
+        return all(done)
+
+    out = _deep_bound(p, both, Xnorm, Y2, refine=refine, refine_rounds=DEEP_T_ROUNDS)[0]
+    _remember(key, out)
+    return out
+
+
+def deep_relu_dual_applies(p: Problem) -> bool:
+    """ReLU, L ≥ 3, K = 1, no bias, no batch norm: :func:`deep_relu_dual`'s family."""
+    return p.activation == "relu" and p.L >= 3 and p.K == 1 and not p.bias and not p.batchnorm
+
+
+def deep_relu_dual(p: Problem, residual: np.ndarray | None = None) -> DeepDual:
+    """The optimised data-aware bound for ReLU, L ≥ 3, K = 1, no bias (:class:`DeepDual`).
+
+    Starts from ``y`` and ``residual`` (the trained network's ``y − f(X)``); cutting planes at the
+    minimising t of ``_inf_over_t`` (:meth:`_DeepReluDual.optimise`) until the bound is within
+    ``DEEP_RTOL`` of the relaxation's limit there, or ``DEEP_EVALUATIONS`` steps, or
+    ``DEEP_SECONDS``. Deterministic unless an oracle call or the wall-clock cap runs out of time
+    (then still valid). Results are remembered (``DEEP_CACHE``) for repeated calls.
+    """
+    if not deep_relu_dual_applies(p):
+        raise NotCovered(
+            "the optimised deep bound is for ReLU nets of depth >= 3 with K = 1, no bias and no "
+            "batch norm"
+        )
+    y = p.Y[:, 0]
+    r = None if residual is None else np.asarray(residual, dtype=np.float64).reshape(-1)
+    key = _memo_key(p, r)
+    if key in _DEEP_MEMO:
+        return _DEEP_MEMO[key]
+    t0 = time.perf_counter()
+    D_of_mu, Xnorm, Y2 = _relu_dual_of_mu(p)
+    deep = _DeepReluDual(p.X, y)
+    deep.deadline = t0 + DEEP_SECONDS
+    deep.add(y)
+    if r is not None and np.any(r):
+        deep.add(r)
+
+    def both(mus: np.ndarray) -> np.ndarray:
+        return np.hstack([D_of_mu(mus), deep.values(mus)])
+
+    lower, t = _deep_bound(p, both, Xnorm, Y2, refine=deep.optimise, refine_rounds=DEEP_T_ROUNDS)
+    c, q = 0.5 * p.beta * (p.L - 2), p.L - 2
+    limit = min([V + c * (p.beta / mu) ** (2.0 / q) for mu, V in deep.outer], default=0.5 * Y2)
+    out = DeepDual(
+        lower=lower,
+        limit=limit,
+        t=t,
+        steps=deep.steps,
+        oracle_exact=deep.oracle_exact,
+        converged=deep.converged,
+        seconds=time.perf_counter() - t0,
+    )
+    _remember(key, out)
+    return out
 
 
 # -------------------------------------------------------------- rigorous inf over t > 0
@@ -373,7 +677,8 @@ def _deep_bound(
     Xnorm: float,
     Ynorm2: float,
     *,
-    refine: Callable[[float], None] | None = None,
+    refine: Callable[[float], bool | None] | None = None,
+    refine_rounds: int = 2,
 ) -> tuple[float, float]:
     """``inf_t [D(β/t^{L−2}) + (β/2)(L−2)t²]`` with ``D`` given as a function of ``μ = β/t^{L−2}``."""
     q = p.L - 2
@@ -391,10 +696,12 @@ def _deep_bound(
         return D_of_mu(p.beta / np.asarray(ts) ** q)
 
     bound, t_best = _inf_over_t(D_lo, c, p.beta, q, t_lo, t_hi)
-    if refine is not None:
-        for _ in range(2):
-            refine(p.beta / t_best**q)
+    if refine is not None:  # ``refine(μ)`` True: nothing left to gain at μ
+        for _ in range(refine_rounds):
+            done = refine(p.beta / t_best**q)
             bound, t_best = _inf_over_t(D_lo, c, p.beta, q, t_lo, t_hi)
+            if done:
+                break
     return bound, t_best
 
 
@@ -443,8 +750,9 @@ def _relu_dual_of_mu(p: Problem) -> tuple[Callable[[np.ndarray], np.ndarray], fl
 # ----------------------------------------------------------------------------- public API
 def _weight_free_bound(p: Problem, residual: np.ndarray | None = None) -> float:
     """The bound that depends on the problem only (BN, L ≥ 3, and L = 2 closed-form duals);
-    ReLU, L ≥ 3, K = 1, no bias: also the data-aware dual (:class:`_DeepReluDual`), with the
-    trained network's ``residual`` as one of its directions when given."""
+    ReLU, L ≥ 3, no bias: also the data-aware dual (:class:`_DeepReluDual`; K > 1 column by
+    column, :func:`_deep_relu_columns`), with the trained network's ``residual`` as one of its
+    directions when given."""
     if p.batchnorm:
         g = np.array([p.beta / np.sqrt(p.n)])
         if p.activation == "linear":
@@ -470,16 +778,10 @@ def _weight_free_bound(p: Problem, residual: np.ndarray | None = None) -> float:
                 0.0  # the exact 1-D constraint has no closed-form maximiser; weights give the bound
             )
         return float(np.max(D_of_mu(np.array([p.beta]))))
-    if p.K == 1 and not p.bias:
-        deep = _DeepReluDual(p.X, p.Y[:, 0])
-        deep.add(p.Y[:, 0])
-        if residual is not None and np.any(residual):
-            deep.add(np.asarray(residual, dtype=np.float64).reshape(-1))
-
-        def both(mus: np.ndarray) -> np.ndarray:
-            return np.hstack([D_of_mu(mus), deep.values(mus)])
-
-        return _deep_bound(p, both, Xnorm, Y2, refine=deep.optimise)[0]
+    if deep_relu_dual_applies(p):
+        return deep_relu_dual(p, residual).lower
+    if not p.bias:  # K > 1 (batch norm returned above)
+        return _deep_relu_columns(p, residual)
     return _deep_bound(p, D_of_mu, Xnorm, Y2)[0]
 
 

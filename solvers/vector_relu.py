@@ -161,6 +161,23 @@ def sampled_oracle(
     return oracle
 
 
+def mip_oracle(X: np.ndarray, *, time_limit: float) -> ScalarOracle:
+    """Beyond enumeration, exact up to a time limit: ``c̄`` = the larger of SCIP's two upper
+    bounds of :func:`solvers.separation.dual_norm_oracle` (``≥ c(λ)`` always; equal to it to
+    ~1e-9 when SCIP finishes within ``time_limit`` seconds a call), and the maximisers found."""
+    from solvers.separation import dual_norm_oracle
+
+    X = np.asarray(X, dtype=np.float64)
+
+    def oracle(lam: np.ndarray) -> tuple[float, np.ndarray]:
+        lam = np.asarray(lam, dtype=np.float64).reshape(-1)
+        found = dual_norm_oracle(X, lam, time_limit=time_limit)
+        Z = [r.u / np.linalg.norm(r.u) for r in found if r.value > 0]
+        return max(r.upper for r in found), np.array(Z).reshape(-1, X.shape[1])
+
+    return oracle
+
+
 def whitened_oracle(X: np.ndarray) -> ScalarOracle:
     """Whitened data (``XXᵀ = I``, THEORY §3): ``c(λ) = max(‖λ_+‖, ‖λ_−‖)``, attained at
     ``u = Xᵀλ_±/‖λ_±‖`` (then ``(Xu)_+ = λ_±/‖λ_±‖``). Returned ``c̄ = ‖X‖₂ max(‖λ_+‖, ‖λ_−‖)``,
@@ -185,15 +202,21 @@ def whitened_oracle(X: np.ndarray) -> ScalarOracle:
     return oracle
 
 
-def scalar_oracle_for(X: np.ndarray) -> tuple[ScalarOracle, bool]:
+def scalar_oracle_for(
+    X: np.ndarray, *, mip_seconds: float | None = None
+) -> tuple[ScalarOracle, bool]:
     """``(oracle, exact)``: the closed form on whitened data (:func:`whitened_oracle`), else the
-    enumeration where it reaches, else the sampled one (not exact)."""
+    enumeration where it reaches, else the sampled one (not exact) or, given ``mip_seconds``,
+    :func:`mip_oracle` with that time limit a call (``exact`` False: exact only when SCIP
+    finishes in time)."""
     X = np.asarray(X, dtype=np.float64)
     if is_whitened(X, exact=True):
         return whitened_oracle(X), True
     try:
         return enumeration_oracle(X), True
     except NotCovered:
+        if mip_seconds is not None:
+            return mip_oracle(X, time_limit=mip_seconds), False
         return sampled_oracle(X), False
 
 

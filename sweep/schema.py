@@ -455,6 +455,11 @@ EXTRA_METRICS: dict[str, str] = {
     "y_minus_norm": "‖y₋‖ (K = 1; THEORY §3)",
     **{f"polish.{k}": v for k, v in _POLISH.items()},
     "dual_bound": "the dual lower bound of the SGD network (solvers.dual_bound)",
+    "deep_dual_limit": (
+        "deep ReLU (K = 1, no bias): the most the optimised dual bound of this relaxation can "
+        "reach (solvers.dual.DeepDual.limit); upper_bound − it is the relaxation's looseness "
+        "plus the network's distance from P*, it − lower_bound what more optimisation could gain"
+    ),
     "optimum_rel_gap": "the exact/certified solver's own relative gap",
     "p_star_any_width": "P* of any width, where the trial's width is below m*",
     "predicted_rank": "rank of the closed-form optimum's W_1 (THEORY §1)",

@@ -21,7 +21,8 @@ import numpy as np
 
 from solvers import Network, NotCovered, Problem, objective
 from solvers.data import make_dataset
-from solvers.dual import certificate, dual_bound
+from solvers.dual import certificate, deep_relu_dual, deep_relu_dual_applies, dual_bound
+from solvers.problem import forward
 from solvers.sgd import TrainConfig, TrainOutput, train
 from solvers.solve import p_star_kind, solve
 from solvers.structure import direction_alignment, fitted_function, layer_stats, spline_stats
@@ -323,6 +324,9 @@ def _analyse(
         certificate(problem, sgd_net, optimum=found if found is not None else wide)
     )
     result.extra["dual_bound"] = float(dual_bound(problem, sgd_net))
+    if deep_relu_dual_applies(problem):  # the same (remembered) optimisation as dual_bound's
+        deep = deep_relu_dual(problem, problem.Y - forward(problem, sgd_net))
+        result.extra["deep_dual_limit"] = float(deep.limit)
     result.layers = _layers(net)
     _optimum_fields(result, problem, net, found, wide)
     if (

@@ -12,6 +12,11 @@ ZCA-whitened Gaussian data. Each trial gets the theory checks that apply to it:
 - **everywhere**: the certificate is a lower bound — ≤ P* where P* is known, ≤ every network
   where only the bracket is; the logged gaps match the logged objectives.
 
+Bracketed deep ReLU trials with K = 1 also show ``limit_rel_width``: the width left at the
+relaxation's limit (``deep_dual_limit``, solvers.dual.deep_relu_dual) — the relaxation's
+looseness plus the network's distance from P*, the rest of ``bracket_rel_width`` being what the
+dual point could still gain (BENCHMARKS.md: none, to 1e-4, on the grid's raw points).
+
 Structure (depth 2, §3 / §10): the trained neurons are the optimal ones (``w1_alignment`` = 1)
 on networks AT the optimum (within 1e-9 of P*). The optimizer measurement — SGD alone within
 1e-4 / 1e-6 of P*, by every axis that varies, the worst trials named, misses classified — is
@@ -67,6 +72,7 @@ def deep_relu_grid(done: pd.DataFrame, inputs: Inputs) -> Result:
     has_p = r["p_star"].notna()
     upper = h.num(done, "upper_bound").where(lambda s: s.notna(), r["best"])
     lower = r["lower"]
+    limit = h.num(done, "deep_dual_limit")
     data = pd.DataFrame(
         {
             "run_id": done["run_id"].values,
@@ -85,6 +91,9 @@ def deep_relu_grid(done: pd.DataFrame, inputs: Inputs) -> Result:
             "bracket_lower": lower.where(~has_p).values,
             "bracket_upper": upper.where(~has_p).values,
             "bracket_rel_width": ((upper - lower) / upper.abs()).where(~has_p).values,
+            # deep ReLU K = 1: the width left even at the relaxation's limit (the part of the
+            # bracket that is the relaxation plus the network, not the dual point)
+            "limit_rel_width": ((upper - limit) / upper.abs()).where(~has_p).values,
             "w1_alignment": h.num(done, "w1_alignment").values,
             "miss": classify_misses(done, inputs.curves).values,
         }
@@ -104,6 +113,7 @@ def deep_relu_grid(done: pd.DataFrame, inputs: Inputs) -> Result:
         worst_sgd_gap=("sgd_gap", "max"),
         median_certified_gap=("cert_gap", "median"),
         median_bracket_width=("bracket_rel_width", "median"),
+        median_limit_width=("limit_rel_width", "median"),
     )
     closed = white & (K == 1)
     checks = theory_checks(done, section="§3, §10", what="P* (§3 closed form / §10 program)")

@@ -353,6 +353,8 @@ def test_deep_relu_grid(outs, runs) -> None:
     row = out.data.set_index("run_id").loc[spec.key]
     assert np.isnan(row["p_star"]) and row["certificate"] == res.certificate
     assert row["bracket_lower"] <= res.sgd_objective
+    # deep ReLU K = 1: the width left at the relaxation's limit is part of the bracket's width
+    assert 0.0 <= row["limit_rel_width"] <= row["bracket_rel_width"] * (1 + 1e-7)
     routes = _check(out, "routes to P* agree")
     assert routes.status is ex.Status.PASS and "1 bracketed only" in routes.seen
     assert out.reach.n == 0 and out.reach.without == 1

@@ -40,6 +40,11 @@ FAMILIES = {
         model=ModelSpec(depth=3, width=5, ball="operator"),
         train=TrainSpec(steps=50, log_every=25, lr=0.002),
     ),
+    "deep_dual_limit": TrialSpec(
+        data=DataSpec(n=8, d=3),
+        model=ModelSpec(depth=3, width=4, activation="relu"),
+        train=TrainSpec(beta=0.1, steps=50, log_every=25),
+    ),
     "p_star_any_width": TrialSpec(
         data=DataSpec(n=8, d=2),
         model=ModelSpec(depth=2, width=1, activation="relu"),

@@ -74,6 +74,17 @@ def test_not_covered_problems_report_reason_and_a_valid_certificate() -> None:
     assert "rel_gap" not in r.metrics() and "certified_gap" in r.metrics()
 
 
+def test_deep_relu_trial_logs_the_relaxation_limit_inside_its_bracket() -> None:
+    """Deep ReLU, K = 1, raw data: the bracket [certificate, network] and the optimised bound's
+    limit between its ends (solvers.dual.deep_relu_dual; what the relaxation can give at most)."""
+    s = spec(data={"kind": "gaussian", "n": 10, "d": 6}, model={"activation": "relu"})
+    (r,) = run_batch([s])
+    assert r.status == "finished", r.error
+    assert r.exact_objective is None and r.bracket_rel_width is not None
+    assert r.lower_bound == r.certificate == r.extra["dual_bound"]
+    assert r.lower_bound * (1 - 1e-7) <= r.extra["deep_dual_limit"] <= r.upper_bound
+
+
 def test_spline_trial_reports_spline_statistics() -> None:
     s = spec(
         data={"kind": "spline_1d", "n": 6, "d": 1},
