@@ -80,6 +80,8 @@ INNER_TOL_MIN = 1e-13  # below this, no new block means the round-off floor: sto
 READ_OUT_DROPS = (1e-6, 1e-9)  # blocks below this × the largest are dropped from a read-out net
 USED_BLOCK_RTOL = 1e-9  # ‖u_j‖ > this × the largest: a block stays in the working set
 REDUCE_RTOL = 1e-12  # Carathéodory's network is kept if its objective is within this (round-off)
+NEIGHBOUR_FLIPS = 16  # points nearest each active neuron's hyperplane flipped (pricing)
+ORACLE_STALL_NODES = 200  # SCIP stops this many nodes after its last better violator (measured)
 LOCAL_GTOL = 1e-12  # L-BFGS gradient tolerance of the bracket's local search
 
 
@@ -205,10 +207,19 @@ def solve_on(
         viol = []
         for c in cands:  # each network certifies itself: keep the one with the smallest own gap
             lam = residual(p, c[1])
-            cbar, v = price(geo, lam, beta=beta, top=add_per_round)
-            if not geo.exact:  # sampled cells bound nothing: the provable relaxation instead,
-                cbar = relaxed_dual_norm(p.X, lam, bias=p.bias)  # and the local search prices
-                v = _searched(p, lam, beta) + v
+            if geo.exact:
+                cbar, v = price(geo, lam, beta=beta, top=add_per_round)
+            else:  # sampled cells bound nothing: the provable relaxation instead; the local
+                # search and the sampled cells price, only until a candidate has violators
+                # (the loop keeps the first candidate's violators)
+                cbar = relaxed_dual_norm(p.X, lam, bias=p.bias)
+                v = (
+                    []
+                    if viol
+                    else _searched(p, lam, beta)
+                    + _sampled(geo, lam, beta, add_per_round)
+                    + _neighbours(geo, Dw, Z, lam, beta, add_per_round)
+                )
             own = scaled_dual(lam, y, beta, cbar)
             lower = max(lower, own)
             viol = viol or v
@@ -220,7 +231,15 @@ def solve_on(
         if not geo.exact and not viol and left > 0:  # the exact check: the MIP oracle
             cur = cands[0]  # this round's best network (own gaps above used the loose bound)
             lam = residual(p, cur[1])
-            res = dual_norm_oracle(p.X, lam, bias=p.bias, time_limit=left, tol=0.1 * tol)
+            res = dual_norm_oracle(
+                p.X,
+                lam,
+                bias=p.bias,
+                time_limit=left,
+                tol=0.1 * tol,
+                target=beta * (1.0 + 0.1 * tol),
+                stall_nodes=ORACLE_STALL_NODES,
+            )
             oracle["calls"] += 1
             oracle["seconds"] += sum(r.seconds for r in res)
             cbar = min(max(r.upper for r in res), relaxed_dual_norm(p.X, lam, bias=p.bias))
@@ -228,7 +247,7 @@ def solve_on(
             lower = max(lower, own)
             if cur[0] - own < best[0] - best_own:
                 best, best_own = cur, own
-                oracle["exact"] = all(r.exact for r in res)
+                oracle["exact"] = all(r.exact or r.below_target for r in res)
             viol = [_sep_block(geo, r) for r in res if r.value > beta * (1.0 + VIOLATION_RTOL)]
         if best[0] - lower <= tol * abs(best[0]) and best[0] - best_own <= tol * abs(best[0]):
             break
@@ -276,6 +295,33 @@ def _sep_block(geo: Geometry, res: SepResult) -> tuple[np.ndarray, int, float]:
     """A separation maximiser as a block (its pattern ``1[Xu + b > 0]`` holds it: a cone of the
     program) with its sign and value."""
     return np.asarray(res.pattern, bool), int(res.sign), float(res.value)
+
+
+def _sampled(geo: Geometry, lam: np.ndarray, beta: float, top: int) -> list:
+    """Violated blocks among the sampled cells (no bound: pricing only)."""
+    return price(geo, lam, beta=beta, top=top)[1]
+
+
+def _neighbours(
+    geo: Geometry, Dw: np.ndarray, Z: np.ndarray, lam: np.ndarray, beta: float, top: int
+) -> list:
+    """Violated blocks among the cells next to the working set's active blocks: each block's
+    pattern with one of its ``NEIGHBOUR_FLIPS`` points nearest to the neuron's hyperplane
+    flipped, priced by the exact cone maximum (any pattern's cone is a valid block; no bound).
+    The MIP oracle's violators were mostly there (the dual point moves little per round)."""
+    import dataclasses
+
+    nu = np.linalg.norm(Z[:, : geo.r], axis=1)
+    act = np.flatnonzero(nu > USED_BLOCK_RTOL * max(float(np.max(nu, initial=0.0)), 1e-300))
+    if act.size == 0:
+        return []
+    xn = np.linalg.norm(geo.Xt, axis=1)
+    near = np.argsort(np.abs(Z[act] @ geo.Xt.T) / xn[None, :], axis=1)[:, :NEIGHBOUR_FLIPS]
+    P = np.repeat(Dw[act], near.shape[1], axis=0)
+    rows = np.arange(P.shape[0])
+    P[rows, near.ravel()] = ~P[rows, near.ravel()]
+    P = np.unique(P, axis=0)
+    return price(dataclasses.replace(geo, patterns=P, exact=False), lam, beta=beta, top=top)[1]
 
 
 def _searched(p: Problem, lam: np.ndarray, beta: float) -> list[tuple[np.ndarray, int, float]]:

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from solvers import NotCovered, Problem, certificate, objective, solve
-from solvers.problem import Network, Status
+from solvers.problem import Network, Status, forward
 from solvers.two_layer import (
     dual_norm,
     enumerate_patterns,
@@ -498,3 +498,32 @@ def test_time_limit_applies_beyond_the_cap_only() -> None:
     p = _instance(20, 3, 6, 0.1, False)  # 382 patterns: several column-generation rounds
     opt = solve_two_layer(p, time_limit=0.0)
     assert opt.status is Status.CERTIFIED and opt.info["rounds"] > 1
+
+
+@pytest.mark.parametrize(("bias", "seed"), [(False, 5), (False, 7), (False, 0), (True, 3)])
+def test_sampled_cells_are_priced_by_their_cone_maximum(bias: bool, seed: int) -> None:
+    """Beyond the cap (cap = 50) the sampled cells (20,000 directions: every cell of 12 points
+    in 3 dimensions) are priced by the exact maximum over each cell's cone, so the best violator
+    equals c(λ) from the MIP oracle (independent, 1e-9) at the residual of a random network.
+    Pricing only the cells whose unconstrained maximiser lies inside (before issue 17's
+    profiling) found nothing at seeds 5 and 7 (value 0 vs 6.9 and 4.8) and 7.39 vs 7.95 at
+    (bias, 3): the maximiser lies on a face there."""
+    pytest.importorskip("pyscipopt")
+    from solvers.arrangement import geometry, price
+    from solvers.separation import dual_norm_oracle
+
+    rng = np.random.default_rng(seed)
+    X, y = rng.standard_normal((12, 3)), rng.standard_normal(12)
+    geo = geometry(X, bias, cap=50)
+    assert not geo.exact
+    p = Problem(X, y, 2, 0.1, "relu", bias=bias)
+    W1, W2 = rng.standard_normal((3, 2)), rng.standard_normal((2, 1))
+    net = Network(weights=(W1, W2), biases=(rng.standard_normal(2),) if bias else None)
+    lam = y - forward(p, net)[:, 0]
+    lam = lam - lam.mean() if bias else lam
+    top, _ = dual_norm_oracle(X, lam, bias=bias, time_limit=60.0)
+    assert top.exact
+    best, viol = price(geo, lam, beta=0.5 * top.value, top=8)
+    assert best == pytest.approx(top.value, rel=1e-9)
+    assert viol and viol[0][2] == pytest.approx(top.value, rel=1e-9)
+    assert all(v <= top.upper * (1 + 1e-12) for _, _, v in viol)  # values are achieved
