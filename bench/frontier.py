@@ -4,6 +4,7 @@
     python -m bench.frontier --d 5 --bisect 24:80 --limit 60     # largest n certified (bisection)
     python -m bench.frontier --brackets --shapes 200x10,1000x20 --limit 60
     python -m bench.frontier --profile 60x3b,40x5,30x10 --limit 60   # where the time goes
+    python -m bench.frontier --compare 40x3,20x3b --cap 50 --limit 60  # vs cvxpy and pyscnn
 
 Two oracles run on the same instances, one after the other in one process (the machine's load
 hits both):
@@ -25,6 +26,11 @@ Frontier mode: ``solve_two_layer(p, time_limit=limit)`` on Gaussian X, y (``benc
 Profile mode: one ``solve_two_layer`` per shape (``NxD``, ``b`` = with bias) with the module's
 own oracle, wall time split between the loop's parts (:data:`PROFILED`, timed where
 :mod:`solvers.column_generation` calls them; the rest is the loop's own bookkeeping).
+Compare mode: ``solve_two_layer(p, cap=CAP, time_limit=limit)`` (a small ``--cap`` forces
+column generation with the MIP oracle where the enumeration would still run) beside cvxpy on
+ALL enumerated patterns (``solvers.reference.relu_two_layer``, up to ``CVXPY_PATTERNS``) and
+pyscnn (``bench.two_layer._pyscnn``, if importable): time and (value − our certified lower
+end)/lower end.
 Brackets mode (n too large for column generation within minutes): a network from L-BFGS
 (``local_network`` from the zero network, width 16), its certificate ``D(αλ)`` (THEORY §7, λ its
 residual, ``α ≤ β/c̄`` with ``c̄`` the oracle's bound after ``limit`` seconds, both signs); width
@@ -201,6 +207,41 @@ def profile(shapes: list[tuple[int, int, bool]], limit: float, data: str) -> Non
         )
 
 
+CVXPY_PATTERNS = 3000  # cvxpy over all patterns takes minutes beyond this (BENCHMARKS.md)
+
+
+def compare(shapes: list[tuple[int, int, bool]], limit: float, data: str, cap: int) -> None:
+    from bench.two_layer import _pyscnn
+    from solvers.arrangement import enumerate_patterns
+    from solvers.reference import relu_two_layer
+
+    print(
+        "| data | n | d | bias | patterns | ours status | ours s | ours gap | cvxpy s | cvxpy err "
+        "| pyscnn s | pyscnn err |\n|---|---|---|---|---|---|---|---|---|---|---|---|"
+    )
+    for n, d, bias in shapes:
+        p = _frontier_problem(data, n, d, bias, 0.1)
+        t = time.perf_counter()
+        opt = tl.solve_two_layer(p, cap=cap, time_limit=limit)
+        dt = time.perf_counter() - t
+        low = opt.lower_bound
+        D = enumerate_patterns(p.X, bias=bias, cap=10**9)
+        cv = py = "—"
+        if D.shape[0] <= CVXPY_PATTERNS:
+            t = time.perf_counter()
+            val, _, _ = relu_two_layer(p.X, p.Y[:, 0], p.beta, D, bias=bias)
+            cv = f"{time.perf_counter() - t:.1f} | {(val - low) / low:+.1e}"
+        else:
+            cv = "— | —"
+        res = _pyscnn(p, D.shape[0])
+        py = "— | —" if res is None else f"{res[1]:.1f} | {(res[0] - low) / low:+.1e}"
+        print(
+            f"| {data} | {n} | {d} | {'yes' if bias else 'no'} | {D.shape[0]} | "
+            f"{opt.status.value} | {dt:.1f} | {opt.rel_gap:.1e} | {cv} | {py} |",
+            flush=True,
+        )
+
+
 def _zero_network(p: Problem, width: int) -> Network:
     W1, W2 = np.zeros((p.d, width)), np.zeros((width, 1))
     return Network(weights=(W1, W2), biases=(np.zeros(width),) if p.bias else None)
@@ -244,6 +285,8 @@ def main() -> None:
     ap.add_argument("--ns", default="", help="comma-separated n (frontier mode)")
     ap.add_argument("--bisect", default="", help="lo:hi, largest n certified (bisection)")
     ap.add_argument("--profile", default="", help="NxD[b],... time split per shape")
+    ap.add_argument("--compare", default="", help="NxD[b],... vs cvxpy (all patterns), pyscnn")
+    ap.add_argument("--cap", type=int, default=20_000, help="pattern cap (--compare)")
     ap.add_argument("--brackets", action="store_true", help="oracle brackets at large n")
     ap.add_argument("--shapes", default="200x10,200x20", help="NxD,... for --brackets")
     ap.add_argument("--limit", type=float, default=60.0, help="seconds per solve / oracle")
@@ -254,12 +297,15 @@ def main() -> None:
     kinds = args.oracles.split(",")
     if set(kinds) - set(ORACLES):
         ap.error(f"--oracles: unknown {sorted(set(kinds) - set(ORACLES))}; known {ORACLES}")
-    if args.profile:
+    if args.profile or args.compare:
         shapes = [
             (*(int(v) for v in s.rstrip("b").split("x")), s.endswith("b"))
-            for s in args.profile.split(",")
+            for s in (args.profile or args.compare).split(",")
         ]
-        profile(shapes, args.limit, args.data)
+        if args.profile:
+            profile(shapes, args.limit, args.data)
+        else:
+            compare(shapes, args.limit, args.data, args.cap)
     elif args.brackets:
         shapes = [tuple(int(v) for v in s.split("x")) for s in args.shapes.split(",")]
         brackets(shapes, args.limit, args.bias, args.data, kinds)
