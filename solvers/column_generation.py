@@ -81,7 +81,6 @@ READ_OUT_DROPS = (1e-6, 1e-9)  # blocks below this × the largest are dropped fr
 USED_BLOCK_RTOL = 1e-9  # ‖u_j‖ > this × the largest: a block stays in the working set
 REDUCE_RTOL = 1e-12  # Carathéodory's network is kept if its objective is within this (round-off)
 NEIGHBOUR_FLIPS = 16  # points nearest each active neuron's hyperplane flipped (pricing)
-ORACLE_STALL_NODES = 200  # SCIP stops this many nodes after its last better violator (measured)
 LOCAL_GTOL = 1e-12  # L-BFGS gradient tolerance of the bracket's local search
 
 
@@ -238,7 +237,6 @@ def solve_on(
                 time_limit=left,
                 tol=0.1 * tol,
                 target=beta * (1.0 + 0.1 * tol),
-                stall_nodes=ORACLE_STALL_NODES,
             )
             oracle["calls"] += 1
             oracle["seconds"] += sum(r.seconds for r in res)

@@ -311,6 +311,13 @@ def max_relu_correlation(
             each node costs more, and at n ≤ 60 the proofs are slower; with bias, uniform
             200 × 10, the bound was 1.1× looser).
 
+        stall_nodes: with ``target``, stop once SCIP holds a point above the target and this
+            many nodes passed without a better one (``limits/stallnodes``): a violator sooner,
+            with SCIP's bound so far (valid, loose); with no point above the target the stall
+            is ignored and the solve goes on (else the proof ``≤ target`` would be lost).
+            Column generation does not use it (bench/frontier.py's ``stall`` oracle: looser
+            brackets, measured in BENCHMARKS.md).
+
     Returns:
         :class:`SepResult`; ``upper ≥`` the true maximum always (up to SCIP's LP tolerances,
         absorbed by ``SCIP_SLACK``), ``value ≤`` it always (evaluated in float64).
