@@ -18,10 +18,13 @@ and warm-starts each working set from the previous β.
 **Beyond the cap (issue 17).** The a-priori count is taken over DISTINCT hyperplanes
 (:func:`solvers.arrangement._hyperplanes`: duplicated rows and, without bias, ``x``/``−x`` cut the same one). Past
 it the working set starts from sampled cells and the warm-start networks' neurons; each round
-is priced by the sampled cells and the local search of :mod:`solvers.separation` (no bound:
-pricing only); when they find no new violated block, the exact check ``c(λ)`` is the MIP oracle
-(:func:`solvers.separation.dual_norm_oracle`, SCIP) with the time left. Its bound (valid when
-stopped early) gives the lower end; CERTIFIED when it proved ``c(λ)`` and the relative gap is
+is priced (no bound: pricing only) by the exact cone maximum of the sampled cells
+(:func:`solvers.arrangement.price`) and of the cells next to the active blocks
+(:func:`_neighbours`: one of the ``NEIGHBOUR_FLIPS`` points nearest a neuron's hyperplane
+flipped), and by the local search of :mod:`solvers.separation`; when they find no new violated
+block, the exact check ``c(λ)`` is the MIP oracle (:func:`solvers.separation.dual_norm_oracle`,
+SCIP, objective limit ``β(1 + 0.1·tol)``: a proof below it counts as exact) with the time
+left. Its bound (valid when stopped early) gives the lower end; CERTIFIED when it proved ``c(λ)`` and the relative gap is
 ``≤ TOL_BEYOND_CAP`` (1e-6), else BRACKET at ``time_limit`` (default ``TIME_LIMIT`` = 300 s; a
 round in progress finishes first). A bracket's upper end is the best of the program's network
 and L-BFGS (:func:`local_network`) from it and from every warm start (a network with no active
@@ -32,7 +35,7 @@ module does not do.
 Tolerances (module constants, each with its reason next to it): ``TOL`` (certified relative
 gap within the cap), ``TOL_BEYOND_CAP`` (beyond it), ``INNER_TOL`` / ``INNER_TOL_MIN`` (the
 conic solve on the working set), ``READ_OUT_DROPS``, ``USED_BLOCK_RTOL``, ``REDUCE_RTOL``,
-``LOCAL_GTOL``, and ``VIOLATION_RTOL`` from :mod:`solvers.arrangement` (a block is violated
+``LOCAL_GTOL``, ``NEIGHBOUR_FLIPS``, and ``VIOLATION_RTOL`` from :mod:`solvers.arrangement` (a block is violated
 above β(1 + 1e-10)).
 """
 
