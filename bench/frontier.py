@@ -83,8 +83,8 @@ def oracle(kind: str, beta: float) -> Iterator[None]:
     cuts = {"old": False, "cut": True, "target": False, "first": False}.get(kind)
     use_target = kind in ("target", "first", "new", "stall")
 
-    def call(X, lam, *, bias=False, time_limit=60.0, tol=1e-9):  # noqa: ANN001, ANN202
-        target = beta * (1 + tol) if use_target else None
+    def call(X, lam, *, bias=False, time_limit=60.0, tol=1e-9, target=None):  # noqa: ANN001, ANN202
+        target = beta * (1 + tol) if use_target else None  # the kind decides, not the caller
         res = dual_norm_oracle(
             X,
             lam,
