@@ -3,6 +3,8 @@
     python -m bench.frontier --d 5 --ns 30,40,60 --limit 60      # status per n, both oracles
     python -m bench.frontier --d 5 --bisect 24:80 --limit 60     # largest n certified (bisection)
     python -m bench.frontier --brackets --shapes 200x10,1000x20 --limit 60
+    python -m bench.frontier --profile 60x3b,40x5,30x10 --limit 60   # where the time goes
+    python -m bench.frontier --compare 40x3,20x3b --cap 50 --limit 60  # vs cvxpy and pyscnn
 
 Two oracles run on the same instances, one after the other in one process (the machine's load
 hits both):
@@ -15,10 +17,24 @@ hits both):
   ``r.exact or r.below_target``: the change proposed for ``solvers.column_generation.solve_on``,
   applied here by wrapping the oracle it imports);
 - **first**: as target, and SCIP stops at the first violator (``first_violator=True``);
-- **new**: the module's defaults (cut from ``CUT_MIN_POINTS`` points with λ_i > 0) and target.
+- **new**: the module's defaults (cut from ``CUT_MIN_POINTS`` points with λ_i > 0) and target;
+- **stall**: as target, and SCIP stops ``STALL_NODES`` nodes after its last better point above
+  the target (``stall_nodes``): a violator in ~40% less time per call, but SCIP's bound at that
+  point is loose (measured: a violator 1.2e-7 above β already in the working set stopped the
+  proof that would have certified 27 × 5, and brackets' lower ends came out 10× wider);
+- **module**: nothing wrapped: the oracle exactly as :mod:`solvers.column_generation` calls it
+  (what a checkout's own code does: the before/after frontier of two checkouts).
 
 Frontier mode: ``solve_two_layer(p, time_limit=limit)`` on Gaussian X, y (``bench.two_layer``'s
 ``_frontier_problem``, β = 0.1), CERTIFIED = relative gap ≤ 1e-6 with ``c(λ)`` proved.
+Profile mode: one ``solve_two_layer`` per shape (``NxD``, ``b`` = with bias) with the module's
+own oracle, wall time split between the loop's parts (:data:`PROFILED`, timed where
+:mod:`solvers.column_generation` calls them; the rest is the loop's own bookkeeping).
+Compare mode: ``solve_two_layer(p, cap=CAP, time_limit=limit)`` (a small ``--cap`` forces
+column generation with the MIP oracle where the enumeration would still run) beside cvxpy on
+ALL enumerated patterns (``solvers.reference.relu_two_layer``, up to ``CVXPY_PATTERNS``) and
+pyscnn (``bench.two_layer._pyscnn``, if importable): time and (value − our certified lower
+end)/lower end.
 Brackets mode (n too large for column generation within minutes): a network from L-BFGS
 (``local_network`` from the zero network, width 16), its certificate ``D(αλ)`` (THEORY §7, λ its
 residual, ``α ≤ β/c̄`` with ``c̄`` the oracle's bound after ``limit`` seconds, both signs); width
@@ -42,7 +58,18 @@ from solvers.problem import Network, forward
 from solvers.scalar import scaled_dual_value
 from solvers.separation import dual_norm_oracle
 
-ORACLES = ("old", "cut", "target", "first", "new")  # --oracles picks; the default runs old and new
+ORACLES = (
+    "old",
+    "cut",
+    "target",
+    "first",
+    "new",
+    "stall",
+    "module",
+)  # --oracles picks (default: old,new)
+
+
+STALL_NODES = 200  # the "stall" oracle: nodes without a better violator before SCIP stops
 
 
 @contextlib.contextmanager
@@ -50,11 +77,14 @@ def oracle(kind: str, beta: float) -> Iterator[None]:
     """Column generation (:mod:`solvers.column_generation`, where the loop calls the oracle)
     with the ``kind`` oracle (module doc)."""
 
+    if kind == "module":
+        yield
+        return
     cuts = {"old": False, "cut": True, "target": False, "first": False}.get(kind)
-    use_target = kind in ("target", "first", "new")
+    use_target = kind in ("target", "first", "new", "stall")
 
-    def call(X, lam, *, bias=False, time_limit=60.0, tol=1e-9):  # noqa: ANN001, ANN202
-        target = beta * (1 + tol) if use_target else None
+    def call(X, lam, *, bias=False, time_limit=60.0, tol=1e-9, target=None):  # noqa: ANN001, ANN202
+        target = beta * (1 + tol) if use_target else None  # the kind decides, not the caller
         res = dual_norm_oracle(
             X,
             lam,
@@ -64,6 +94,7 @@ def oracle(kind: str, beta: float) -> Iterator[None]:
             target=target,
             first_violator=kind == "first",
             cuts=cuts,
+            stall_nodes=STALL_NODES if kind == "stall" else None,
         )
         return tuple(r if r.exact or not r.below_target else _proved(r) for r in res)
 
@@ -88,7 +119,8 @@ def _solve(kind: str, n: int, d: int, bias: bool, limit: float, data: str = "gau
         opt = tl.solve_two_layer(p, time_limit=limit)
         dt = time.perf_counter() - t
     orc = opt.info.get("oracle", {})
-    certified = opt.status.value == "certified"
+    # within the cap the enumeration has no time limit: certified counts within 1.1 × limit
+    certified = opt.status.value == "certified" and dt <= 1.1 * limit
     print(
         f"| {data} | {n} | {d} | {'yes' if bias else 'no'} | {kind} | {opt.status.value} | "
         f"{opt.rel_gap:.1e} | {opt.info.get('patterns')} | {opt.info.get('rounds')} | "
@@ -123,6 +155,107 @@ def bisect(d: int, lo: int, hi: int, limit: float, bias: bool, data: str, kinds:
             else:
                 b = mid
         print(f"\n{kind}: largest n certified in {limit:.0f} s, d = {d}: ≥ {a}, < {b}\n")
+
+
+PROFILED = {  # part → the names column generation calls (timed in its namespace)
+    "geometry (sampled cells)": (tl, "cached_geometry"),
+    "master (Clarabel)": (cg, "solve_restricted"),
+    "faces + polish": (cg, "active_faces", "polish", "polished_blocks"),
+    "read-out": (cg, "network_from_blocks"),
+    "pricing (sampled cells)": (cg, "price"),
+    "relaxed bound": (cg, "relaxed_dual_norm"),
+    "local search": (cg, "_searched"),
+    "MIP oracle (SCIP)": (cg, "dual_norm_oracle"),
+    "bracket L-BFGS": (cg, "local_network"),
+}
+
+
+@contextlib.contextmanager
+def timed(parts: dict) -> Iterator[dict]:
+    """Wrap every name of :data:`PROFILED` (``parts``) so that its seconds and calls add up."""
+    spent = {k: [0.0, 0] for k in parts}
+    saved = []
+
+    def wrap(key: str, f):  # noqa: ANN001, ANN202
+        def g(*a, **kw):  # noqa: ANN002, ANN003, ANN202
+            t = time.perf_counter()
+            try:
+                return f(*a, **kw)
+            finally:
+                spent[key][0] += time.perf_counter() - t
+                spent[key][1] += 1
+
+        return g
+
+    for key, (mod, *names) in parts.items():
+        for name in names:
+            saved.append((mod, name, getattr(mod, name)))
+            setattr(mod, name, wrap(key, getattr(mod, name)))
+    try:
+        yield spent
+    finally:
+        for mod, name, f in reversed(saved):
+            setattr(mod, name, f)
+
+
+def profile(shapes: list[tuple[int, int, bool]], limit: float, data: str) -> None:
+    names = list(PROFILED)
+    print(
+        "| data | n | d | bias | status | rel. gap | rounds | blocks | wall s | "
+        + " | ".join(names)
+        + " | other |"
+    )
+    print("|" + "---|" * (10 + len(names)))
+    for n, d, bias in shapes:
+        p = _frontier_problem(data, n, d, bias, 0.1)
+        with timed(PROFILED) as spent:
+            t = time.perf_counter()
+            opt = tl.solve_two_layer(p, time_limit=limit)
+            dt = time.perf_counter() - t
+        cells = [f"{s:.1f} ({c})" for s, c in spent.values()]
+        other = dt - sum(s for s, _ in spent.values())
+        print(
+            f"| {data} | {n} | {d} | {'yes' if bias else 'no'} | {opt.status.value} | "
+            f"{opt.rel_gap:.1e} | {opt.info.get('rounds')} | {opt.info.get('blocks')} | {dt:.0f} | "
+            + " | ".join(cells)
+            + f" | {other:.1f} |",
+            flush=True,
+        )
+
+
+CVXPY_PATTERNS = 3000  # cvxpy over all patterns takes minutes beyond this (BENCHMARKS.md)
+
+
+def compare(shapes: list[tuple[int, int, bool]], limit: float, data: str, cap: int) -> None:
+    from bench.two_layer import _pyscnn
+    from solvers.arrangement import enumerate_patterns
+    from solvers.reference import relu_two_layer
+
+    print(
+        "| data | n | d | bias | patterns | ours status | ours s | ours gap | cvxpy s | cvxpy err "
+        "| pyscnn s | pyscnn err |\n|---|---|---|---|---|---|---|---|---|---|---|---|"
+    )
+    for n, d, bias in shapes:
+        p = _frontier_problem(data, n, d, bias, 0.1)
+        t = time.perf_counter()
+        opt = tl.solve_two_layer(p, cap=cap, time_limit=limit)
+        dt = time.perf_counter() - t
+        low = opt.lower_bound
+        D = enumerate_patterns(p.X, bias=bias, cap=10**9)
+        cv = py = "—"
+        if D.shape[0] <= CVXPY_PATTERNS:
+            t = time.perf_counter()
+            val, _, _ = relu_two_layer(p.X, p.Y[:, 0], p.beta, D, bias=bias)
+            cv = f"{time.perf_counter() - t:.1f} | {(val - low) / low:+.1e}"
+        else:
+            cv = "— | —"
+        res = _pyscnn(p, D.shape[0])
+        py = "— | —" if res is None else f"{res[1]:.1f} | {(res[0] - low) / low:+.1e}"
+        print(
+            f"| {data} | {n} | {d} | {'yes' if bias else 'no'} | {D.shape[0]} | "
+            f"{opt.status.value} | {dt:.1f} | {opt.rel_gap:.1e} | {cv} | {py} |",
+            flush=True,
+        )
 
 
 def _zero_network(p: Problem, width: int) -> Network:
@@ -167,6 +300,9 @@ def main() -> None:
     ap.add_argument("--d", type=int, default=5)
     ap.add_argument("--ns", default="", help="comma-separated n (frontier mode)")
     ap.add_argument("--bisect", default="", help="lo:hi, largest n certified (bisection)")
+    ap.add_argument("--profile", default="", help="NxD[b],... time split per shape")
+    ap.add_argument("--compare", default="", help="NxD[b],... vs cvxpy (all patterns), pyscnn")
+    ap.add_argument("--cap", type=int, default=20_000, help="pattern cap (--compare)")
     ap.add_argument("--brackets", action="store_true", help="oracle brackets at large n")
     ap.add_argument("--shapes", default="200x10,200x20", help="NxD,... for --brackets")
     ap.add_argument("--limit", type=float, default=60.0, help="seconds per solve / oracle")
@@ -177,7 +313,16 @@ def main() -> None:
     kinds = args.oracles.split(",")
     if set(kinds) - set(ORACLES):
         ap.error(f"--oracles: unknown {sorted(set(kinds) - set(ORACLES))}; known {ORACLES}")
-    if args.brackets:
+    if args.profile or args.compare:
+        shapes = [
+            (*(int(v) for v in s.rstrip("b").split("x")), s.endswith("b"))
+            for s in (args.profile or args.compare).split(",")
+        ]
+        if args.profile:
+            profile(shapes, args.limit, args.data)
+        else:
+            compare(shapes, args.limit, args.data, args.cap)
+    elif args.brackets:
         shapes = [tuple(int(v) for v in s.split("x")) for s in args.shapes.split(",")]
         brackets(shapes, args.limit, args.bias, args.data, kinds)
     elif args.bisect:

@@ -86,6 +86,7 @@ FEAS_RTOL = 1e-9  # a candidate maximiser counts as inside its cell up to this (
 NNLS_MAXITER = 50  # × n: Lawson–Hanson iterations (it needs about n; 50n only against cycling)
 BIAS_WEIGHT = 1e6  # × max(M, 1): weight of the bias equality in the NNLS (then solved exactly)
 ACTIVE_STEPS = 3  # rows the vectorised active set adds per cell before NNLS (fastest at d = 5)
+PRICE_CONE_SOLVES = 256  # sampled cells: cone maxima (NNLS) per pricing call, best bounds first
 CANDIDATES = 32  # distinct candidate maximisers a pricing call returns by default (best first)
 VIOLATION_RTOL = 1e-10  # value > β(1 + VIOLATION_RTOL): violated (round-off of β is no news)
 HYPERPLANE_ATOL = (
@@ -505,7 +506,12 @@ def _active_set_values(
 
 
 def dual_norm_exact(
-    geo: Geometry, lam: np.ndarray, *, top: int = CANDIDATES, floor: float = 0.0
+    geo: Geometry,
+    lam: np.ndarray,
+    *,
+    top: int = CANDIDATES,
+    floor: float = 0.0,
+    max_solves: int | None = None,
 ) -> tuple[float, list]:
     """``c(λ) = max_{‖u‖≤1, b} |λᵀ(X̃z)_+|`` per pattern (module doc). Vectorised first: every
     cell (and sign) whose unconstrained maximiser lies in it, or whose maximiser the first
@@ -516,7 +522,9 @@ def dual_norm_exact(
     best; candidates at most ``floor`` are not wanted: a pricing call's β). Feasibility errs
     towards accepting and every value is a dual value, so the result is never below ``c(λ)``.
     Returns the value and up to ``max(top, 1)`` candidates ``(value, sign, D)`` sorted by value
-    (largest first; ``D`` a cell whose cone holds the maximiser, one per maximiser)."""
+    (largest first; ``D`` a cell whose cone holds the maximiser, one per maximiser).
+    ``max_solves``: at most this many :func:`_cone_max` calls (pricing only: the value is then
+    no longer ``c(λ)``)."""
     import heapq
 
     val, ok, _ = _cell_values(geo, lam)
@@ -567,6 +575,8 @@ def dual_norm_exact(
     ub = np.where(ok, -np.inf, ub)
     rest = np.argwhere(ub > 0)
     rest = rest[np.argsort(-ub[rest[:, 0], rest[:, 1]], kind="stable")]
+    if max_solves is not None:
+        rest = rest[:max_solves]
     for i, si in rest:
         wanted = max(heap[0] if len(heap) >= keep else 0.0, floor) if top > 0 else best
         cut_at = min(best, wanted)  # c(λ) needs ub > best, the candidates ub > wanted
@@ -580,31 +590,19 @@ def dual_norm_exact(
     return best, cands[:keep]
 
 
-def _best(levels: list) -> tuple[float, list]:
-    best = 0.0
-    cands: list[tuple[float, int, np.ndarray]] = []
-    for D, (val, ok, _Z) in levels:
-        v = np.where(ok, val, -np.inf)
-        if v.size:
-            best = max(best, float(np.max(v)))
-        idx = np.argwhere(np.isfinite(v))
-        top = idx[np.argsort(-v[idx[:, 0], idx[:, 1]])[:256]]
-        for i, si in top:
-            cands.append((float(val[i, si]), 1 - 2 * int(si), D[i]))
-    cands.sort(key=lambda c: -c[0])
-    return best, cands
-
-
 def price(
     geo: Geometry, lam: np.ndarray, *, beta: float | None = None, top: int = CANDIDATES
 ) -> tuple[float, list[tuple[np.ndarray, int, float]]]:
     """``(c̄, violators)``: ``c̄ ≥ c(λ)`` and new blocks ``(pattern, sign, value)`` whose cone
-    holds a maximiser with value > β (largest first)."""
-    if geo.exact:
-        floor = 0.0 if beta is None else beta * (1.0 + VIOLATION_RTOL)
-        cbar, cands = dual_norm_exact(geo, lam, top=top, floor=floor)
-    else:  # sampled patterns: only the cells we have (NOT a bound on c(λ))
-        cbar, cands = _best([(geo.patterns, _cell_values(geo, lam))])
+    holds a maximiser with value > β (largest first). With sampled patterns (not
+    ``geo.exact``) the same exact maximum over each sampled cell's cone (:func:`dual_norm_exact`):
+    every violator is a valid block, but ``c̄`` is the best SAMPLED cell, not a bound on
+    ``c(λ)``, and at most ``PRICE_CONE_SOLVES`` cells that need an NNLS are solved (before
+    issue 17's profiling only cells whose unconstrained maximiser lies inside were priced; in
+    d = 5 almost none does, so the MIP oracle had to find every violator)."""
+    floor = 0.0 if beta is None else beta * (1.0 + VIOLATION_RTOL)
+    solves = None if geo.exact else PRICE_CONE_SOLVES
+    cbar, cands = dual_norm_exact(geo, lam, top=top, floor=floor, max_solves=solves)
     viol = []
     if beta is not None:
         viol = [(D, s, v) for v, s, D in cands if v > beta * (1.0 + VIOLATION_RTOL)]

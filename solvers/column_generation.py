@@ -18,10 +18,13 @@ and warm-starts each working set from the previous β.
 **Beyond the cap (issue 17).** The a-priori count is taken over DISTINCT hyperplanes
 (:func:`solvers.arrangement._hyperplanes`: duplicated rows and, without bias, ``x``/``−x`` cut the same one). Past
 it the working set starts from sampled cells and the warm-start networks' neurons; each round
-is priced by the sampled cells and the local search of :mod:`solvers.separation` (no bound:
-pricing only); when they find no new violated block, the exact check ``c(λ)`` is the MIP oracle
-(:func:`solvers.separation.dual_norm_oracle`, SCIP) with the time left. Its bound (valid when
-stopped early) gives the lower end; CERTIFIED when it proved ``c(λ)`` and the relative gap is
+is priced (no bound: pricing only) by the exact cone maximum of the sampled cells
+(:func:`solvers.arrangement.price`) and of the cells next to the active blocks
+(:func:`_neighbours`: one of the ``NEIGHBOUR_FLIPS`` points nearest a neuron's hyperplane
+flipped), and by the local search of :mod:`solvers.separation`; when they find no new violated
+block, the exact check ``c(λ)`` is the MIP oracle (:func:`solvers.separation.dual_norm_oracle`,
+SCIP, objective limit ``β(1 + 0.1·tol)``: a proof below it counts as exact) with the time
+left. Its bound (valid when stopped early) gives the lower end; CERTIFIED when it proved ``c(λ)`` and the relative gap is
 ``≤ TOL_BEYOND_CAP`` (1e-6), else BRACKET at ``time_limit`` (default ``TIME_LIMIT`` = 300 s; a
 round in progress finishes first). A bracket's upper end is the best of the program's network
 and L-BFGS (:func:`local_network`) from it and from every warm start (a network with no active
@@ -32,7 +35,7 @@ module does not do.
 Tolerances (module constants, each with its reason next to it): ``TOL`` (certified relative
 gap within the cap), ``TOL_BEYOND_CAP`` (beyond it), ``INNER_TOL`` / ``INNER_TOL_MIN`` (the
 conic solve on the working set), ``READ_OUT_DROPS``, ``USED_BLOCK_RTOL``, ``REDUCE_RTOL``,
-``LOCAL_GTOL``, and ``VIOLATION_RTOL`` from :mod:`solvers.arrangement` (a block is violated
+``LOCAL_GTOL``, ``NEIGHBOUR_FLIPS``, and ``VIOLATION_RTOL`` from :mod:`solvers.arrangement` (a block is violated
 above β(1 + 1e-10)).
 """
 
@@ -80,6 +83,7 @@ INNER_TOL_MIN = 1e-13  # below this, no new block means the round-off floor: sto
 READ_OUT_DROPS = (1e-6, 1e-9)  # blocks below this × the largest are dropped from a read-out net
 USED_BLOCK_RTOL = 1e-9  # ‖u_j‖ > this × the largest: a block stays in the working set
 REDUCE_RTOL = 1e-12  # Carathéodory's network is kept if its objective is within this (round-off)
+NEIGHBOUR_FLIPS = 16  # points nearest each active neuron's hyperplane flipped (pricing)
 LOCAL_GTOL = 1e-12  # L-BFGS gradient tolerance of the bracket's local search
 
 
@@ -205,10 +209,19 @@ def solve_on(
         viol = []
         for c in cands:  # each network certifies itself: keep the one with the smallest own gap
             lam = residual(p, c[1])
-            cbar, v = price(geo, lam, beta=beta, top=add_per_round)
-            if not geo.exact:  # sampled cells bound nothing: the provable relaxation instead,
-                cbar = relaxed_dual_norm(p.X, lam, bias=p.bias)  # and the local search prices
-                v = _searched(p, lam, beta) + v
+            if geo.exact:
+                cbar, v = price(geo, lam, beta=beta, top=add_per_round)
+            else:  # sampled cells bound nothing: the provable relaxation instead; the local
+                # search and the sampled cells price, only until a candidate has violators
+                # (the loop keeps the first candidate's violators)
+                cbar = relaxed_dual_norm(p.X, lam, bias=p.bias)
+                v = (
+                    []
+                    if viol
+                    else _searched(p, lam, beta)
+                    + _sampled(geo, lam, beta, add_per_round)
+                    + _neighbours(geo, Dw, Z, lam, beta, add_per_round)
+                )
             own = scaled_dual(lam, y, beta, cbar)
             lower = max(lower, own)
             viol = viol or v
@@ -220,7 +233,14 @@ def solve_on(
         if not geo.exact and not viol and left > 0:  # the exact check: the MIP oracle
             cur = cands[0]  # this round's best network (own gaps above used the loose bound)
             lam = residual(p, cur[1])
-            res = dual_norm_oracle(p.X, lam, bias=p.bias, time_limit=left, tol=0.1 * tol)
+            res = dual_norm_oracle(
+                p.X,
+                lam,
+                bias=p.bias,
+                time_limit=left,
+                tol=0.1 * tol,
+                target=beta * (1.0 + 0.1 * tol),
+            )
             oracle["calls"] += 1
             oracle["seconds"] += sum(r.seconds for r in res)
             cbar = min(max(r.upper for r in res), relaxed_dual_norm(p.X, lam, bias=p.bias))
@@ -228,7 +248,7 @@ def solve_on(
             lower = max(lower, own)
             if cur[0] - own < best[0] - best_own:
                 best, best_own = cur, own
-                oracle["exact"] = all(r.exact for r in res)
+                oracle["exact"] = all(r.exact or r.below_target for r in res)
             viol = [_sep_block(geo, r) for r in res if r.value > beta * (1.0 + VIOLATION_RTOL)]
         if best[0] - lower <= tol * abs(best[0]) and best[0] - best_own <= tol * abs(best[0]):
             break
@@ -276,6 +296,33 @@ def _sep_block(geo: Geometry, res: SepResult) -> tuple[np.ndarray, int, float]:
     """A separation maximiser as a block (its pattern ``1[Xu + b > 0]`` holds it: a cone of the
     program) with its sign and value."""
     return np.asarray(res.pattern, bool), int(res.sign), float(res.value)
+
+
+def _sampled(geo: Geometry, lam: np.ndarray, beta: float, top: int) -> list:
+    """Violated blocks among the sampled cells (no bound: pricing only)."""
+    return price(geo, lam, beta=beta, top=top)[1]
+
+
+def _neighbours(
+    geo: Geometry, Dw: np.ndarray, Z: np.ndarray, lam: np.ndarray, beta: float, top: int
+) -> list:
+    """Violated blocks among the cells next to the working set's active blocks: each block's
+    pattern with one of its ``NEIGHBOUR_FLIPS`` points nearest to the neuron's hyperplane
+    flipped, priced by the exact cone maximum (any pattern's cone is a valid block; no bound).
+    The MIP oracle's violators were mostly there (the dual point moves little per round)."""
+    import dataclasses
+
+    nu = np.linalg.norm(Z[:, : geo.r], axis=1)
+    act = np.flatnonzero(nu > USED_BLOCK_RTOL * max(float(np.max(nu, initial=0.0)), 1e-300))
+    if act.size == 0:
+        return []
+    xn = np.linalg.norm(geo.Xt, axis=1)
+    near = np.argsort(np.abs(Z[act] @ geo.Xt.T) / xn[None, :], axis=1)[:, :NEIGHBOUR_FLIPS]
+    P = np.repeat(Dw[act], near.shape[1], axis=0)
+    rows = np.arange(P.shape[0])
+    P[rows, near.ravel()] = ~P[rows, near.ravel()]
+    P = np.unique(P, axis=0)
+    return price(dataclasses.replace(geo, patterns=P, exact=False), lam, beta=beta, top=top)[1]
 
 
 def _searched(p: Problem, lam: np.ndarray, beta: float) -> list[tuple[np.ndarray, int, float]]:

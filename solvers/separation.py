@@ -287,6 +287,7 @@ def max_relu_correlation(
     target: float | None = None,
     first_violator: bool = False,
     cuts: bool | None = None,
+    stall_nodes: int | None = None,
 ) -> SepResult:
     """``max_{‖u‖≤1, b} λᵀ(Xu + b)_+`` (``b = 0`` without bias): local search, then SCIP's
     branch and bound (module doc) until the relative gap is ``tol`` or ``time_limit`` seconds.
@@ -309,6 +310,13 @@ def max_relu_correlation(
             1.3× tighter at n = 200, d = 10 and 1.9× at n = 1,000, d = 20 on Gaussian data;
             each node costs more, and at n ≤ 60 the proofs are slower; with bias, uniform
             200 × 10, the bound was 1.1× looser).
+
+        stall_nodes: with ``target``, stop once SCIP holds a point above the target and this
+            many nodes passed without a better one (``limits/stallnodes``): a violator sooner,
+            with SCIP's bound so far (valid, loose); with no point above the target the stall
+            is ignored and the solve goes on (else the proof ``≤ target`` would be lost).
+            Column generation does not use it (bench/frontier.py's ``stall`` oracle: looser
+            brackets, measured in BENCHMARKS.md).
 
     Returns:
         :class:`SepResult`; ``upper ≥`` the true maximum always (up to SCIP's LP tolerances,
@@ -404,7 +412,12 @@ def max_relu_correlation(
                 m.setSolVal(sol, k, float(max(-a0[i], 0.0)))
         m.addSol(sol, free=True)
     try:
+        if stall_nodes is not None and target is not None:
+            m.setParam("limits/stallnodes", int(stall_nodes))
         m.optimize()
+        if m.getStatus() == "stallnodelimit" and not m.getPrimalbound() > m.getObjlimit():
+            m.setParam("limits/stallnodes", -1)  # no point above the target yet: go on
+            m.optimize()
     except Exception:  # noqa: BLE001 - SCIP: "error in LP solver" (unresolved numerical trouble)
         if not cuts:  # no bound: the local search's point and upper = inf
             return _result(X, lam, Xr, V, xbar, u0, b0, np.inf, tol, t0, 0, target=target)
@@ -420,6 +433,7 @@ def max_relu_correlation(
             target=target,
             first_violator=first_violator,
             cuts=False,
+            stall_nodes=stall_nodes,
         )
         return dataclasses.replace(res, seconds=time.perf_counter() - t0)
     # SCIP solves the program up to SCIP_FEASTOL per row: each h_i may gain that much (times
@@ -461,10 +475,12 @@ def dual_norm_oracle(
     target: float | None = None,
     first_violator: bool = False,
     cuts: bool | None = None,
+    stall_nodes: int | None = None,
 ) -> tuple[SepResult, SepResult]:
     """``c(λ) = max(s(λ), s(−λ))``: both one-signed oracles (the first gets half the time, the
     second what is left), the larger-valued first; ``c(λ) ≤ max(upper)`` and ``≥ max(value)``.
-    ``target``, ``first_violator``, ``cuts``: as in :func:`max_relu_correlation`."""
+    ``target``, ``first_violator``, ``cuts``, ``stall_nodes``: as in
+    :func:`max_relu_correlation`."""
     t0 = time.perf_counter()
     out = []
     for sg in (1, -1):
@@ -479,6 +495,7 @@ def dual_norm_oracle(
             target=target,
             first_violator=first_violator,
             cuts=cuts,
+            stall_nodes=stall_nodes,
         )
         out.append(dataclasses.replace(res, sign=sg))
     out.sort(key=lambda s: -s.value)

@@ -154,8 +154,9 @@ def solve_two_layer(
             neurons join the
             first working set, and beyond the cap a bracket's upper end is at most the best of
             them after L-BFGS (:func:`local_network`).
-        time_limit: seconds beyond the cap (column generation priced by the local search, the
-            exact check by the MIP oracle of :mod:`solvers.separation`); on expiry a BRACKET
+        time_limit: seconds beyond the cap (column generation priced by the cone maxima of
+            sampled and neighbouring cells and the local search, the exact check by the MIP
+            oracle of :mod:`solvers.separation`); on expiry a BRACKET
             whose ends are both rigorous. Within the cap the enumeration decides (no limit).
 
     Returns:

@@ -192,3 +192,24 @@ def test_scip_lp_error_with_the_cut_falls_back_to_the_plain_program() -> None:
     lam = rng.exponential(1.0, n)
     lam[: n // 7] = -lam[n // 7 :].sum() / (n // 7)
     _check_oracle(X, lam, False, cuts=True)
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_stall_nodes_stops_at_a_violator_and_still_proves_below_target(bias: bool) -> None:
+    """``stall_nodes`` (column generation's early stop): above the exact value SCIP finds no
+    point above the target, the stall limit fires anyway and the oracle must go on to the proof
+    (``below_target``, bound at the target; stopping there would leave SCIP's loose bound);
+    below it the oracle returns a violator and a bound that is still above the exact value."""
+    X, lam = _instance(24, 3, bias, 11)
+    exact, covered = dual_norm(X, lam, bias=bias)
+    assert covered
+    above = exact * (1 + 1e-6)
+    for sg in (1, -1):  # each sign's maximum is at most c(λ)
+        res = max_relu_correlation(X, sg * lam, bias=bias, target=above, stall_nodes=1)
+        assert res.below_target and res.upper <= above * (1 + 1e-7)
+        assert res.value <= exact * (1 + 1e-12)
+    below = exact * (1 - 0.2)
+    top, other = dual_norm_oracle(X, lam, bias=bias, target=below, stall_nodes=1)
+    assert top.value > below and not top.below_target
+    assert top.value <= exact * (1 + 1e-12)
+    assert max(top.upper, other.upper) >= exact * (1 - 1e-12)

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from solvers import NotCovered, Problem, certificate, objective, solve
-from solvers.problem import Network, Status
+from solvers.problem import Network, Status, forward
 from solvers.two_layer import (
     dual_norm,
     enumerate_patterns,
@@ -498,3 +498,87 @@ def test_time_limit_applies_beyond_the_cap_only() -> None:
     p = _instance(20, 3, 6, 0.1, False)  # 382 patterns: several column-generation rounds
     opt = solve_two_layer(p, time_limit=0.0)
     assert opt.status is Status.CERTIFIED and opt.info["rounds"] > 1
+
+
+@pytest.mark.parametrize(("bias", "seed"), [(False, 5), (False, 7), (False, 0), (True, 3)])
+def test_sampled_cells_are_priced_by_their_cone_maximum(bias: bool, seed: int) -> None:
+    """Beyond the cap (cap = 50) the sampled cells (20,000 directions: every cell of 12 points
+    in 3 dimensions) are priced by the exact maximum over each cell's cone, so the best violator
+    equals c(λ) from the MIP oracle (independent, 1e-9) at the residual of a random network.
+    Pricing only the cells whose unconstrained maximiser lies inside (before issue 17's
+    profiling) found nothing at seeds 5 and 7 (value 0 vs 6.9 and 4.8) and 7.39 vs 7.95 at
+    (bias, 3): the maximiser lies on a face there."""
+    pytest.importorskip("pyscipopt")
+    from solvers.arrangement import geometry, price
+    from solvers.separation import dual_norm_oracle
+
+    rng = np.random.default_rng(seed)
+    X, y = rng.standard_normal((12, 3)), rng.standard_normal(12)
+    geo = geometry(X, bias, cap=50)
+    assert not geo.exact
+    p = Problem(X, y, 2, 0.1, "relu", bias=bias)
+    W1, W2 = rng.standard_normal((3, 2)), rng.standard_normal((2, 1))
+    net = Network(weights=(W1, W2), biases=(rng.standard_normal(2),) if bias else None)
+    lam = y - forward(p, net)[:, 0]
+    lam = lam - lam.mean() if bias else lam
+    top, _ = dual_norm_oracle(X, lam, bias=bias, time_limit=60.0)
+    assert top.exact
+    best, viol = price(geo, lam, beta=0.5 * top.value, top=8)
+    assert best == pytest.approx(top.value, rel=1e-9)
+    assert viol and viol[0][2] == pytest.approx(top.value, rel=1e-9)
+    assert all(v <= top.upper * (1 + 1e-12) for _, _, v in viol)  # values are achieved
+
+
+def _neighbour_violators(p: Problem, cap: int) -> tuple[list, np.ndarray, float]:
+    """The neighbour pricing of column generation at the residual of the first restricted
+    solve (a few blocks from the sampled cells), with the exact c(λ) of the enumeration."""
+    import solvers.column_generation as cg
+    from solvers.arrangement import geometry, price
+    from solvers.relu_program import residual, solve_restricted
+
+    geo = geometry(p.X, p.bias, cap=cap)
+    y = p.Y[:, 0]
+    _, viol = price(geo, y - y.mean() if p.bias else y, beta=0.0, top=6)
+    Dw = np.array([D for D, _, _ in viol])
+    s = np.array([float(sg) for _, sg, _ in viol])
+    Z, const = solve_restricted(geo, y, p.beta, Dw, s, tol=1e-10)
+    net, _, _, _ = cg.network_from_blocks(p, geo, s, Z, rel_drop=1e-9, const=const)
+    lam = residual(p, net)
+    exact, covered = dual_norm(p.X, lam, bias=p.bias)
+    assert covered
+    return cg._neighbours(geo, Dw, Z, lam, 0.5 * p.beta, 64), lam, exact
+
+
+def _check_neighbours(p: Problem) -> None:
+    """Every neighbour violator's value is the maximum over its pattern's cone (cvxpy,
+    independent, 1e-6) and never above the exact c(λ)."""
+    viol, lam, exact = _neighbour_violators(p, cap=50)
+    assert viol
+    Xt = np.hstack([p.X, np.ones((p.n, 1))]) if p.bias else p.X
+    for D, sg, v in viol[:4]:
+        z = cp.Variable(Xt.shape[1])
+        cons = [cp.multiply(2.0 * D - 1.0, Xt @ z) >= 0, cp.norm(z[: p.d], 2) <= 1]
+        ref = cp.Problem(cp.Maximize(sg * (lam * D) @ (Xt @ z)), cons).solve()
+        assert v == pytest.approx(ref, rel=1e-6, abs=1e-9)
+        assert v <= exact * (1 + 1e-12)
+
+
+@pytest.mark.parametrize(("bias", "seed"), [(False, 1), (True, 2)])
+def test_neighbour_cells_are_valid_blocks(bias: bool, seed: int) -> None:
+    """Column generation also prices the cells next to its active blocks (one near point
+    flipped; :func:`solvers.column_generation._neighbours`): :func:`_check_neighbours`."""
+    _check_neighbours(_instance(12, 3, seed, 0.1, bias))
+
+
+def test_neighbour_pricing_that_ignores_the_cone_fails(monkeypatch) -> None:  # noqa: ANN001
+    """The same check catches a pricing that ignores the cone (‖X̃ᵀDλ‖ per flipped pattern)."""
+    import solvers.column_generation as cg
+
+    def unconstrained(geo, lam, *, beta, top):  # noqa: ANN001, ANN202
+        G = geo.patterns.astype(float) @ (lam[:, None] * geo.Xt)
+        val = np.linalg.norm(G, axis=1)
+        return 0.0, [(D, 1, float(v)) for D, v in zip(geo.patterns, val, strict=True) if v > beta]
+
+    monkeypatch.setattr(cg, "price", unconstrained)
+    with pytest.raises(AssertionError):
+        _check_neighbours(_instance(12, 3, 1, 0.1, False))
