@@ -50,6 +50,12 @@ projection ``Π_K(g)``, computed by NNLS); :func:`sampled_oracle`: beyond the en
 sampled directions (a BRACKET). Any callable with the :data:`ScalarOracle` signature plugs in
 (the exact MIP separation of issue 17, for instance).
 
+**A lower bound from the whitened problem (:func:`whitened_lower_bound`).** For every X,
+``P*(X, Y, β) ≥ P*(I_n, Y, β/‖X‖₂)``, and the right-hand side is a whitened problem
+(``I_n I_nᵀ = I``) that the exact whitened machinery certifies for ``K ≤ 3``; any valid lower
+bound of it bounds ``P*`` from below. Where the scalar oracle is not exact, :func:`_solve`
+takes it as one more candidate for the lower end.
+
 **Solver (:func:`solve_vector_relu`).** Column generation on rank-one blocks: directions from
 the oracle's maximisers at the residual join a working set, the group lasso on the working set
 gives a network (an upper end: a real network's objective), full-network L-BFGS from it moves
@@ -87,6 +93,7 @@ __all__ = [
     "solve_vector_relu",
     "vector_certificate",
     "vector_dual_norm",
+    "whitened_lower_bound",
     "whitened_oracle",
 ]
 
@@ -427,6 +434,35 @@ def vector_dual_norm(
     return VectorNorm(float(upper), float(lower()), U, vals, evals)
 
 
+# ------------------------------------------------------------------ lower bound via the whitened problem
+def whitened_lower_bound(Y: np.ndarray, beta: float, scale: float) -> float | None:
+    """A certified lower bound on ``P*(I_n, Y, β/scale)`` (two-layer ReLU, no bias), which is
+    ``≤ P*(X, Y, β)`` for every ``X`` (n × d) with ``‖X‖₂ ≤ scale``; None for ``K > 3`` (no
+    exact whitened ``c_K`` there) or ``scale ≤ 0``.
+
+    **Proof.** By rescaling each neuron (module docstring), ``P*(X, Y, β) = inf ½‖Σ_j
+    (Xu_j)_+ a_jᵀ − Y‖² + β Σ_j ‖u_j‖‖a_j‖`` over finite networks. Given one, set
+    ``z_j = Xu_j/s`` (``s`` = ``scale``) and ``a'_j = s a_j``. Then ``(z_j)_+ a'_jᵀ =
+    (Xu_j)_+ a_jᵀ`` (the ReLU is positively homogeneous, ``s > 0``): the network
+    ``I_n z ↦ Σ_j (z_j)_+ a'_jᵀ`` of the problem with data ``I_n`` fits ``Y`` exactly as well,
+    and ``‖z_j‖ ≤ ‖X‖₂‖u_j‖/s ≤ ‖u_j‖``, so its regulariser at ``β' = β/s`` is
+    ``β' Σ_j ‖z_j‖‖a'_j‖ ≤ (β/s) Σ_j ‖u_j‖ s‖a_j‖ = β Σ_j ‖u_j‖‖a_j‖``. Every objective value of
+    the X-problem is thus ≥ one of the ``I_n``-problem, hence ``P*(I_n, Y, β/s) ≤ P*(X, Y, β)``.
+    (In the dual: ``{(Xu)_+ : ‖u‖ ≤ 1} ⊆ s·{h ≥ 0 : ‖h‖ ≤ 1}``.) ∎
+
+    The ``I_n`` problem is whitened: :func:`solve_vector_relu` certifies it with the exact
+    :func:`whitened_vector_norm`, and its ``lower_bound`` (a rigorous dual value whatever its
+    status) is returned. A scale below ``‖X‖₂`` breaks the proof (``‖z_j‖`` may exceed
+    ``‖u_j‖``) and the value may then exceed ``P*(X, Y, β)``."""
+    Y = np.asarray(Y, dtype=np.float64)
+    Y = Y[:, None] if Y.ndim == 1 else Y
+    if Y.shape[1] > 3 or not scale > 0:
+        return None
+    n = Y.shape[0]
+    q = Problem(np.eye(n), Y, 2, float(beta) / float(scale), "relu")
+    return float(solve_vector_relu(q, oracle=whitened_oracle(q.X), exact=True).lower_bound)
+
+
 # ------------------------------------------------------------------ group lasso (restricted primal)
 def _group_lasso_value(H: np.ndarray, A: np.ndarray, Y: np.ndarray, beta: float) -> float:
     R = H @ A - Y
@@ -697,6 +733,9 @@ def _solve(p: Problem, oracle: ScalarOracle, exact: bool, tol: float, max_rounds
         c = vector_dual_norm(X, Lam, oracle, rtol=NORM_RTOL, max_evals=cap)
         evals += c.evals
         lower = max(lower, _scaled(Lam, Y, beta, c.upper))
+    if not exact and upper - lower > tol * abs(upper):  # P*(I_n, Y, β/‖X‖₂) ≤ P*
+        white = whitened_lower_bound(Y, beta, float(np.linalg.norm(X, 2)))
+        lower = lower if white is None else max(lower, white)
     W2_ = best_net.weights[1]
     m_star = int(
         np.sum(
