@@ -47,8 +47,11 @@ carries it as ``oracle.vector_norm``, which :func:`vector_dual_norm` uses when p
 :mod:`solvers.two_layer` (small instances; the maximiser of the best face's cone is its
 projection ``Π_K(g)``, computed by NNLS); :func:`sampled_oracle`: beyond the enumeration cap,
 ``c̄`` is :func:`solvers.two_layer.relaxed_dual_norm` (valid, loose) and the maximisers come from
-sampled directions (a BRACKET). Any callable with the :data:`ScalarOracle` signature plugs in
-(the exact MIP separation of issue 17, for instance).
+sampled directions (a BRACKET); :func:`mip_oracle`: raw data beyond the enumeration with
+``n ≤ POLYTOPE_MAX_N`` and ``2 ≤ K ≤ 3`` — the exact MIP (:mod:`solvers.separation`) with
+``c_K`` from an outer polytope of ``conv{(Xu)_+}`` (:mod:`solvers.polytope_norm`: every MIP
+bound is a cut, shared per X; a few calls per ``c_K`` instead of the sphere branch and bound's
+thousands). Any callable with the :data:`ScalarOracle` signature plugs in.
 
 **A lower bound from the whitened problem (:func:`whitened_lower_bound`).** For every X,
 ``P*(X, Y, β) ≥ P*(I_n, Y, β/‖X‖₂)``, and the right-hand side is a whitened problem
@@ -88,6 +91,7 @@ __all__ = [
     "VectorNorm",
     "enumeration_oracle",
     "group_lasso",
+    "mip_oracle",
     "sampled_oracle",
     "scalar_oracle_for",
     "solve_vector_relu",
@@ -188,19 +192,54 @@ def whitened_oracle(X: np.ndarray) -> ScalarOracle:
         )
         return cbar, np.array(Z).reshape(-1, X.shape[1])
 
-    oracle.vector_norm = lambda Lam: whitened_vector_norm(X, Lam)  # c_K exactly (K ≤ 3)
+    oracle.vector_norm = lambda Lam, **_: whitened_vector_norm(X, Lam)  # c_K exactly (K ≤ 3)
     return oracle
 
 
-def scalar_oracle_for(X: np.ndarray) -> tuple[ScalarOracle, bool]:
+POLYTOPE_MAX_N = 24  # raw data beyond the enumeration: the MIP + outer polytope up to this n
+POLYTOPE_CALLS = 40  # MIP calls per c_K there (~0.5–4 s each at n = 20, d = 50)
+POLYTOPE_ROUND_CALLS = 3  # ... per c_K of a column-generation round (the last c_K gets them all)
+POLYTOPE_SOLVE_CALLS = 40  # ... per solve: rounds stop when spent (a call count: deterministic)
+
+
+def mip_oracle(X: np.ndarray) -> ScalarOracle:
+    """The exact MIP (:func:`solvers.separation.dual_norm_oracle`, both signs: ``c̄`` = the larger
+    SCIP bound, maximisers its two points), carrying ``vector_norm`` = the outer polytope of
+    :mod:`solvers.polytope_norm` (``c_K`` for ``rank Λ ≤ 3``, cuts shared per X)."""
+    from solvers.polytope_norm import MIP_TOL, mip_one_sided, polytope_vector_norm
+    from solvers.separation import dual_norm_oracle
+
+    X = np.asarray(X, dtype=np.float64)
+    one = mip_one_sided(X)
+
+    def oracle(lam: np.ndarray) -> tuple[float, np.ndarray]:
+        a, b = dual_norm_oracle(X, np.asarray(lam, dtype=np.float64).reshape(-1), tol=MIP_TOL)
+        return max(a.upper, b.upper), np.array([a.u, b.u]).reshape(-1, X.shape[1])
+
+    def vector_norm(Lam: np.ndarray, *, max_evals: int = POLYTOPE_CALLS, **kw) -> VectorNorm | None:
+        return polytope_vector_norm(X, Lam, one, max_evals=min(max_evals, POLYTOPE_CALLS), **kw)
+
+    oracle.vector_norm = vector_norm
+    oracle.round_evals = POLYTOPE_ROUND_CALLS
+    oracle.solve_evals = POLYTOPE_SOLVE_CALLS
+    return oracle
+
+
+def scalar_oracle_for(X: np.ndarray, K: int = 1) -> tuple[ScalarOracle, bool]:
     """``(oracle, exact)``: the closed form on whitened data (:func:`whitened_oracle`), else the
-    enumeration where it reaches, else the sampled one (not exact)."""
+    enumeration where it reaches, else — for ``2 ≤ K ≤ 3`` outputs and ``n ≤ POLYTOPE_MAX_N`` —
+    the MIP with the outer polytope (:func:`mip_oracle`; exact, every bound valid when its call
+    cap stops it; beyond that n each MIP call and the cuts needed grow past a solve's budget:
+    measured at n = 20, d = 50 only), else the sampled one (not exact). ``K = 1`` (the deep
+    dual's scalar use) keeps the sampled oracle beyond the enumeration."""
     X = np.asarray(X, dtype=np.float64)
     if is_whitened(X, exact=True):
         return whitened_oracle(X), True
     try:
         return enumeration_oracle(X), True
     except NotCovered:
+        if 2 <= K <= 3 and X.shape[0] <= POLYTOPE_MAX_N:
+            return mip_oracle(X), True
         return sampled_oracle(X), False
 
 
@@ -370,7 +409,15 @@ def vector_dual_norm(
     if not np.any(Lam):
         return VectorNorm(0.0, 0.0, np.zeros((0, X.shape[1])), np.zeros(0), 0)
     direct = getattr(oracle, "vector_norm", None)  # an oracle that knows c_K itself
-    if direct is not None and (out := direct(Lam)) is not None:
+    if (
+        direct is not None
+        and (
+            out := direct(
+                Lam, rtol=rtol, stop_above=stop_above, stop_below=stop_below, max_evals=max_evals
+            )
+        )
+        is not None
+    ):
         return out
     found: dict[bytes, tuple[float, np.ndarray]] = {}
     cache: dict[bytes, float] = {}
@@ -640,7 +687,7 @@ def vector_certificate(
     """A lower bound on P* from any two-layer ReLU network (any K): its residual ``Λ = Y − F``
     scaled by ``β/c̄_K(Λ)`` (module docstring). Never above P* when the oracle's c̄ is valid."""
     p = _check(p)
-    oracle = oracle or scalar_oracle_for(p.X)[0]
+    oracle = oracle or scalar_oracle_for(p.X, p.K)[0]
     Lam = p.Y - forward(p, weights)
     c = vector_dual_norm(p.X, Lam, oracle, rtol=rtol)
     return _scaled(Lam, p.Y, p.beta, c.upper)
@@ -677,7 +724,7 @@ def solve_vector_relu(
     """
     p = _check(p)
     if oracle is None:
-        oracle, exact0 = scalar_oracle_for(p.X)
+        oracle, exact0 = scalar_oracle_for(p.X, p.K)
         exact = exact0 if exact is None else exact
     from solvers.rescaled import _one_blas_thread  # tiny BLAS calls: threads only contend
 
@@ -690,7 +737,8 @@ def _solve(p: Problem, oracle: ScalarOracle, exact: bool, tol: float, max_rounds
     half = 0.5 * float(np.sum(Y * Y))
     zero = Network(weights=(np.zeros((p.d, 1)), np.zeros((1, p.K))))
     cap = MAX_EVALS if exact else INEXACT_EVALS  # a loose c̄ never meets rtol: cap the work
-    first = vector_dual_norm(X, Y, oracle, rtol=1e-3, max_evals=cap)
+    per_round = getattr(oracle, "round_evals", cap)  # an oracle's own budget per round
+    first = vector_dual_norm(X, Y, oracle, rtol=1e-3, max_evals=per_round)
     best_net, upper = zero, half
     lower = _scaled(Y, Y, beta, first.upper)
     W = _merge(first.U[:8]) if first.U.size else np.zeros((0, p.d))
@@ -698,8 +746,9 @@ def _solve(p: Problem, oracle: ScalarOracle, exact: bool, tol: float, max_rounds
     rounds = 0
     trace = []
     local = _lbfgs_whitened if is_whitened(X, exact=True) else _lbfgs
+    budget = getattr(oracle, "solve_evals", np.inf)  # an oracle's own budget per solve
     for rounds in range(1, max_rounds + 1):  # noqa: B007 - reported
-        if W.shape[0] == 0:
+        if W.shape[0] == 0 or evals >= budget:
             break
         H = np.maximum(X @ W.T, 0.0)
         A = group_lasso(H, Y, beta)
@@ -715,7 +764,7 @@ def _solve(p: Problem, oracle: ScalarOracle, exact: bool, tol: float, max_rounds
         for net, stop in ((cands[0], beta * (1.0 + 1e-3)), (best_net, np.inf)):
             Lam = Y - forward(p, net)
             c = vector_dual_norm(
-                X, Lam, oracle, rtol=min(1e-4, 0.1 * gap), stop_above=stop, max_evals=cap
+                X, Lam, oracle, rtol=min(1e-4, 0.1 * gap), stop_above=stop, max_evals=per_round
             )
             evals += c.evals
             lower = max(lower, _scaled(Lam, Y, beta, c.upper))
@@ -733,7 +782,7 @@ def _solve(p: Problem, oracle: ScalarOracle, exact: bool, tol: float, max_rounds
         c = vector_dual_norm(X, Lam, oracle, rtol=NORM_RTOL, max_evals=cap)
         evals += c.evals
         lower = max(lower, _scaled(Lam, Y, beta, c.upper))
-    if not exact and upper - lower > tol * abs(upper):  # P*(I_n, Y, β/‖X‖₂) ≤ P*
+    if upper - lower > tol * abs(upper):  # P*(I_n, Y, β/‖X‖₂) ≤ P*
         white = whitened_lower_bound(Y, beta, float(np.linalg.norm(X, 2)))
         lower = lower if white is None else max(lower, white)
     W2_ = best_net.weights[1]
