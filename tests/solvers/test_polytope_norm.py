@@ -96,3 +96,18 @@ def test_one_cut_tightened_by_one_percent_fails_the_check(
     bad = polytope_vector_norm(X, Lam, exact, cuts=cuts, max_evals=0)
     with pytest.raises(AssertionError):
         assert_upper_bound(bad.upper, ref.upper)
+
+
+def test_scalar_oracle_for_picks_the_polytope_beyond_the_enumeration() -> None:
+    """Raw data beyond §10's enumeration (the ``deep_relu`` shape): the MIP with the polytope
+    for 2 ≤ K ≤ 3 up to ``POLYTOPE_MAX_N`` rows; the sampled oracle for K = 1 and beyond."""
+    from solvers.vector_relu import POLYTOPE_MAX_N, scalar_oracle_for
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((20, 50)) / np.sqrt(50)
+    oracle, exact = scalar_oracle_for(X, 3)
+    assert exact and oracle.__qualname__.startswith("mip_oracle")
+    assert oracle.vector_norm is not None
+    assert not scalar_oracle_for(X)[1]
+    big = rng.standard_normal((POLYTOPE_MAX_N + 1, 50)) / np.sqrt(50)
+    assert not scalar_oracle_for(big, 3)[1]
