@@ -47,8 +47,17 @@ carries it as ``oracle.vector_norm``, which :func:`vector_dual_norm` uses when p
 :mod:`solvers.two_layer` (small instances; the maximiser of the best face's cone is its
 projection ``Π_K(g)``, computed by NNLS); :func:`sampled_oracle`: beyond the enumeration cap,
 ``c̄`` is :func:`solvers.two_layer.relaxed_dual_norm` (valid, loose) and the maximisers come from
-sampled directions (a BRACKET). Any callable with the :data:`ScalarOracle` signature plugs in
-(the exact MIP separation of issue 17, for instance).
+sampled directions (a BRACKET); :func:`mip_oracle`: raw data beyond the enumeration with
+``n ≤ POLYTOPE_MAX_N`` and ``2 ≤ K ≤ 3`` — the exact MIP (:mod:`solvers.separation`) with
+``c_K`` from an outer polytope of ``conv{(Xu)_+}`` (:mod:`solvers.polytope_norm`: every MIP
+bound is a cut, shared per X; a few calls per ``c_K`` instead of the sphere branch and bound's
+thousands). Any callable with the :data:`ScalarOracle` signature plugs in.
+
+**A lower bound from the whitened problem (:func:`whitened_lower_bound`).** For every X,
+``P*(X, Y, β) ≥ P*(I_n, Y, β/‖X‖₂)``, and the right-hand side is a whitened problem
+(``I_n I_nᵀ = I``) that the exact whitened machinery certifies for ``K ≤ 3``; any valid lower
+bound of it bounds ``P*`` from below. Where the scalar oracle is not exact, :func:`_solve`
+takes it as one more candidate for the lower end.
 
 **Solver (:func:`solve_vector_relu`).** Column generation on rank-one blocks: directions from
 the oracle's maximisers at the residual join a working set, the group lasso on the working set
@@ -82,11 +91,13 @@ __all__ = [
     "VectorNorm",
     "enumeration_oracle",
     "group_lasso",
+    "mip_oracle",
     "sampled_oracle",
     "scalar_oracle_for",
     "solve_vector_relu",
     "vector_certificate",
     "vector_dual_norm",
+    "whitened_lower_bound",
     "whitened_oracle",
 ]
 
@@ -161,20 +172,32 @@ def sampled_oracle(
     return oracle
 
 
-def mip_oracle(X: np.ndarray, *, time_limit: float) -> ScalarOracle:
-    """Beyond enumeration, exact up to a time limit: ``c̄`` = the larger of SCIP's two upper
-    bounds of :func:`solvers.separation.dual_norm_oracle` (``≥ c(λ)`` always; equal to it to
-    ~1e-9 when SCIP finishes within ``time_limit`` seconds a call), and the maximisers found."""
+def mip_oracle(X: np.ndarray, *, time_limit: float | None = None) -> ScalarOracle:
+    """The exact MIP beyond the enumeration: ``c̄`` = the larger of SCIP's two upper bounds of
+    :func:`solvers.separation.dual_norm_oracle` (``≥ c(λ)`` always; equal to it to ~1e-9 when
+    SCIP finishes within ``time_limit`` seconds a call, default
+    :data:`solvers.polytope_norm.MIP_TIME`), and the maximisers found. It carries
+    ``vector_norm`` = the outer polytope of :mod:`solvers.polytope_norm` (``c_K`` for
+    ``rank Λ ≤ 3``, cuts shared per X)."""
+    from solvers.polytope_norm import MIP_TIME, MIP_TOL, mip_one_sided, polytope_vector_norm
     from solvers.separation import dual_norm_oracle
 
     X = np.asarray(X, dtype=np.float64)
+    seconds = MIP_TIME if time_limit is None else float(time_limit)
+    one = mip_one_sided(X)
 
     def oracle(lam: np.ndarray) -> tuple[float, np.ndarray]:
         lam = np.asarray(lam, dtype=np.float64).reshape(-1)
-        found = dual_norm_oracle(X, lam, time_limit=time_limit)
+        found = dual_norm_oracle(X, lam, time_limit=seconds, tol=MIP_TOL)
         Z = [r.u / np.linalg.norm(r.u) for r in found if r.value > 0]
         return max(r.upper for r in found), np.array(Z).reshape(-1, X.shape[1])
 
+    def vector_norm(Lam: np.ndarray, *, max_evals: int = POLYTOPE_CALLS, **kw) -> VectorNorm | None:
+        return polytope_vector_norm(X, Lam, one, max_evals=min(max_evals, POLYTOPE_CALLS), **kw)
+
+    oracle.vector_norm = vector_norm
+    oracle.round_evals = POLYTOPE_ROUND_CALLS
+    oracle.solve_evals = POLYTOPE_SOLVE_CALLS
     return oracle
 
 
@@ -198,23 +221,34 @@ def whitened_oracle(X: np.ndarray) -> ScalarOracle:
         )
         return cbar, np.array(Z).reshape(-1, X.shape[1])
 
-    oracle.vector_norm = lambda Lam: whitened_vector_norm(X, Lam)  # c_K exactly (K ≤ 3)
+    oracle.vector_norm = lambda Lam, **_: whitened_vector_norm(X, Lam)  # c_K exactly (K ≤ 3)
     return oracle
 
 
+POLYTOPE_MAX_N = 24  # raw data beyond the enumeration: the MIP + outer polytope up to this n
+POLYTOPE_CALLS = 40  # MIP calls per c_K there (~0.5–4 s each at n = 20, d = 50)
+POLYTOPE_ROUND_CALLS = 3  # ... per c_K of a column-generation round (the last c_K gets them all)
+POLYTOPE_SOLVE_CALLS = 40  # ... per solve: rounds stop when spent (a call count: deterministic)
+
+
 def scalar_oracle_for(
-    X: np.ndarray, *, mip_seconds: float | None = None
+    X: np.ndarray, K: int = 1, *, mip_seconds: float | None = None
 ) -> tuple[ScalarOracle, bool]:
     """``(oracle, exact)``: the closed form on whitened data (:func:`whitened_oracle`), else the
-    enumeration where it reaches, else the sampled one (not exact) or, given ``mip_seconds``,
-    :func:`mip_oracle` with that time limit a call (``exact`` False: exact only when SCIP
-    finishes in time)."""
+    enumeration where it reaches, else — for ``2 ≤ K ≤ 3`` outputs and ``n ≤ POLYTOPE_MAX_N`` —
+    the MIP with the outer polytope (:func:`mip_oracle`; exact, every bound valid when its call
+    cap stops it; beyond that n each MIP call and the cuts needed grow past a solve's budget:
+    measured at n = 20, d = 50 only), else, given ``mip_seconds``, :func:`mip_oracle` with that
+    time limit a call (``exact`` False: exact only when SCIP finishes in time; the deep dual's
+    scalar use), else the sampled one (not exact)."""
     X = np.asarray(X, dtype=np.float64)
     if is_whitened(X, exact=True):
         return whitened_oracle(X), True
     try:
         return enumeration_oracle(X), True
     except NotCovered:
+        if 2 <= K <= 3 and X.shape[0] <= POLYTOPE_MAX_N:
+            return mip_oracle(X), True
         if mip_seconds is not None:
             return mip_oracle(X, time_limit=mip_seconds), False
         return sampled_oracle(X), False
@@ -386,7 +420,15 @@ def vector_dual_norm(
     if not np.any(Lam):
         return VectorNorm(0.0, 0.0, np.zeros((0, X.shape[1])), np.zeros(0), 0)
     direct = getattr(oracle, "vector_norm", None)  # an oracle that knows c_K itself
-    if direct is not None and (out := direct(Lam)) is not None:
+    if (
+        direct is not None
+        and (
+            out := direct(
+                Lam, rtol=rtol, stop_above=stop_above, stop_below=stop_below, max_evals=max_evals
+            )
+        )
+        is not None
+    ):
         return out
     found: dict[bytes, tuple[float, np.ndarray]] = {}
     cache: dict[bytes, float] = {}
@@ -448,6 +490,35 @@ def vector_dual_norm(
     U = np.array([u for _, u in ranked]).reshape(-1, X.shape[1])
     vals = np.array([v for v, _ in ranked])
     return VectorNorm(float(upper), float(lower()), U, vals, evals)
+
+
+# ------------------------------------------------------------------ lower bound via the whitened problem
+def whitened_lower_bound(Y: np.ndarray, beta: float, scale: float) -> float | None:
+    """A certified lower bound on ``P*(I_n, Y, β/scale)`` (two-layer ReLU, no bias), which is
+    ``≤ P*(X, Y, β)`` for every ``X`` (n × d) with ``‖X‖₂ ≤ scale``; None for ``K > 3`` (no
+    exact whitened ``c_K`` there) or ``scale ≤ 0``.
+
+    **Proof.** By rescaling each neuron (module docstring), ``P*(X, Y, β) = inf ½‖Σ_j
+    (Xu_j)_+ a_jᵀ − Y‖² + β Σ_j ‖u_j‖‖a_j‖`` over finite networks. Given one, set
+    ``z_j = Xu_j/s`` (``s`` = ``scale``) and ``a'_j = s a_j``. Then ``(z_j)_+ a'_jᵀ =
+    (Xu_j)_+ a_jᵀ`` (the ReLU is positively homogeneous, ``s > 0``): the network
+    ``I_n z ↦ Σ_j (z_j)_+ a'_jᵀ`` of the problem with data ``I_n`` fits ``Y`` exactly as well,
+    and ``‖z_j‖ ≤ ‖X‖₂‖u_j‖/s ≤ ‖u_j‖``, so its regulariser at ``β' = β/s`` is
+    ``β' Σ_j ‖z_j‖‖a'_j‖ ≤ (β/s) Σ_j ‖u_j‖ s‖a_j‖ = β Σ_j ‖u_j‖‖a_j‖``. Every objective value of
+    the X-problem is thus ≥ one of the ``I_n``-problem, hence ``P*(I_n, Y, β/s) ≤ P*(X, Y, β)``.
+    (In the dual: ``{(Xu)_+ : ‖u‖ ≤ 1} ⊆ s·{h ≥ 0 : ‖h‖ ≤ 1}``.) ∎
+
+    The ``I_n`` problem is whitened: :func:`solve_vector_relu` certifies it with the exact
+    :func:`whitened_vector_norm`, and its ``lower_bound`` (a rigorous dual value whatever its
+    status) is returned. A scale below ``‖X‖₂`` breaks the proof (``‖z_j‖`` may exceed
+    ``‖u_j‖``) and the value may then exceed ``P*(X, Y, β)``."""
+    Y = np.asarray(Y, dtype=np.float64)
+    Y = Y[:, None] if Y.ndim == 1 else Y
+    if Y.shape[1] > 3 or not scale > 0:
+        return None
+    n = Y.shape[0]
+    q = Problem(np.eye(n), Y, 2, float(beta) / float(scale), "relu")
+    return float(solve_vector_relu(q, oracle=whitened_oracle(q.X), exact=True).lower_bound)
 
 
 # ------------------------------------------------------------------ group lasso (restricted primal)
@@ -627,7 +698,7 @@ def vector_certificate(
     """A lower bound on P* from any two-layer ReLU network (any K): its residual ``Λ = Y − F``
     scaled by ``β/c̄_K(Λ)`` (module docstring). Never above P* when the oracle's c̄ is valid."""
     p = _check(p)
-    oracle = oracle or scalar_oracle_for(p.X)[0]
+    oracle = oracle or scalar_oracle_for(p.X, p.K)[0]
     Lam = p.Y - forward(p, weights)
     c = vector_dual_norm(p.X, Lam, oracle, rtol=rtol)
     return _scaled(Lam, p.Y, p.beta, c.upper)
@@ -664,7 +735,7 @@ def solve_vector_relu(
     """
     p = _check(p)
     if oracle is None:
-        oracle, exact0 = scalar_oracle_for(p.X)
+        oracle, exact0 = scalar_oracle_for(p.X, p.K)
         exact = exact0 if exact is None else exact
     from solvers.rescaled import _one_blas_thread  # tiny BLAS calls: threads only contend
 
@@ -677,7 +748,8 @@ def _solve(p: Problem, oracle: ScalarOracle, exact: bool, tol: float, max_rounds
     half = 0.5 * float(np.sum(Y * Y))
     zero = Network(weights=(np.zeros((p.d, 1)), np.zeros((1, p.K))))
     cap = MAX_EVALS if exact else INEXACT_EVALS  # a loose c̄ never meets rtol: cap the work
-    first = vector_dual_norm(X, Y, oracle, rtol=1e-3, max_evals=cap)
+    per_round = getattr(oracle, "round_evals", cap)  # an oracle's own budget per round
+    first = vector_dual_norm(X, Y, oracle, rtol=1e-3, max_evals=per_round)
     best_net, upper = zero, half
     lower = _scaled(Y, Y, beta, first.upper)
     W = _merge(first.U[:8]) if first.U.size else np.zeros((0, p.d))
@@ -685,8 +757,9 @@ def _solve(p: Problem, oracle: ScalarOracle, exact: bool, tol: float, max_rounds
     rounds = 0
     trace = []
     local = _lbfgs_whitened if is_whitened(X, exact=True) else _lbfgs
+    budget = getattr(oracle, "solve_evals", np.inf)  # an oracle's own budget per solve
     for rounds in range(1, max_rounds + 1):  # noqa: B007 - reported
-        if W.shape[0] == 0:
+        if W.shape[0] == 0 or evals >= budget:
             break
         H = np.maximum(X @ W.T, 0.0)
         A = group_lasso(H, Y, beta)
@@ -702,7 +775,7 @@ def _solve(p: Problem, oracle: ScalarOracle, exact: bool, tol: float, max_rounds
         for net, stop in ((cands[0], beta * (1.0 + 1e-3)), (best_net, np.inf)):
             Lam = Y - forward(p, net)
             c = vector_dual_norm(
-                X, Lam, oracle, rtol=min(1e-4, 0.1 * gap), stop_above=stop, max_evals=cap
+                X, Lam, oracle, rtol=min(1e-4, 0.1 * gap), stop_above=stop, max_evals=per_round
             )
             evals += c.evals
             lower = max(lower, _scaled(Lam, Y, beta, c.upper))
@@ -720,6 +793,9 @@ def _solve(p: Problem, oracle: ScalarOracle, exact: bool, tol: float, max_rounds
         c = vector_dual_norm(X, Lam, oracle, rtol=NORM_RTOL, max_evals=cap)
         evals += c.evals
         lower = max(lower, _scaled(Lam, Y, beta, c.upper))
+    if upper - lower > tol * abs(upper):  # P*(I_n, Y, β/‖X‖₂) ≤ P*
+        white = whitened_lower_bound(Y, beta, float(np.linalg.norm(X, 2)))
+        lower = lower if white is None else max(lower, white)
     W2_ = best_net.weights[1]
     m_star = int(
         np.sum(

@@ -10,6 +10,8 @@ network's objective by more than 1e-12 relative (round-off).
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 
@@ -266,3 +268,54 @@ def test_whitened_certificate_never_above_twenty_multistarts(
     assert_never_above(opt.lower_bound, nets)
     assert_never_above(certificate(p, runs[0][1]), nets)
     assert min(nets) >= opt.objective * (1.0 - 1e-6)
+
+
+# ------------------------------------------------------------------ P*(I_n, Y, β/‖X‖₂) ≤ P*
+@functools.cache
+def _certified(n: int, d: int, K: int, beta: float, seed: int) -> tuple[Problem, object]:
+    """A small raw instance (``X`` Gaussian / √d, ``d > n`` as in ``deep_relu``) and its P*
+    certified by the enumeration oracle with the sphere branch and bound."""
+    rng = np.random.default_rng(seed)
+    X, Y = rng.standard_normal((n, d)) / np.sqrt(d), rng.standard_normal((n, K))
+    p = Problem(X, Y, 2, beta, "relu")
+    return p, solve_vector_relu(p)
+
+
+WHITENED_CASES = [
+    (5, 7, 2, 0.1, 2),
+    pytest.param(5, 6, 3, 0.1, 0, marks=pytest.mark.slow),  # K = 3 branch and bound: ~20 s
+    pytest.param(6, 8, 2, 0.3, 3, marks=pytest.mark.slow),  # ~15 s
+]
+
+
+@pytest.mark.parametrize(("n", "d", "K", "beta", "seed"), WHITENED_CASES)
+def test_whitened_lower_bound_never_above_certified_p_star(
+    n: int, d: int, K: int, beta: float, seed: int
+) -> None:
+    """``P*(I_n, Y, β/‖X‖₂) ≤ P*(X, Y, β)`` against P* certified by the enumeration; with
+    ``σ_min(X)`` in place of ``‖X‖₂`` (the proof's ``‖Xu‖ ≤ s‖u‖`` broken) the same check
+    fails."""
+    from solvers.vector_relu import whitened_lower_bound
+
+    p, opt = _certified(n, d, K, beta, seed)
+    assert opt.status is Status.CERTIFIED
+    sv = np.linalg.svd(p.X, compute_uv=False)
+    bound = whitened_lower_bound(p.Y, p.beta, float(sv[0]))
+    assert 0.0 < bound
+    assert_never_above(bound, [opt.objective])
+    wrong = whitened_lower_bound(p.Y, p.beta, float(sv[-1]))
+    with pytest.raises(AssertionError):
+        assert_never_above(wrong, [opt.objective])
+
+
+def test_inexact_solve_takes_the_whitened_lower_bound() -> None:
+    """With an inexact oracle (sampled directions) the lower end is at least the whitened
+    problem's bound — here above what the relaxed c̄ gives (the check fails without it)."""
+    from solvers.vector_relu import whitened_lower_bound
+
+    p, opt = _certified(5, 7, 2, 0.1, 2)
+    bound = whitened_lower_bound(p.Y, p.beta, float(np.linalg.norm(p.X, 2)))
+    loose = solve_vector_relu(p, oracle=sampled_oracle(p.X), max_rounds=3)
+    assert loose.status is Status.BRACKET
+    assert loose.lower_bound >= bound
+    assert_never_above(loose.lower_bound, [opt.objective])
