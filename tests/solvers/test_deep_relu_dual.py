@@ -80,6 +80,20 @@ def _hidden(X: np.ndarray, Ws: list[np.ndarray]) -> np.ndarray:
     return H
 
 
+def _against_multistart(p: Problem, starts: int, seed: int, label: str) -> tuple[float, ...]:
+    """``(best, new, old)``: the best of ``starts`` L-BFGS networks (width 8), the optimised
+    bound of the first (never above any of them: asserted) and the sign-split bound."""
+    runs = lbfgs_multistart(p, width=8, starts=starts, seed=seed, init_scale=1.0, maxiter=3000)
+    nets = [val for val, _ in runs]
+    new = dual_bound(p, runs[0][1])
+    assert_never_above(new, nets)
+    D_of_mu, Xn, Y2 = _relu_dual_of_mu(p)
+    old = _deep_bound(p, D_of_mu, Xn, Y2)[0]
+    best = min(nets)
+    print(f"{label}: width old {(best - old) / best:.3f}, new {(best - new) / best:.3f}")
+    return best, new, old
+
+
 @pytest.mark.slow  # 6 L-BFGS starts: ~30 s each on a loaded machine
 @pytest.mark.parametrize(
     ("n", "d", "L", "beta", "seed"),
@@ -88,15 +102,7 @@ def _hidden(X: np.ndarray, Ws: list[np.ndarray]) -> np.ndarray:
 def test_deep_bound_never_above_multistart_and_tighter_than_sign_split(
     n: int, d: int, L: int, beta: float, seed: int
 ) -> None:
-    p = _instance(n, d, L, beta, seed)
-    runs = lbfgs_multistart(p, width=8, starts=6, seed=seed, init_scale=1.0, maxiter=3000)
-    nets = [val for val, _ in runs]
-    new = dual_bound(p, runs[0][1])
-    assert_never_above(new, nets)
-    D_of_mu, Xn, Y2 = _relu_dual_of_mu(p)
-    old = _deep_bound(p, D_of_mu, Xn, Y2)[0]
-    best = min(nets)
-    print(f"L={L}: width old {(best - old) / best:.3f}, new {(best - new) / best:.3f}")
+    best, new, old = _against_multistart(_instance(n, d, L, beta, seed), 6, seed, f"L={L}")
     assert best - new < 0.9 * (best - old)  # measured: 0.90 -> 0.57 (L = 3), 0.86 -> 0.74 (L = 4)
 
 
@@ -268,14 +274,7 @@ def test_mip_oracle_path_gives_the_subset_path_bound(monkeypatch: pytest.MonkeyP
 def test_columnwise_bound_never_above_multistart_and_tighter_than_sign_split() -> None:
     rng = np.random.default_rng(11)
     p = Problem(rng.standard_normal((10, 3)), rng.standard_normal((10, 2)), 3, 0.1, "relu")
-    runs = lbfgs_multistart(p, width=8, starts=4, seed=11, init_scale=1.0, maxiter=3000)
-    nets = [val for val, _ in runs]
-    new = dual_bound(p, runs[0][1])
-    assert_never_above(new, nets)
-    D_of_mu, Xn, Y2 = _relu_dual_of_mu(p)
-    old = _deep_bound(p, D_of_mu, Xn, Y2)[0]
-    best = min(nets)
-    print(f"K=2: width old {(best - old) / best:.3f}, new {(best - new) / best:.3f}")
+    best, new, old = _against_multistart(p, 4, 11, "K=2")
     assert best - new < 0.95 * (best - old)
 
 
