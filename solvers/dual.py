@@ -57,7 +57,6 @@ import dataclasses
 import time
 from collections.abc import Callable, Sequence
 
-import clarabel
 import numpy as np
 import scipy.sparse as sp
 
@@ -437,7 +436,7 @@ class _DeepReluDual:
         b = np.concatenate([np.zeros(4 * n), np.full(2 * m, mu)])
         P = sp.block_diag([eye, zero, zero]).tocsc()
         q = np.concatenate([-self.y, np.zeros(2 * n)])
-        x = _clarabel(P, q, A, b, [clarabel.NonnegativeConeT(4 * n + 2 * m)])
+        x = _clarabel(P, q, A, b, nonneg=4 * n + 2 * m)
         if x is None or x.size != 3 * n:
             return None
         lam = x[:n]
@@ -461,8 +460,7 @@ class _DeepReluDual:
         b = np.concatenate([np.zeros(n + k), [mu]])
         P = sp.block_diag([sp.csc_matrix((k, k)), sp.identity(n)]).tocsc()
         q = np.concatenate([np.zeros(k), -self.y])
-        cones = [clarabel.ZeroConeT(n), clarabel.NonnegativeConeT(k + 1)]
-        x = _clarabel(P, q, A, b, cones)
+        x = _clarabel(P, q, A, b, zero=n, nonneg=k + 1)
         if x is None:
             return
         nu = np.maximum(x[:k], 0.0)
@@ -477,8 +475,14 @@ class _DeepReluDual:
             self._store(lam, bound)
 
 
-def _clarabel(P, q, A, b, cones) -> np.ndarray | None:  # noqa: ANN001 - scipy sparse
-    """Clarabel's solution of ``min ½xᵀPx + qᵀx`` s.t. ``Ax + s = b``, ``s ∈ cones``, or None."""
+def _clarabel(P, q, A, b, *, zero: int = 0, nonneg: int) -> np.ndarray | None:  # noqa: ANN001
+    """Clarabel's solution of ``min ½xᵀPx + qᵀx`` s.t. ``Ax + s = b`` with the first ``zero``
+    rows of ``s`` zero and the next ``nonneg`` non-negative, or None. Clarabel is imported here,
+    not with this module (:func:`solvers.relu_program.clarabel_module`)."""
+    from solvers.relu_program import clarabel_module
+
+    clarabel = clarabel_module()
+    cones = ([clarabel.ZeroConeT(zero)] if zero else []) + [clarabel.NonnegativeConeT(nonneg)]
     st = clarabel.DefaultSettings()
     st.verbose = False
     sol = clarabel.DefaultSolver(sp.triu(P).tocsc(), q, A, b, cones, st).solve()

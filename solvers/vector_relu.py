@@ -420,16 +420,12 @@ def vector_dual_norm(
     if not np.any(Lam):
         return VectorNorm(0.0, 0.0, np.zeros((0, X.shape[1])), np.zeros(0), 0)
     direct = getattr(oracle, "vector_norm", None)  # an oracle that knows c_K itself
-    if (
-        direct is not None
-        and (
-            out := direct(
-                Lam, rtol=rtol, stop_above=stop_above, stop_below=stop_below, max_evals=max_evals
-            )
+    if direct is not None:
+        out = direct(
+            Lam, rtol=rtol, stop_above=stop_above, stop_below=stop_below, max_evals=max_evals
         )
-        is not None
-    ):
-        return out
+        if out is not None:
+            return out
     found: dict[bytes, tuple[float, np.ndarray]] = {}
     cache: dict[bytes, float] = {}
     evals = 0
