@@ -20,8 +20,12 @@ every lifted feasible ``z`` (so the relaxation's maximum bounds ``s(λ)``):
   ``f = s_i − a_i``.
 
 Measured (BENCHMARKS.md, ``bench/shor.py``): lifting every point (not only ``λ_i > 0``) and the
-``s_i(s_j − a_j)`` products are what make it tight; on residuals of L-BFGS networks it is then
-often exact (the optimal ``M`` numerically rank one).
+``s_i(s_j − a_j)`` products are what make it tight. At residuals of L-BFGS networks far from
+optimal (``c(λ) ≫ β``) it is often exact (the optimal ``M`` numerically rank one) where SCS
+converges (n ≤ 60 in seconds to a minute); at the residual of a CERTIFIED optimum (``c(λ) = β``
+attained at every active neuron) it is NOT: 1.8–3.7× β at n = 16–40, d = 3 — it cannot certify.
+At n = 200, d = 10 SCS does not converge in minutes and the rigorous bound is worse than the
+MIP's.
 
 **Solver.** SCS (first-order, splitting; Clarabel's interior point needs the dense Hessian of a
 PSD cone of dimension ``m(m+1)/2``, ``m = 1 + r + n``: minutes at n = 60, hopeless at 200).
