@@ -298,9 +298,6 @@ def brackets(
         rows = []
         for kind in kinds:  # a bound is needed here: no target
             t = time.perf_counter()
-            if kind == "shor" and n > cg.SHOR_MAX_POINTS:
-                print(f"(shor: n = {n} > SHOR_MAX_POINTS = {cg.SHOR_MAX_POINTS}, not run)")
-                continue
             if kind == "shor":
                 cbar, _ = shor_dual_norm(p.X, lam, bias=bias, time_limit=limit)
             else:

@@ -74,6 +74,8 @@ SHOR_MAX_ITERS = 20_000  # SCS iterations (besides the time limit)
 SAFE_RTOL = 1e-12  # relative pad of the bound for its own floating-point evaluation
 ALPHA = 1.5  # SCS's over-relaxation (its default)
 PRODUCTS = ("all", "sd", "none")  # which pairwise RLT rows (shor_bound's products)
+ALL_PRODUCTS_MAX = 60  # default products: "all" up to this many points, "none" beyond (measured:
+# with the O(n²) rows SCS does not converge in minutes at n = 100, d = 10; without them it does)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -375,15 +377,18 @@ def shor_bound(
     bias: bool = False,
     time_limit: float = 60.0,
     eps: float = SHOR_EPS,
-    products: str = "all",
+    products: str | None = None,
 ) -> ShorBound:
     """A rigorous ``upper ≥ s(λ) = max_{‖u‖≤1, b} λᵀ(Xu + b)_+`` (module doc), SCS stopped at
     ``eps`` or ``time_limit`` seconds (either way the bound is valid). ``products``: the pairwise
     RLT rows (``O(n²)``): ``"all"``, ``"sd"`` (``s_i s_j`` and ``s_i(s_j − a_j)`` only, about a
-    third of the non-zeros at d = 10) or ``"none"`` (much looser, BENCHMARKS.md)."""
+    third of the non-zeros at d = 10) or ``"none"`` (looser, O(n) rows; BENCHMARKS.md); default
+    ``"all"`` up to ``ALL_PRODUCTS_MAX`` points, else ``"none"``."""
     import scs
 
     t0 = time.perf_counter()
+    if products is None:
+        products = "all" if np.shape(X)[0] <= ALL_PRODUCTS_MAX else "none"
     prog = program(X, lam, bias=bias, products=products)
     if not isinstance(prog, Program):
         return ShorBound(prog, prog, 0.0, np.nan, "no relaxation", time.perf_counter() - t0, 0)
@@ -415,13 +420,20 @@ def shor_bound(
 
 
 def shor_dual_norm(
-    X: np.ndarray, lam: np.ndarray, *, bias: bool = False, time_limit: float = 60.0
+    X: np.ndarray,
+    lam: np.ndarray,
+    *,
+    bias: bool = False,
+    time_limit: float = 60.0,
+    products: str | None = None,
 ) -> tuple[float, tuple[ShorBound, ShorBound]]:
-    """``c̄ ≥ c(λ) = max(s(λ), s(−λ))`` from two Shor bounds (half the time each)."""
+    """``c̄ ≥ c(λ) = max(s(λ), s(−λ))`` from two Shor bounds (half the time each; ``products``
+    as in :func:`shor_bound`)."""
     t0 = time.perf_counter()
     out = []
     for sg in (1.0, -1.0):
         left = float(time_limit) - (time.perf_counter() - t0)
         limit = 0.5 * float(time_limit) if sg > 0 else left
-        out.append(shor_bound(X, sg * np.asarray(lam, float), bias=bias, time_limit=limit))
+        lam_s = sg * np.asarray(lam, float)
+        out.append(shor_bound(X, lam_s, bias=bias, time_limit=limit, products=products))
     return max(o.upper for o in out), (out[0], out[1])
