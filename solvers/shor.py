@@ -43,8 +43,8 @@ vᵀx`` (``Z_aa = v_aa``, ``Z_ab = v_ab/2``). At any lifted feasible point (``A_
 (``y_Kᵀs_K ≥ 0``; ``D`` any positive diagonal), so ``s(λ) = max −cᵀx ≤ b_Kᵀy_K +
 max(0, −λ_min(DZD))·T_D`` with the a-priori ``T_D ≥ tr(D⁻¹MD⁻¹)`` of a rank-one feasible ``M``:
 ``M_00 = 1``, ``Σ M_uu ≤ 1``, ``M_bb ≤ B²``, ``M_{s_i s_i} ≤ (‖x̃_i‖_u + B)²`` (``s_i ≤ |a_i|``).
-Two choices of ``D`` are tried (``I``: ``T = 2 + B² + Σ(‖x_i‖ + B)²``; ``D² = diag`` of those
-bounds: ``T = 2 + [bias] + k``) and the smaller bound kept. Nothing about SCS's accuracy is
+Two choices of ``D`` are tried (``I``: ``T = 1 + r + B² + Σ(‖x_i‖ + B)²``, each ``M_uu ≤ 1``;
+``D² = diag`` of those bounds: ``T = 1 + r + [bias] + k``) and the smaller bound kept. Nothing about SCS's accuracy is
 assumed: an inaccurate dual only makes the bound looser. The floating-point evaluation of the
 bound is padded by ``SAFE_RTOL`` (eigenvalue and summation round-off, ≪ it).
 """

@@ -82,6 +82,8 @@ def test_trivial_and_unbounded() -> None:
     assert shor_bound(X, np.abs(lam), bias=True).upper == np.inf
     with pytest.raises(ValueError, match="lam has 9 entries"):
         shor_bound(X, lam[:9])
+    with pytest.raises(ValueError, match="products must be one of"):
+        shor_bound(X, lam, products="nope")
 
 
 @pytest.mark.slow
