@@ -90,8 +90,8 @@ REDUCE_RTOL = 1e-12  # Carathéodory's network is kept if its objective is withi
 NEIGHBOUR_FLIPS = 16  # points nearest each active neuron's hyperplane flipped (pricing)
 LOCAL_GTOL = 1e-12  # L-BFGS gradient tolerance of the bracket's local search
 SHOR_TIME = 120.0  # seconds (both signs) of the Shor bound at a bracket's end (after time_limit)
-SHOR_MAX_POINTS = 100  # beyond this n the Shor program is not tried (SCS does not converge in
-# minutes at n = 200, d = 10: BENCHMARKS.md)
+SHOR_MAX_POINTS = 200  # beyond this n the Shor program is not tried (SCS does not converge in
+# minutes at n = 1,000, d = 20: BENCHMARKS.md)
 
 
 def make_optimum(

@@ -406,7 +406,8 @@ def shor_bound(
     )
     sol = solver.solve()
     y, x = (np.asarray(sol[k], np.float64) for k in ("y", "x"))
-    upper, corr = prog.upper(y) if np.all(np.isfinite(y)) else (np.inf, np.inf)
+    # any y gives a bound (module doc): SCS stopped before its first iterate leaves NaN there
+    upper, corr = prog.upper(np.where(np.isfinite(y), y, 0.0))
     ev = np.linalg.eigvalsh(_sym(prog.lift, np.nan_to_num(x), off=1.0))
     return ShorBound(
         upper=float(upper),
