@@ -107,7 +107,7 @@ def test_bracket_from_the_shor_bound_contains_p_star_and_multistart(bias: bool) 
     exact, _ = dual_norm(X, lam, bias=bias)
     assert cbar >= exact
     low = scaled_dual_value(float(lam @ y), float(lam @ lam), p.beta / cbar)
-    best = lbfgs_multistart(p, width=12, starts=5)[0][0]
+    best = lbfgs_multistart(p, width=12, starts=5, maxiter=3000)[0][0]
     assert low <= opt.lower_bound * (1 + 1e-9)
     assert low <= best
     assert objective(p, net) >= low
