@@ -36,7 +36,8 @@ ALL enumerated patterns (``solvers.reference.relu_two_layer``, up to ``CVXPY_PAT
 pyscnn (``bench.two_layer._pyscnn``, if importable): time and (value − our certified lower
 end)/lower end.
 Brackets mode (n too large for column generation within minutes): a network from L-BFGS
-(``local_network`` from the zero network, ``--width`` neurons, default 16), its certificate
+(``local_network`` from the zero network, or with ``--width w`` from a random network of w neurons,
+20,000 iterations), its certificate
 ``D(αλ)`` (THEORY §7, λ its residual, ``α ≤ β/c̄`` with ``c̄`` the oracle's bound after ``limit``
 seconds, both signs); width = (objective − certificate)/objective, ``c̄/c`` = bound over the best
 value found (the local search's and the MIP's), ``c/β`` = how far λ is from dual feasible (a
@@ -274,13 +275,24 @@ def _zero_network(p: Problem, width: int) -> Network:
     return Network(weights=(W1, W2), biases=(np.zeros(width),) if p.bias else None)
 
 
+def _start_network(p: Problem, width: int) -> Network:
+    """The zero network (``width = 0``: L-BFGS then starts from 8 small neurons on the local
+    search's directions) or a random one of ``width`` neurons (seed 0, scale 0.5/√fan-in)."""
+    if not width:
+        return _zero_network(p, 16)
+    rng = np.random.default_rng(0)
+    W1 = rng.standard_normal((p.d, width)) * 0.5 / np.sqrt(p.d)
+    W2 = rng.standard_normal((width, 1)) * 0.5 / np.sqrt(width)
+    return Network(weights=(W1, W2), biases=(np.zeros(width),) if p.bias else None)
+
+
 def brackets(
     shapes: list[tuple[int, int]],
     limit: float,
     bias: bool,
     data: str,
     kinds: list,
-    width: int = 16,
+    width: int = 0,
 ) -> None:
     print(
         f"| data | n | d | bias | width | P* upper (L-BFGS) | c/β | oracle | c value | c bound "
@@ -289,7 +301,7 @@ def brackets(
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for n, d in shapes:
         p = _frontier_problem(data, n, d, bias, 0.1)
-        net = tl.local_network(p, _zero_network(p, width))
+        net = tl.local_network(p, _start_network(p, width), maxiter=20_000 if width else 2000)
         up = objective(p, net)
         y = p.Y[:, 0]
         lam = y - forward(p, net)[:, 0]
@@ -327,7 +339,12 @@ def main() -> None:
     ap.add_argument("--cap", type=int, default=20_000, help="pattern cap (--compare)")
     ap.add_argument("--brackets", action="store_true", help="oracle brackets at large n")
     ap.add_argument("--shapes", default="200x10,200x20", help="NxD,... for --brackets")
-    ap.add_argument("--width", type=int, default=16, help="L-BFGS network width (--brackets)")
+    ap.add_argument(
+        "--width",
+        type=int,
+        default=0,
+        help="--brackets: L-BFGS from a random net this wide (0: zero)",
+    )
     ap.add_argument("--limit", type=float, default=60.0, help="seconds per solve / oracle")
     ap.add_argument("--bias", action="store_true")
     ap.add_argument("--data", default="gaussian", choices=["gaussian", "uniform", "digits"])
