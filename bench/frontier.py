@@ -36,9 +36,14 @@ ALL enumerated patterns (``solvers.reference.relu_two_layer``, up to ``CVXPY_PAT
 pyscnn (``bench.two_layer._pyscnn``, if importable): time and (value − our certified lower
 end)/lower end.
 Brackets mode (n too large for column generation within minutes): a network from L-BFGS
-(``local_network`` from the zero network, width 16), its certificate ``D(αλ)`` (THEORY §7, λ its
-residual, ``α ≤ β/c̄`` with ``c̄`` the oracle's bound after ``limit`` seconds, both signs); width
-= (objective − certificate)/objective, and the oracle's own ``c̄/c`` (bound over best value).
+(``local_network`` from the zero network, or with ``--width w`` from a random network of w neurons,
+20,000 iterations), its certificate
+``D(αλ)`` (THEORY §7, λ its residual, ``α ≤ β/c̄`` with ``c̄`` the oracle's bound after ``limit``
+seconds, both signs); width = (objective − certificate)/objective, ``c̄/c`` = bound over the best
+value found (the local search's and the MIP's), ``c/β`` = how far λ is from dual feasible (a
+bracket cannot be narrow when it is ≫ 1, whatever c̄). Oracle ``shor``: c̄ from
+:func:`solvers.shor.shor_dual_norm` (the SDP + RLT relaxation, rigorous from its dual, ``limit``
+seconds for both signs) instead of the MIP.
 """
 
 from __future__ import annotations
@@ -56,7 +61,8 @@ from bench.two_layer import _frontier_problem
 from solvers import Problem, objective
 from solvers.problem import Network, forward
 from solvers.scalar import scaled_dual_value
-from solvers.separation import dual_norm_oracle
+from solvers.separation import dual_norm_oracle, local_search
+from solvers.shor import shor_dual_norm
 
 ORACLES = (
     "old",
@@ -66,7 +72,8 @@ ORACLES = (
     "new",
     "stall",
     "module",
-)  # --oracles picks (default: old,new)
+    "shor",
+)  # --oracles picks (default: old,new); shor (solvers.shor's SDP bound): --brackets only
 
 
 STALL_NODES = 200  # the "stall" oracle: nodes without a better violator before SCIP stops
@@ -119,11 +126,16 @@ def _solve(kind: str, n: int, d: int, bias: bool, limit: float, data: str = "gau
         opt = tl.solve_two_layer(p, time_limit=limit)
         dt = time.perf_counter() - t
     orc = opt.info.get("oracle", {})
+    shor = opt.info.get("shor")
+    before = "—"
+    if shor is not None:  # the gap the MIP's bound left, before the Shor bound (solvers.shor)
+        before = f"{(opt.objective - shor['lower_before']) / abs(opt.objective):.1e}"
+        before += f" ({shor['seconds']:.0f} s)"
     # within the cap the enumeration has no time limit: certified counts within 1.1 × limit
     certified = opt.status.value == "certified" and dt <= 1.1 * limit
     print(
         f"| {data} | {n} | {d} | {'yes' if bias else 'no'} | {kind} | {opt.status.value} | "
-        f"{opt.rel_gap:.1e} | {opt.info.get('patterns')} | {opt.info.get('rounds')} | "
+        f"{opt.rel_gap:.1e} | {before} | {opt.info.get('patterns')} | {opt.info.get('rounds')} | "
         f"{orc.get('calls', 0)} ({orc.get('seconds', 0.0):.0f}) | {dt:.0f} |",
         flush=True,
     )
@@ -131,8 +143,8 @@ def _solve(kind: str, n: int, d: int, bias: bool, limit: float, data: str = "gau
 
 
 HEADER = (
-    "| data | n | d | bias | oracle | status | rel. gap | patterns | rounds | oracle calls (s) "
-    "| wall s |\n|---|---|---|---|---|---|---|---|---|---|---|"
+    "| data | n | d | bias | oracle | status | rel. gap | gap before Shor (Shor s) | patterns "
+    "| rounds | oracle calls (s) | wall s |\n|---|---|---|---|---|---|---|---|---|---|---|---|"
 )
 
 
@@ -263,34 +275,56 @@ def _zero_network(p: Problem, width: int) -> Network:
     return Network(weights=(W1, W2), biases=(np.zeros(width),) if p.bias else None)
 
 
+def _start_network(p: Problem, width: int) -> Network:
+    """The zero network (``width = 0``: L-BFGS then starts from 8 small neurons on the local
+    search's directions) or a random one of ``width`` neurons (seed 0, scale 0.5/√fan-in)."""
+    if not width:
+        return _zero_network(p, 16)
+    rng = np.random.default_rng(0)
+    W1 = rng.standard_normal((p.d, width)) * 0.5 / np.sqrt(p.d)
+    W2 = rng.standard_normal((width, 1)) * 0.5 / np.sqrt(width)
+    return Network(weights=(W1, W2), biases=(np.zeros(width),) if p.bias else None)
+
+
 def brackets(
-    shapes: list[tuple[int, int]], limit: float, bias: bool, data: str, kinds: list
+    shapes: list[tuple[int, int]],
+    limit: float,
+    bias: bool,
+    data: str,
+    kinds: list,
+    width: int = 0,
 ) -> None:
     print(
-        f"| data | n | d | bias | P* upper (L-BFGS) | oracle | c value | c bound | c̄/c "
-        f"| P* lower | width | s |  (limit {limit:.0f} s per oracle call)"
+        f"| data | n | d | bias | width | P* upper (L-BFGS) | c/β | oracle | c value | c bound "
+        f"| c̄/c | P* lower | width | s |  (limit {limit:.0f} s per oracle call, both signs)"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for n, d in shapes:
         p = _frontier_problem(data, n, d, bias, 0.1)
-        net = tl.local_network(p, _zero_network(p, 16))
+        net = tl.local_network(p, _start_network(p, width), maxiter=20_000 if width else 2000)
         up = objective(p, net)
         y = p.Y[:, 0]
         lam = y - forward(p, net)[:, 0]
         lam = lam - lam.mean() if bias else lam
+        found = max(local_search(p.X, sg * lam, bias=bias).value for sg in (1, -1))
+        rows = []
         for kind in kinds:  # a bound is needed here: no target
             t = time.perf_counter()
-            cuts = {"old": False, "cut": True}.get(kind)
-            res = dual_norm_oracle(p.X, lam, bias=bias, time_limit=limit, cuts=cuts)
-            dt = time.perf_counter() - t
-            value = max(r.value for r in res)
-            cbar = max(r.upper for r in res)
+            if kind == "shor":
+                cbar, _ = shor_dual_norm(p.X, lam, bias=bias, time_limit=limit)
+            else:
+                cuts = {"old": False, "cut": True}.get(kind)
+                res = dual_norm_oracle(p.X, lam, bias=bias, time_limit=limit, cuts=cuts)
+                found = max(found, *(r.value for r in res))
+                cbar = max(r.upper for r in res)
+            rows.append((kind, cbar, time.perf_counter() - t))
+        for kind, cbar, dt in rows:
             amax = np.inf if cbar <= 0 else p.beta / cbar
             low = scaled_dual_value(float(lam @ y), float(lam @ lam), amax)
             print(
-                f"| {data} | {n} | {d} | {'yes' if bias else 'no'} | {up:.6g} | {kind} | "
-                f"{value:.4g} | {cbar:.4g} | {cbar / value:.2f} | {low:.6g} | "
-                f"{(up - low) / up:.3f} | {dt:.0f} |",
+                f"| {data} | {n} | {d} | {'yes' if bias else 'no'} | {width} | {up:.6g} | "
+                f"{found / p.beta:.3g} | {kind} | {found:.4g} | {cbar:.4g} | {cbar / found:.4f} | "
+                f"{low:.6g} | {(up - low) / up:.2e} | {dt:.0f} |",
                 flush=True,
             )
 
@@ -305,6 +339,12 @@ def main() -> None:
     ap.add_argument("--cap", type=int, default=20_000, help="pattern cap (--compare)")
     ap.add_argument("--brackets", action="store_true", help="oracle brackets at large n")
     ap.add_argument("--shapes", default="200x10,200x20", help="NxD,... for --brackets")
+    ap.add_argument(
+        "--width",
+        type=int,
+        default=0,
+        help="--brackets: L-BFGS from a random net this wide (0: zero)",
+    )
     ap.add_argument("--limit", type=float, default=60.0, help="seconds per solve / oracle")
     ap.add_argument("--bias", action="store_true")
     ap.add_argument("--data", default="gaussian", choices=["gaussian", "uniform", "digits"])
@@ -313,6 +353,8 @@ def main() -> None:
     kinds = args.oracles.split(",")
     if set(kinds) - set(ORACLES):
         ap.error(f"--oracles: unknown {sorted(set(kinds) - set(ORACLES))}; known {ORACLES}")
+    if "shor" in kinds and not args.brackets:
+        ap.error("--oracles: shor (a bound only, no violator) runs in --brackets mode only")
     if args.profile or args.compare:
         shapes = [
             (*(int(v) for v in s.rstrip("b").split("x")), s.endswith("b"))
@@ -324,7 +366,7 @@ def main() -> None:
             compare(shapes, args.limit, args.data, args.cap)
     elif args.brackets:
         shapes = [tuple(int(v) for v in s.split("x")) for s in args.shapes.split(",")]
-        brackets(shapes, args.limit, args.bias, args.data, kinds)
+        brackets(shapes, args.limit, args.bias, args.data, kinds, args.width)
     elif args.bisect:
         lo, hi = (int(v) for v in args.bisect.split(":"))
         bisect(args.d, lo, hi, args.limit, args.bias, args.data, kinds)

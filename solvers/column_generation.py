@@ -24,7 +24,10 @@ is priced (no bound: pricing only) by the exact cone maximum of the sampled cell
 flipped), and by the local search of :mod:`solvers.separation`; when they find no new violated
 block, the exact check ``c(λ)`` is the MIP oracle (:func:`solvers.separation.dual_norm_oracle`,
 SCIP, objective limit ``β(1 + 0.1·tol)``: a proof below it counts as exact) with the time
-left. Its bound (valid when stopped early) gives the lower end; CERTIFIED when it proved ``c(λ)`` and the relative gap is
+left. Its bound (valid when stopped early) gives the lower end, and where the result is a
+bracket, also the Shor bound (:mod:`solvers.shor`, rigorous, ``shor_time`` seconds after
+``time_limit``, default ``min(SHOR_TIME, time_limit)``, up to ``SHOR_MAX_POINTS`` points) at
+the residual of the bracket's network; CERTIFIED when it proved ``c(λ)`` and the relative gap is
 ``≤ TOL_BEYOND_CAP`` (1e-6), else BRACKET at ``time_limit`` (default ``TIME_LIMIT`` = 300 s; a
 round in progress finishes first). A bracket's upper end is the best of the program's network
 and L-BFGS (:func:`local_network`) from it and from every warm start (a network with no active
@@ -59,6 +62,7 @@ from solvers.relu_program import (
     solve_restricted,
 )
 from solvers.separation import SepResult, dual_norm_oracle, local_search
+from solvers.shor import shor_dual_norm
 
 __all__ = [
     "FAMILY",
@@ -85,6 +89,9 @@ USED_BLOCK_RTOL = 1e-9  # ‖u_j‖ > this × the largest: a block stays in the 
 REDUCE_RTOL = 1e-12  # Carathéodory's network is kept if its objective is within this (round-off)
 NEIGHBOUR_FLIPS = 16  # points nearest each active neuron's hyperplane flipped (pricing)
 LOCAL_GTOL = 1e-12  # L-BFGS gradient tolerance of the bracket's local search
+SHOR_TIME = 120.0  # seconds (both signs) of the Shor bound at a bracket's end (after time_limit)
+SHOR_MAX_POINTS = 200  # beyond this n the Shor program is not tried (SCS does not converge in
+# minutes at n = 1,000, d = 20: BENCHMARKS.md)
 
 
 def make_optimum(
@@ -167,6 +174,7 @@ def solve_on(
     add_per_round: int | None = None,
     warm_start: Sequence[Network] = (),
     time_limit: float = TIME_LIMIT,
+    shor_time: float | None = None,
 ) -> Optimum:
     t_start = time.perf_counter()
     geo = state.geo
@@ -286,6 +294,18 @@ def solve_on(
                     m_star = int(np.sum(np.abs(w.weights[1][:, 0]) > 0))
                     dirs = _directions(w)
                     info["upper_from"] = "local search"
+        shor_time = min(SHOR_TIME, time_limit) if shor_time is None else shor_time
+        if upper - lower > tol * abs(upper) and shor_time > 0 and n <= SHOR_MAX_POINTS:
+            lam = residual(p, net)  # the bracket's network: its residual, c(λ) by the SDP
+            cbar, parts = shor_dual_norm(p.X, lam, bias=p.bias, time_limit=shor_time)
+            own = scaled_dual(lam, y, beta, cbar)
+            info["shor"] = {
+                "bound": cbar,
+                "lower": own,
+                "lower_before": lower,
+                "seconds": sum(b.seconds for b in parts),
+            }
+            lower = max(lower, own)
     net = pad_width(p, net, net.weights[0].shape[1])
     certified = geo.exact or oracle["exact"]
     return make_optimum(p, geo, net, upper, lower, m_star, dirs, tol, info, certified=certified)

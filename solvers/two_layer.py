@@ -139,6 +139,7 @@ def solve_two_layer(
     seed: int = 0,
     warm_start: Sequence[Network] | None = None,
     time_limit: float = TIME_LIMIT,
+    shor_time: float | None = None,
 ) -> Optimum:
     """P*, the optimal network and its certificate for a two-layer ReLU problem (THEORY §10).
 
@@ -158,6 +159,8 @@ def solve_two_layer(
             sampled and neighbouring cells and the local search, the exact check by the MIP
             oracle of :mod:`solvers.separation`); on expiry a BRACKET
             whose ends are both rigorous. Within the cap the enumeration decides (no limit).
+        shor_time: seconds for the Shor SDP bound (:mod:`solvers.shor`) at a bracket's end,
+            after ``time_limit`` (default ``min(SHOR_TIME, time_limit)``; 0: none).
 
     Returns:
         :class:`Optimum` (family ``"relu_two_layer"``): ``objective`` the §0 objective of
@@ -182,7 +185,9 @@ def solve_two_layer(
     warm = [w for w in warm if _fits(p, w)]
     if not geo.exact:  # the oracle's check and the conic solve reach ~1e-8, not 1e-8 certain
         tol = max(tol, TOL_BEYOND_CAP)
-    return solve_on(p, State(geo), tol=tol, warm_start=warm, time_limit=time_limit)
+    return solve_on(
+        p, State(geo), tol=tol, warm_start=warm, time_limit=time_limit, shor_time=shor_time
+    )
 
 
 def _fits(p: Problem, net: Network | Sequence[np.ndarray]) -> bool:
