@@ -64,8 +64,13 @@ the oracle's maximisers at the residual join a working set, the group lasso on t
 gives a network (an upper end: a real network's objective), full-network L-BFGS from it moves
 the directions continuously (its directions join the working set; on whitened data L-BFGS-B in
 ``h_j = (Xu_j)_+ ≥ 0``, :func:`_lbfgs_whitened`, where the optimum sits on every inactive
-point's kink and L-BFGS on the weights stalls), and the residual of the
-best network scaled by ``β/c̄_K`` gives the lower end. CERTIFIED when
+point's kink and L-BFGS on the weights stalls; on raw data :func:`_face_lbfgs` after it, L-BFGS
+with each neuron held on the kinks it sits on), and the residual of the
+best network scaled by ``β/c̄_K`` gives the lower end. After the rounds, the best network's
+certificate is computed with the oracle's final budget; its maximisers above β (violators) join
+the network's directions for one more primal step, and again while the primal drops. With
+``n < d`` (full row rank, not whitened) the solve runs on ``XV`` (:func:`row_space_basis`: the
+same P* and ``c_K``) and maps the network back. CERTIFIED when
 ``(upper − lower)/upper ≤ tol`` (1e-6) with an exact oracle, else BRACKET.
 ``m_star`` is the width of the network found (neurons with a non-zero output row after merging
 equal directions), not a proven minimum.
