@@ -16,14 +16,18 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 
+def _bench(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    """``python -m bench.frontier ARGS`` from the repository root (its own PYTHONPATH)."""
+    return subprocess.run(
+        [sys.executable, "-m", "bench.frontier", *args],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
+        timeout=timeout,
+    )  # fmt: skip
+
+
 def test_frontier_benchmark_prints_a_row_per_oracle(capsys) -> None:
     pytest.importorskip("pyscipopt")
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench.frontier", "--d", "10", "--ns", "15", "--limit", "20",
-         "--oracles", "old,new"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+    proc = _bench("--d", "10", "--ns", "15", "--limit", "20", "--oracles", "old,new")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     rows = [ln.split("|") for ln in proc.stdout.splitlines() if ln.startswith("| gaussian")]
     with capsys.disabled():
@@ -34,23 +38,14 @@ def test_frontier_benchmark_prints_a_row_per_oracle(capsys) -> None:
 
 
 def test_frontier_benchmark_rejects_an_unknown_oracle() -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench.frontier", "--oracles", "old,nope"],
-        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
-        timeout=120,
-    )  # fmt: skip
+    proc = _bench("--oracles", "old,nope", timeout=120)
     assert proc.returncode == 2 and "--oracles: unknown ['nope']" in proc.stderr
 
 
 def test_brackets_mode_prints_the_shor_bound_beside_the_mip() -> None:
     pytest.importorskip("pyscipopt")
     pytest.importorskip("scs")
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench.frontier", "--brackets", "--shapes", "30x3", "--limit", "20",
-         "--oracles", "old,shor"],
-        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
-        timeout=600,
-    )  # fmt: skip
+    proc = _bench("--brackets", "--shapes", "30x3", "--limit", "20", "--oracles", "old,shor")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     rows = [ln.split("|") for ln in proc.stdout.splitlines() if ln.startswith("| gaussian")]
     assert [r[8].strip() for r in rows] == ["old", "shor"]
@@ -59,9 +54,5 @@ def test_brackets_mode_prints_the_shor_bound_beside_the_mip() -> None:
 
 
 def test_shor_is_refused_outside_brackets_mode() -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench.frontier", "--oracles", "shor"],
-        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
-        timeout=120,
-    )  # fmt: skip
+    proc = _bench("--oracles", "shor", timeout=120)
     assert proc.returncode == 2 and "--brackets mode only" in proc.stderr
