@@ -225,7 +225,7 @@ def main() -> None:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    from sweep.runner import handle_sigterm
+    from sweep.interrupts import handle_sigterm
 
     _refuse_multirun(sys.argv[1:])
     handle_sigterm()  # SIGTERM stops the sweep as Ctrl-C does (exit 143)
@@ -239,8 +239,8 @@ def main() -> None:
         if _yaml_error(exc) is None:
             raise
         _fail(_yaml_sentence(_yaml_error(exc)))
-    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (sweep.runner.Terminated)
-        from sweep.runner import Terminated
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (sweep.interrupts.Terminated)
+        from sweep.interrupts import Terminated
 
         term = isinstance(exc, Terminated)
         print(

@@ -25,7 +25,6 @@ import signal
 import socket
 import sys
 import tempfile
-import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
@@ -35,6 +34,7 @@ from typing import TextIO
 
 from sweep.config import EXPECT_REACH_PARAM, ConfigError, RunnerConfig, Sweep
 from sweep.grid import batches, varying_fields
+from sweep.interrupts import Deferred, Terminated, _on_sigterm, handle_sigterm
 from sweep.progress import Progress, parent_summary, summary_table
 from sweep.schema import TrialResult, TrialSpec
 
@@ -215,59 +215,6 @@ def check_address(runner: RunnerConfig) -> None:
             f"{source}={address} is unreachable ({why}); "
             f"start the Ray cluster or fix the address (nothing was run or recorded)."
         ) from None
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (``kill``, SLURM's ``scancel`` / time limit, Kubernetes): the sweep stops as on
-    Ctrl-C — results that arrived are written, claims withdrawn, the parent run KILLED."""
-
-
-def _on_sigterm(signum: int, frame: object) -> None:
-    # once: a second SIGTERM during the cleanup does not cut it short (SIGKILL still does)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    raise Terminated
-
-
-class _Deferred:
-    """SIGINT / SIGTERM held back while the sweep's bookkeeping closes (``with _Deferred() as d``):
-    an interrupt that lands while the writers drain, the claims are withdrawn and the parent run
-    is closed would leave them half done (the parent RUNNING). ``d.signum`` is the signal that
-    came, if any; the caller raises it once the bookkeeping is complete."""
-
-    def __init__(self) -> None:
-        self.signum: int | None = None
-        self._saved: dict[int, object] = {}
-
-    def _hold(self, signum: int, frame: object) -> None:
-        self.signum = self.signum or signum
-
-    def __enter__(self) -> _Deferred:
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._saved[sig] = signal.signal(sig, self._hold)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for sig, handler in self._saved.items():
-            signal.signal(sig, handler)
-
-    def status(self, status: str) -> str:
-        """The parent run's status: KILLED when an interrupt came before it was written."""
-        return "KILLED" if self.signum is not None else status
-
-    def reraise(self) -> None:
-        """Raise the interrupt that was held back (Terminated for SIGTERM), if one came."""
-        if self.signum == signal.SIGTERM:
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)  # as _on_sigterm: once
-            raise Terminated
-        if self.signum is not None:
-            raise KeyboardInterrupt
-
-
-def handle_sigterm() -> None:
-    """Make SIGTERM raise :class:`Terminated` (a KeyboardInterrupt) in the main thread."""
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _on_sigterm)
 
 
 def start_ray(runner: RunnerConfig) -> bool:
@@ -636,7 +583,7 @@ def run_sweep(
         status = "KILLED"
         raise
     finally:
-        with _Deferred() as held:  # an interrupt from here on waits until the parent is closed
+        with Deferred() as held:  # an interrupt from here on waits until the parent is closed
             progress.close()
             try:  # the parent run's summary for the UI; the sweep's results do not depend on it
                 metrics, artifacts = parent_summary(

@@ -47,6 +47,7 @@ from importlib import metadata
 from pathlib import Path
 
 from sweep.claims import LIVE_SWEEPS, TAG_HEARTBEAT, ClaimView, spread
+from sweep.interrupts import Deferred
 from sweep.schema import (
     TAG_DRIVER,
     TAG_EXPERIMENT,
@@ -414,18 +415,23 @@ class Tracker:
         if self.parent_id is None:
             raise RuntimeError("Tracker.claim called before Tracker.start")
         self.guard.check()
-        try:
-            self.view.poll(time.time() - self.poll_every)
+        # Ctrl-C / SIGTERM is held while the claims are created and registered: one landing
+        # between the store's insert and the registration left a RUNNING child run that
+        # ``finish`` never withdrew (CI, stop 25); it is raised once they are registered
+        with Deferred() as held:
+            try:
+                self.view.poll(time.time() - self.poll_every)
+                with self._lock:
+                    mine = [s for s in specs if s.key not in self._claims]
+                    todo = [s for s in mine if not self.view.blocked(s.key, None)]
+                    self.stats.elsewhere += len(mine) - len(todo)
+                claims = self._claim(todo)
+            except Exception as exc:
+                raise self.guard.failed(exc) from exc
             with self._lock:
-                mine = [s for s in specs if s.key not in self._claims]
-                todo = [s for s in mine if not self.view.blocked(s.key, None)]
-                self.stats.elsewhere += len(mine) - len(todo)
-            claims = self._claim(todo)
-        except Exception as exc:
-            raise self.guard.failed(exc) from exc
-        with self._lock:
-            for spec, c in zip(todo, claims, strict=True):
-                self._claims[spec.key] = c
+                for spec, c in zip(todo, claims, strict=True):
+                    self._claims[spec.key] = c
+        held.reraise()
         return todo
 
     def claimed(self, groups) -> Iterator[list[TrialSpec]]:

@@ -257,19 +257,19 @@ def test_an_interrupt_during_the_closing_bookkeeping_waits_for_it() -> None:
     import os
     import signal
 
-    from sweep.runner import Terminated, _Deferred
+    from sweep.interrupts import Deferred, Terminated
 
     for sig, exc in ((signal.SIGINT, KeyboardInterrupt), (signal.SIGTERM, Terminated)):
         before = signal.getsignal(sig)
         closed = []
         with pytest.raises(exc):
-            with _Deferred() as held:
+            with Deferred() as held:
                 os.kill(os.getpid(), sig)  # delivered at once, to this (the main) thread
                 closed.append(held.status("FINISHED"))  # still running: nothing was raised
             held.reraise()
         assert closed == ["KILLED"]
         assert signal.getsignal(sig) in (before, signal.SIG_IGN)
         signal.signal(sig, before)
-    with _Deferred() as held:  # no signal: the status stands and nothing is raised
+    with Deferred() as held:  # no signal: the status stands and nothing is raised
         status = held.status("FINISHED")
     assert status == "FINISHED" and held.reraise() is None

@@ -403,3 +403,45 @@ def test_a_rerun_with_nothing_to_run_writes_nothing(tmp_path: Path) -> None:
     forced, _ = _sweep(tmp_path, rerun=True)
     assert len(run_sweep(forced, specs, batch_fn=quick, out=devnull).results) == 3
     assert parents() == 4
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
+def test_an_interrupt_landing_inside_a_claim_leaves_no_claim_running(
+    tmp_path: Path, sig: str
+) -> None:
+    """CI, stop 25: SIGTERM landed after the store had created a batch's RUNNING child runs
+    but before the tracker registered them, so ``finish`` never withdrew that claim. The
+    signal is sent here from inside the writer's claim, after its insert: the interrupt is
+    raised once the claim is registered, and ``finish`` withdraws it (without the hold the
+    claim stays RUNNING and this fails)."""
+    import signal
+
+    from sweep.interrupts import Terminated, handle_sigterm
+
+    signum = getattr(signal, sig)
+    before = signal.getsignal(signal.SIGTERM)
+    handle_sigterm()
+    try:
+        specs = _specs(4)
+        tracker = Tracker(_store(tmp_path), "claims", settle=0.2)
+        tracker.start(params={})
+        assert len(tracker.claim(specs[:2])) == 2
+        real = tracker.writer.claim
+
+        def claim_then_signal(rows, within):
+            claims = real(rows, within)
+            signal.raise_signal(signum)  # to this (the main) thread, at once
+            return claims
+
+        tracker.writer.claim = claim_then_signal
+        with pytest.raises(Terminated if sig == "SIGTERM" else KeyboardInterrupt):
+            tracker.claim(specs[2:])
+        tracker.writer.claim = real  # the one signal was sent
+        tracker.record(specs[0], quick(specs[:1])[0])
+        tracker.finish("KILLED")
+        runs = tracker.trial_runs()
+        assert {r.data.tags[TAG_TRIAL_KEY]: r.info.status for r in runs} == {
+            specs[0].key: "FINISHED"
+        }
+    finally:
+        signal.signal(signal.SIGTERM, before)
