@@ -10,7 +10,6 @@ as a Ray task; it never raises for one trial's own trouble: a network whose loss
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import math
 import time
 import traceback
@@ -29,6 +28,7 @@ from solvers.structure import direction_alignment, fitted_function, layer_stats,
 from solvers.two_layer import FAMILY as TWO_LAYER
 from solvers.two_layer import warm_starts
 from sweep.schema import PER_NETWORK, LayerStats, TrialResult, TrialSpec
+from sweep.solve_cache import order, problem_key, solve_once
 
 __all__ = ["make_problem", "run_batch"]
 
@@ -158,25 +158,24 @@ _SOLVED: OrderedDict[str, object] = OrderedDict()
 
 
 def _solve_any_width(problem: Problem, warm: Sequence[Network] = ()):
-    """``solve(problem)`` at ``width=None`` (the optimum over every width), memoised per process
-    on the problem's content (X, Y, β, depth, activation, bias): the trials of one data point that
-    differ only in width (or in training settings) share one solve — §10's program takes seconds.
-    A ``NotCovered`` is memoised too and raised again. Solvers are deterministic, so a hit
-    returns what a fresh solve would."""
-    key = hashlib.sha256(
-        problem.X.tobytes()
-        + problem.Y.tobytes()
-        + repr(
-            (problem.X.shape, problem.Y.shape, problem.beta, problem.depth, problem.activation)
-            + (problem.bias, problem.batchnorm)
-        ).encode()
-    ).hexdigest()
-    if key not in _SOLVED:
+    """``solve(problem)`` at ``width=None`` (the optimum over every width), memoised on the
+    problem's content (X, Y, β, depth, activation, bias) in this process and across the
+    processes of this machine (:mod:`sweep.solve_cache`): the trials of one data point that
+    differ only in width (or in training settings) share one solve. A ``NotCovered`` is
+    memoised too and raised again. A hit returns the optimum as the first trial computed it,
+    warm-started from that trial's networks: the same P* and certificate; the network reaching
+    it may differ from what this trial's own warm start would give."""
+    key = problem_key(problem)
+
+    def fresh() -> object:
         try:
             with warm_starts(warm):  # §10's program starts from the trial's networks
-                _SOLVED[key] = solve(dataclasses.replace(problem, width=None))
+                return solve(dataclasses.replace(problem, width=None))
         except NotCovered as exc:
-            _SOLVED[key] = exc
+            return exc
+
+    if key not in _SOLVED:
+        _SOLVED[key] = solve_once(key, fresh)
         while len(_SOLVED) > SOLVE_CACHE:
             _SOLVED.popitem(last=False)
     _SOLVED.move_to_end(key)
@@ -184,6 +183,12 @@ def _solve_any_width(problem: Problem, warm: Sequence[Network] = ()):
     if isinstance(found, NotCovered):
         raise NotCovered(str(found))
     return found
+
+
+def _shares_optimum(problem: Problem) -> bool:
+    """Whether :func:`_optimum` reads ``problem``'s optimum over every width (shared by the
+    trials of one problem) rather than solving at its width (batch norm, no width)."""
+    return not problem.batchnorm and problem.width is not None
 
 
 def _optimum(
@@ -201,9 +206,7 @@ def _optimum(
     """
     m = problem.width
     try:
-        found = (
-            solve(problem) if problem.batchnorm or m is None else _solve_any_width(problem, warm)
-        )
+        found = _solve_any_width(problem, warm) if _shares_optimum(problem) else solve(problem)
     except NotCovered as exc:
         return None, None, str(exc)
     k = found.m_star if found.is_exact else None
@@ -434,7 +437,10 @@ def run_batch(
             out = None
         if out is not None:
             share = out.wall_time / len(problems)
-            for j, i in enumerate(index):
+            # the problems another process is solving now wait till last (sweep.solve_cache)
+            keys = [problem_key(p) if _shares_optimum(p) else None for p in problems]
+            for j in order(keys):
+                i = index[j]
                 t0 = time.perf_counter()
                 try:
                     results[i] = _analyse(specs[i], problems[j], out, j)

@@ -1,4 +1,5 @@
-"""Shared fixtures: a seeded ``rng`` (pin it with DUALSWEEP_TEST_SEED) and ``assert_close``."""
+"""Shared fixtures: a seeded ``rng`` (pin it with DUALSWEEP_TEST_SEED) and ``assert_close``;
+the optima cache off (``DUALSWEEP_CACHE``)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,11 @@ import os
 
 import numpy as np
 import pytest
+
+# the suite solves every problem afresh (sweeps in subprocesses inherit this): a cached optimum
+# would make "alone equals batched" and the solvers' own checks pass without solving, and the
+# user's ~/.cache stays untouched. tests/sweep/test_solve_cache.py turns it on in tmp dirs.
+os.environ["DUALSWEEP_CACHE"] = "off"
 
 
 @pytest.fixture
