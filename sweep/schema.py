@@ -462,6 +462,10 @@ EXTRA_METRICS: dict[str, str] = {
     ),
     "optimum_rel_gap": "the exact/certified solver's own relative gap",
     "p_star_any_width": "P* of any width, where the trial's width is below m*",
+    "width_search_objective": (
+        "the best width-m network refit from the wide optimum's neurons, where the trial's "
+        "width m is below m* (an upper bound on the width-m P*; not SGD)"
+    ),
     "predicted_rank": "rank of the closed-form optimum's W_1 (THEORY §1)",
     **{f"spline.{k}": f"{v} (trained network)" for k, v in _SPLINE.items()},
     **{f"spline_opt.{k}": f"{v} (the 1-D optimal network)" for k, v in _SPLINE.items()},

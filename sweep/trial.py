@@ -27,6 +27,7 @@ from solvers.solve import p_star_kind, solve
 from solvers.structure import direction_alignment, fitted_function, layer_stats, spline_stats
 from solvers.two_layer import FAMILY as TWO_LAYER
 from solvers.two_layer import warm_starts
+from solvers.vector_relu import best_at_width
 from sweep.schema import PER_NETWORK, LayerStats, TrialResult, TrialSpec
 from sweep.solve_cache import order, problem_key, solve_once
 
@@ -233,7 +234,10 @@ def _optimum_fields(result: TrialResult, problem: Problem, net: Network, opt, wi
     any width) and ``upper_bound`` = the best objective known (the trained net — SGD or
     polished — and the bracket's feasible network); ``not_covered`` says why there is no exact
     value. A width below m* also logs ``m_star`` and ``p_star_any_width`` (and, for §10, the
-    alignment with the wide optimum's neurons).
+    alignment with the wide optimum's neurons), and ``width_search_objective``: the best
+    width-m network refit from the wide optimum's neurons
+    (:func:`solvers.vector_relu.best_at_width`, two-layer ReLU without biases), which
+    ``upper_bound`` includes; ``sgd_objective`` stays SGD's alone.
     """
     if opt is not None and opt.is_exact:
         result.m_star = opt.m_star
@@ -251,6 +255,11 @@ def _optimum_fields(result: TrialResult, problem: Problem, net: Network, opt, wi
         result.p_star_kind = p_star_kind(problem, wide)
         if wide.family == TWO_LAYER and wide.network is not None:
             result.w1_alignment = neuron_alignment(problem, net, wide.network)
+        m = problem.width
+        narrow = None if wide.network is None else best_at_width(problem, wide.network, m)
+        if narrow is not None:  # the wide optimum's neurons, m of them refit: a feasible net
+            result.extra["width_search_objective"] = float(objective(problem, narrow))
+            upper = min(upper, result.extra["width_search_objective"])
     if opt is not None:  # a bracket: [its certified lower bound, its feasible network's value]
         upper = min(upper, float(opt.objective))
         lower = max(lower, opt.lower_bound)

@@ -291,6 +291,12 @@ def test_a_width_below_m_star_logs_p_star_of_any_width_as_a_bound(activation, ou
     assert r.p_star_kind == "attained"  # no bias: a finite network reaches the any-width P*
     # the narrow net cannot reach P*: it is short of m* - m neurons / rank
     assert r.upper_bound > wide.objective * (1 + 1e-6)
+    if activation == "relu":  # the wide optimum's neurons refit at width m: in the upper end
+        searched = r.extra["width_search_objective"]
+        assert wide.objective * (1 - 1e-9) <= searched and r.upper_bound <= searched
+        assert r.sgd_objective != searched  # SGD's value stays SGD's
+    else:
+        assert "width_search_objective" not in r.extra
 
 
 @pytest.mark.skipif(
