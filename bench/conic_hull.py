@@ -1,9 +1,9 @@
 """The conic-hull dual bound (issue 17, helper h19c), measured OFFLINE beside today's lower ends.
 
     python -m bench.conic_hull --small            # raw K = 3, n = 7, d = 10, the MIP path forced
-    python -m bench.conic_hull --raw-k3 0         # one deep_relu depth-2 raw K = 3 problem (5-12 min)
+    python -m bench.conic_hull --raw-k3 0         # one deep_relu raw K = 3 problem (3-12 min)
     python -m bench.conic_hull --scalar 50x10,60x10,100x10 --limit 60   # column generation brackets
-    python -m bench.conic_hull --scalar 50x10 --limit 60 --bias         # the same with hidden biases
+    python -m bench.conic_hull --scalar 50x10 --limit 60 --bias    # with hidden biases
 
 **The idea.** Every lower bound of the two-layer ReLU solvers is a dual point ``Λ`` (n×K; K = 1:
 ``λ``) with a certified ``c̄ ≥ c(Λ)``, ``c(Λ) = sup_{h ∈ H} ‖Λᵀh‖``,
@@ -32,8 +32,8 @@ turn ``(Λ, c̄)`` into a scaled value with (:func:`solvers.vector_relu._scaled`
 is left out). ``lower (single)`` is the solver's own lower end; ``lower (conic hull)`` the max of
 it and the hull over the recorded pairs; widths are ``(upper − lower)/upper``.
 
-**Measured** (h19c, 2 shared cores, load = 1-minute average at the line; ``SLSQP − hull``: the same QP
-solved by SLSQP minus this module's value, an independent check of the QP's optimum):
+**Measured** (h19c, 2 shared cores, load = 1-minute average at the line; ``SLSQP − hull``: the same
+QP solved by SLSQP minus this module's value, an independent check of the QP's optimum):
 
 | problem | upper | width single | width hull | SLSQP − hull | points | s | load |
 |---|---|---|---|---|---|---|---|
@@ -46,15 +46,16 @@ solved by SLSQP minus this module's value, an independent check of the QP's opti
 | 50 × 10 gaussian, bias, β 0.1, limit 60 s | 0.998536517 | 0.48930 | 0.48930 | −2.6e-15 | 125 | 86 | 3.6 |
 | 30 × 5 gaussian, bias, β 0.1, limit 60 s | 1.07734176 | 3.6474e-3 | 3.6474e-3 | −5.3e-15 | 129 | 64 | 2.6 |
 
-The hull gains nothing on any of them: the widths agree to every printed digit. Why (looked
-at with the points dumped, in the same runs' set-ups): in the vector solves the points are residuals converging along one ray to the optimal dual point (the last ones are the SAME
-``Λ`` with a tightening ``c̄``): at 7 × 10 the QP's optimum (SLSQP too) is the last vertex alone. With the exact
-``c`` of the recorded points (the enumeration oracle) the 7 × 10 bound would be 1.9456085 for
-both the single best and the hull: the gap left is ``c̄``'s looseness (1.0024β vs 1.00076β)
-and the point's distance from the optimum, not the lack of combinations. In the scalar brackets
-one point has a tight ``c̄`` (the Shor bound at the bracket network, ``c̄/‖λ‖`` = 0.88 at
-60 × 10, 1.03 at 100 × 10) and the next tightest have the relaxed bound (``c̄/‖λ‖`` 3.9–4.3): scaled by ``β/c̄`` they sit near 0 and
-no combination beats the Shor point.
+The hull gains nothing on any of them: the widths agree to every printed digit. Why (looked at with
+the points dumped, in the same runs' set-ups): in the vector solves the points are residuals
+converging along one ray to the optimal dual point (the last ones are the SAME ``Λ`` with a
+tightening ``c̄``): at 7 × 10 the QP's optimum (SLSQP too) is the last vertex alone. With the exact
+``c`` of the recorded points (the enumeration oracle) the 7 × 10 bound would be 1.9456085 for both
+the single best and the hull: the gap left is ``c̄``'s looseness (1.0024β vs 1.00076β) and the
+point's distance from the optimum, not the lack of combinations. In the scalar brackets one point
+has a tight ``c̄`` (the Shor bound at the bracket network, ``c̄/‖λ‖`` = 0.88 at 60 × 10, 1.03 at 100
+× 10) and the next tightest have the relaxed bound (``c̄/‖λ‖`` 3.9–4.3): scaled by ``β/c̄`` they sit
+near 0 and no combination beats the Shor point.
 """
 
 from __future__ import annotations
