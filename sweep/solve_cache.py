@@ -186,3 +186,31 @@ def solve_once(key: str, solve: Callable[[], Any]) -> Any:
             # first) or, for a cheap solve, solves it too; one arriving later makes a new one
             with contextlib.suppress(OSError):
                 os.unlink(lock)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m sweep.solve_cache [--clear]``: where the cache is, its entries and size;
+    ``--clear`` deletes the entries (a solve running now still writes its own)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m sweep.solve_cache", description=main.__doc__)
+    parser.add_argument("--clear", action="store_true", help="delete every cached optimum")
+    args = parser.parse_args(argv)
+    root = cache_dir()
+    if root is None:
+        print(f"the optima cache is off ({CACHE_ENV}={os.environ.get(CACHE_ENV)})")
+        return 0
+    entries = sorted(root.glob("*.pkl")) if root.is_dir() else []
+    size = sum(p.stat().st_size for p in entries)
+    solving = sum(busy(p.stem) for p in root.glob("*.lock")) if root.is_dir() else 0
+    print(f"{root}: {len(entries)} optima, {size / 1e6:.1f} MB; {solving} being solved now")
+    if args.clear:
+        for p in entries:
+            with contextlib.suppress(FileNotFoundError):
+                p.unlink()
+        print(f"cleared {len(entries)} optima")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

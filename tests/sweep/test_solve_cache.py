@@ -175,3 +175,15 @@ def test_the_key_moves_with_the_solver_code_and_the_problem(monkeypatch) -> None
     assert problem_key(_problem(seed=1)) != key
     monkeypatch.setattr(solve_cache, "code_digest", lambda: "an edited solvers/")
     assert problem_key(p) != key
+
+
+def test_the_command_line_shows_the_cache_and_clears_it(cache: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setattr(solve_cache, "MIN_SECONDS", 0.0)
+    for key in ("a", "b"):
+        solve_once(key, lambda: list(range(1000)))
+    assert solve_cache.main([]) == 0
+    assert f"{cache}: 2 optima" in capsys.readouterr().out
+    assert solve_cache.main(["--clear"]) == 0
+    assert "cleared 2 optima" in capsys.readouterr().out
+    assert not list(cache.glob("*.pkl"))
+    assert solve_once("a", lambda: "solved again") == "solved again"
