@@ -81,6 +81,17 @@ TOL_BEYOND_CAP = 1e-6  # certified relative gap beyond the cap (MIP oracle; issu
 TIME_LIMIT = 300.0  # seconds for a solve beyond the cap (column generation with the MIP oracle)
 LOCAL_MAXITER = 2000  # L-BFGS iterations of the bracket's local search
 ADD_BEYOND_CAP = 40  # blocks added per round beyond the cap (conic solves over n rows each)
+MAX_ROUNDS = 60  # rounds within the cap (the enumeration's price decides there)
+MAX_ROUNDS_BEYOND_CAP = 100_000  # beyond it ``time_limit`` decides (60 rounds stopped 45 x 10
+# at 184 s of a 300 s limit: BENCHMARKS.md)
+ORACLE_STALL_NODES = 2000  # once the MIP holds a violator, stop this many nodes after its last
+# better one (a proof c ≤ β(1 + ε) is not affected: with no point above the target the stall is
+# ignored); at 40 x 10 the bound closes only at the end of the tree: 5-23k nodes, 10-30 s a sign,
+# for violators 1-2% above β that it held after ~2k (BENCHMARKS.md)
+STALL_UNTIL = 1 / 3  # ... while more than this share of time_limit is left; then every MIP call
+# is solved to the end, so a bracket cut off by the time limit has a tight c̄ (stalled bounds are
+# 1.6-2.1 β: 40 x 10 ended 0.23 wide with the stall to the end, 0.017 without it; BENCHMARKS.md)
+PROOFS_KEPT = 8  # MIP bounds kept per sign and carried to later dual points (:class:`_Proofs`)
 ALL_BLOCKS = 400  # up to this many (pattern, sign) blocks the first round takes them all
 INNER_TOL = 1e-10  # Clarabel's tolerance on the working set (tightened ×0.1 when no block is new)
 INNER_TOL_MIN = 1e-13  # below this, no new block means the round-off floor: stop
@@ -170,7 +181,7 @@ def solve_on(
     state: State,
     *,
     tol: float,
-    max_rounds: int = 60,
+    max_rounds: int | None = None,
     add_per_round: int | None = None,
     warm_start: Sequence[Network] = (),
     time_limit: float = TIME_LIMIT,
@@ -182,6 +193,7 @@ def solve_on(
     beta = p.beta
     n = p.n
     add_per_round = add_per_round or (max(8, n) if geo.exact else max(8, min(n, ADD_BEYOND_CAP)))
+    max_rounds = max_rounds or (MAX_ROUNDS if geo.exact else MAX_ROUNDS_BEYOND_CAP)
     if not state.D and 2 * geo.patterns.shape[0] <= ALL_BLOCKS:  # small: every cell at once
         state.add([(D, s) for D in geo.patterns for s in (1, -1)])
     else:
@@ -195,6 +207,7 @@ def solve_on(
     inner_tol = INNER_TOL
     rounds = 0
     oracle: dict = {"calls": 0, "exact": False, "seconds": 0.0}
+    proofs = _Proofs(p.X, p.bias)
     for rounds in range(1, max_rounds + 1):  # noqa: B007 - reported
         Dw, s = state.arrays()
         Z, const = solve_restricted(geo, y, beta, Dw, s, tol=inner_tol)
@@ -230,6 +243,7 @@ def solve_on(
                     + _sampled(geo, lam, beta, add_per_round)
                     + _neighbours(geo, Dw, Z, lam, beta, add_per_round)
                 )
+                cbar = min(cbar, proofs.bound(lam))
             own = scaled_dual(lam, y, beta, cbar)
             lower = max(lower, own)
             viol = viol or v
@@ -241,23 +255,36 @@ def solve_on(
         if not geo.exact and not viol and left > 0:  # the exact check: the MIP oracle
             cur = cands[0]  # this round's best network (own gaps above used the loose bound)
             lam = residual(p, cur[1])
+            target = beta * (1.0 + 0.1 * tol)
+            bounds = {sg: proofs.bound(lam, sg) for sg in (1, -1)}  # carried, else inf
             res = dual_norm_oracle(
                 p.X,
                 lam,
                 bias=p.bias,
                 time_limit=left,
                 tol=0.1 * tol,
-                target=beta * (1.0 + 0.1 * tol),
+                target=target,
+                stall_nodes=ORACLE_STALL_NODES if left > STALL_UNTIL * time_limit else None,
+                signs=tuple(sg for sg in (1, -1) if bounds[sg] > target),  # else proved
             )
+            proven = {sg: bounds[sg] <= target for sg in (1, -1)}
+            for r in res:
+                bounds[r.sign] = min(bounds[r.sign], r.upper)
+                proven[r.sign] = r.exact or r.below_target
+            proofs.add(lam, res)
             oracle["calls"] += 1
             oracle["seconds"] += sum(r.seconds for r in res)
-            cbar = min(max(r.upper for r in res), relaxed_dual_norm(p.X, lam, bias=p.bias))
+            cbar = min(max(bounds.values()), relaxed_dual_norm(p.X, lam, bias=p.bias))
             own = scaled_dual(lam, y, beta, cbar)
             lower = max(lower, own)
             if cur[0] - own < best[0] - best_own:
                 best, best_own = cur, own
-                oracle["exact"] = all(r.exact or r.below_target for r in res)
+                oracle["exact"] = all(proven.values())
             viol = [_sep_block(geo, r) for r in res if r.value > beta * (1.0 + VIOLATION_RTOL)]
+            viol += sorted(  # the pool's other violated cells: blocks from the same MIP
+                ((np.asarray(pt, bool), r.sign, v) for r in res for pt, v in r.others),
+                key=lambda b: -b[2],
+            )
         if best[0] - lower <= tol * abs(best[0]) and best[0] - best_own <= tol * abs(best[0]):
             break
         if not geo.exact and time.perf_counter() - t_start > time_limit:
@@ -312,6 +339,38 @@ def solve_on(
 
 
 # ------------------------------------------------------------------ beyond the cap
+class _Proofs:
+    """The MIP's bounds ``s(σλ_k) ≤ ū_k`` at earlier dual points, carried to a new ``λ`` by
+    sublinearity (``s`` is a support function): ``s(σλ) ≤ s(σλ_k) + s(σ(λ − λ_k)) ≤ ū_k +
+    c̄(λ − λ_k)``, ``c̄`` the relaxed bound (:func:`solvers.arrangement.relaxed_dual_norm`).
+    Between rounds the dual point moves little, so a sign proved ``≤ β(1 + ε)`` a round ago
+    often stays proved (its branch and bound is then skipped), and a stalled call's loose bound
+    does not undo an earlier tight one. The last ``PROOFS_KEPT`` per sign are kept."""
+
+    def __init__(self, X: np.ndarray, bias: bool) -> None:
+        self.X, self.bias = X, bias
+        self.kept: dict[int, list[tuple[np.ndarray, float]]] = {1: [], -1: []}
+
+    def add(self, lam: np.ndarray, res: Sequence[SepResult]) -> None:
+        for r in res:
+            if np.isfinite(r.upper):
+                kept = self.kept[r.sign]
+                kept.append((np.array(lam, dtype=np.float64), float(r.upper)))
+                del kept[:-PROOFS_KEPT]  # the latest: the dual point moves on
+
+    def bound(self, lam: np.ndarray, sign: int | None = None) -> float:
+        """``≥ s(sign·λ)`` (``sign = None``: ``≥ c(λ)``, both signs); ``inf`` without a proof."""
+        if sign is None:
+            return max(self.bound(lam, 1), self.bound(lam, -1))
+        return min((u + self._step(lam - lk) for lk, u in self.kept[sign]), default=np.inf)
+
+    def _step(self, delta: np.ndarray) -> float:
+        """``≥ c(δ)``; with bias ``c(δ) = ∞`` unless ``1ᵀδ = 0`` (a free ``b``)."""
+        if self.bias and abs(float(delta.sum())) > 1e-12 * max(float(np.abs(delta).sum()), 1e-300):
+            return np.inf
+        return relaxed_dual_norm(self.X, delta, bias=self.bias)
+
+
 def _sep_block(geo: Geometry, res: SepResult) -> tuple[np.ndarray, int, float]:
     """A separation maximiser as a block (its pattern ``1[Xu + b > 0]`` holds it: a cone of the
     program) with its sign and value."""

@@ -81,6 +81,8 @@ SEARCH_STEPS = 30  # ascent steps per start
 SCIP_FEASTOL = 1e-10  # SCIP's feasibility tolerance (its smallest without GMP)
 SCIP_SLACK = 1e-10  # relative slack added to SCIP's dual bound (its LP tolerances)
 SCIP_EPS = 1e-9  # SCIP's numerics/epsilon: its cut-off tests compare up to this (objective ≈ 1)
+POOL_MAX = 40  # other violated cells returned from SCIP's pool per call (column generation adds
+# up to ADD_BEYOND_CAP blocks a round)
 CUT_MIN_POINTS = 100  # the quadratic cut by default from this many points with λ_i > 0
 CUT_MARGIN = 1e-9  # relative margin on λ_max in the quadratic cut (eigenvalue round-off)
 RANK_RTOL = 1e-12  # singular values below this (relative) drop from the reduced coordinates
@@ -94,7 +96,10 @@ class SepResult:
     SCIP's tolerance (``SCIP_FEASTOL·Σ|λ_i|(1 + ‖x_i‖ + M)``, ~1e-9 relative); ``sign`` is
     +1 for ``λ`` and −1 for ``−λ`` (:func:`dual_norm_oracle`); ``seconds`` spent, ``nodes`` of
     the branch and bound (0: none ran); ``below_target`` when a ``target`` was given and
-    ``upper`` is at most it plus SCIP's tolerances (proved ``s ≤ target``)."""
+    ``upper`` is at most it plus SCIP's tolerances (proved ``s ≤ target``); ``others`` =
+    ``(pattern, value)`` of up to ``POOL_MAX`` other points of SCIP's solution pool above the
+    target (distinct patterns, best first; only with a ``target``): more violated cells from
+    one branch and bound."""
 
     value: float
     upper: float
@@ -106,6 +111,7 @@ class SepResult:
     seconds: float = 0.0
     nodes: int = 0
     below_target: bool = False
+    others: tuple[tuple[np.ndarray, float], ...] = ()
 
 
 def _reduced(X: np.ndarray, bias: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -462,7 +468,28 @@ def max_relu_correlation(
         cand = _result(X, lam, Xr, V, xbar, pu, pb, upper, tol, t0, nodes, tol_abs, target)
         if cand.value > best.value:
             best = cand
+    if target is not None:
+        best = dataclasses.replace(
+            best, others=_pool(m, u, b, bias, X, lam, Xr, V, xbar, best, target)
+        )
     return best
+
+
+def _pool(m, u, b, bias, X, lam, Xr, V, xbar, best: SepResult, target: float) -> tuple:
+    """The solution pool's other points above ``target``: ``(pattern, value)`` with distinct
+    patterns (not ``best``'s), evaluated in float64, best first, at most ``POOL_MAX``."""
+    seen = {best.pattern.tobytes()}
+    out = []
+    for s in m.getSols():
+        cu = np.array([m.getSolVal(s, v) for v in u])
+        cb = float(m.getSolVal(s, b)) if bias else 0.0
+        r = _result(X, lam, Xr, V, xbar, cu, cb, np.inf, 0.0, 0.0, 0)
+        key = r.pattern.tobytes()
+        if r.value > target and key not in seen:
+            seen.add(key)
+            out.append((r.pattern, r.value))
+    out.sort(key=lambda o: -o[1])
+    return tuple(out[:POOL_MAX])
 
 
 def dual_norm_oracle(
@@ -476,16 +503,18 @@ def dual_norm_oracle(
     first_violator: bool = False,
     cuts: bool | None = None,
     stall_nodes: int | None = None,
-) -> tuple[SepResult, SepResult]:
+    signs: tuple[int, ...] = (1, -1),
+) -> tuple[SepResult, ...]:
     """``c(λ) = max(s(λ), s(−λ))``: both one-signed oracles (the first gets half the time, the
     second what is left), the larger-valued first; ``c(λ) ≤ max(upper)`` and ``≥ max(value)``.
     ``target``, ``first_violator``, ``cuts``, ``stall_nodes``: as in
-    :func:`max_relu_correlation`."""
+    :func:`max_relu_correlation`; ``signs``: the one-signed oracles to run (one sign gets all
+    the time)."""
     t0 = time.perf_counter()
     out = []
-    for sg in (1, -1):
+    for sg in signs:
         left = float(time_limit) - (time.perf_counter() - t0)
-        limit = 0.5 * float(time_limit) if sg == 1 else left
+        limit = 0.5 * float(time_limit) if sg == signs[0] and len(signs) > 1 else left
         res = max_relu_correlation(
             X,
             sg * np.asarray(lam, float),
@@ -499,4 +528,4 @@ def dual_norm_oracle(
         )
         out.append(dataclasses.replace(res, sign=sg))
     out.sort(key=lambda s: -s.value)
-    return out[0], out[1]
+    return tuple(out)

@@ -213,3 +213,65 @@ def test_stall_nodes_stops_at_a_violator_and_still_proves_below_target(bias: boo
     assert top.value > below and not top.below_target
     assert top.value <= exact * (1 + 1e-12)
     assert max(top.upper, other.upper) >= exact * (1 - 1e-12)
+
+
+def _cell_max(X: np.ndarray, lam: np.ndarray, pattern: np.ndarray, bias: bool) -> float:
+    """max λᵀD(Xu + b) over the cell of ``pattern`` (``(2D − I)(Xu + b) ≥ 0``, ‖u‖ ≤ 1): cvxpy,
+    the independent reference for a pool point's cell."""
+    cp = pytest.importorskip("cvxpy")
+    u = cp.Variable(X.shape[1])
+    b = cp.Variable() if bias else 0.0
+    a = X @ u + b
+    sgn = np.where(pattern, 1.0, -1.0)
+    prob = cp.Problem(
+        cp.Maximize((lam * pattern) @ a), [cp.multiply(sgn, a) >= 0, cp.norm(u) <= 1]
+    )
+    prob.solve(solver=cp.CLARABEL)
+    return float(prob.value)
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_pool_points_are_distinct_violated_cells(bias: bool) -> None:
+    """``others`` (SCIP's pool above the target): each pattern is a cell whose maximum (cvxpy)
+    reaches the reported value, above the target and at most the exact c(λ); patterns distinct."""
+    X, lam = _instance(16, 3, bias, 5)
+    exact, _ = dual_norm(X, lam, bias=bias)
+    target = 0.3 * exact
+    res = dual_norm_oracle(X, lam, bias=bias, time_limit=60.0, target=target)
+    seen = {(r.sign, r.pattern.tobytes()) for r in res if r.value > target}
+    pool = [(r.sign, pt, v) for r in res for pt, v in r.others]
+    assert pool, "a low target leaves violated points in the pool"
+    for sg, pt, v in pool:
+        assert target < v <= exact * (1 + 1e-12)
+        assert (sg, pt.tobytes()) not in seen
+        seen.add((sg, pt.tobytes()))
+        assert _cell_max(X, sg * lam, pt, bias) >= v * (1 - 1e-7)
+    assert all(not r.others for r in dual_norm_oracle(X, lam, bias=bias, time_limit=60.0))
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_proofs_carried_to_a_new_dual_point_stay_upper_bounds(bias: bool) -> None:
+    """Column generation's carried bounds (``_Proofs``: ``s(σλ) ≤ ū_k + c̄(λ − λ_k)``) are never
+    below the enumeration's exact c(λ) at nearby and far dual points, and per sign never below
+    an achieved value; with bias a non-centred step bounds nothing (∞). Without the step term
+    the bound fails (shown at 1.5λ_k)."""
+    from solvers.column_generation import _Proofs
+
+    X, lam = _instance(14, 3, bias, 6)
+    proofs = _Proofs(X, bias)
+    proofs.add(lam, dual_norm_oracle(X, lam, bias=bias, time_limit=60.0))
+    rng = np.random.default_rng(0)
+    for scale in (1e-6, 1e-3, 0.3):
+        step = rng.standard_normal(lam.shape[0])
+        new = lam + scale * np.linalg.norm(lam) * (step - step.mean() if bias else step)
+        exact, _ = dual_norm(X, new, bias=bias)
+        assert proofs.bound(new) >= exact * (1 - 1e-9)
+        for sg in (1, -1):
+            assert proofs.bound(new, sg) >= max_relu_correlation(X, sg * new, bias=bias).value
+    assert proofs.bound(lam) == pytest.approx(dual_norm(X, lam, bias=bias)[0], rel=1e-6)
+    far = 1.5 * lam
+    assert proofs.bound(far) >= dual_norm(X, far, bias=bias)[0] * (1 - 1e-9)
+    no_step = max(u for kept in proofs.kept.values() for _, u in kept)
+    assert no_step < dual_norm(X, far, bias=bias)[0]  # the step term is what keeps it valid
+    if bias:
+        assert proofs.bound(lam + 1e-3) == np.inf
