@@ -70,8 +70,8 @@ each cluster: the smallest optimal width is ``M`` = the number of clusters, prov
 linearly dependent, moving along a null vector in the direction that does not raise ``Σt_j``
 keeps the output and zeroes a neuron (Carathéodory; a basic solution with at most rank-many
 atoms, not a minimum-support search); the narrower network is polished locally and returned
-when its objective is within the optimum's certified tolerance of its lower bound (then the
-narrower trial gets P*, CERTIFIED to that tolerance).
+when its objective is at most the optimum's (to ``NARROW_RTOL``): then the narrower trial gets
+P*, CERTIFIED by the optimum's own lower bound.
 
 Before the proof the network is refined so that ``ε`` is small: on whitened data Newton's
 method on ``(H, A)`` restricted to the support of ``H = (XW₁)_+`` (an active set; kept only if
@@ -96,12 +96,13 @@ PROJ_ROUNDOFF = (
     1e-10  # added to every radius: a cell maximiser / eigenvector is computed, not exact
 )
 THETA_MIN = 1e-3  # radians: sphere branch and bound refines simplices down to this diameter
-MAX_SIMPLICES = 400_000  # ... and gives up (not proven) when more than this many survive a level
+MAX_SIMPLICES = 100_000  # ... and gives up (not proven) when more than this many survive a level
 SUPPORT_RTOL = 1e-6  # an entry of h_j above this × max_i h_ij is on the support Newton keeps
 KKT_RTOL = 1e-12  # × ‖Y‖: an inactive entry with gradient below −this joins the support
 NEWTON_ROUNDOFF = 1e-15  # × |f|: a Newton step may raise f by this (round-off) and be taken
 NEWTON_ITERS = 50  # Newton steps per active set (quadratic convergence needs a handful)
 ACTIVE_SETS = 8  # active-set rounds of the refinement
+NARROW_RTOL = 1e-9  # a narrower network is kept if its objective ≤ the optimum's (1 + this)
 DEPENDENT_RTOL = 1e-9  # σ_min ≤ this × σ_max: the found network's atoms are dependent
 MAX_CLUSTERS = 256  # more clusters than this: not proven (the count would be meaningless anyway)
 
@@ -555,12 +556,12 @@ def _count(
 def _caratheodory_narrower(
     p: Problem, net: Network, opt: Optimum, whitened: bool
 ) -> Network | None:
-    """A narrower network from dependent neurons of ``net`` (module doc), certified against
-    ``opt.lower_bound`` to the optimum's own relative gap tolerance; None if none."""
+    """A narrower network from dependent neurons of ``net`` (module doc) whose objective is at
+    most the optimum's (within ``NARROW_RTOL``): its certified gap is then the optimum's; None
+    if none."""
     from solvers.vector_relu import _lbfgs, _lbfgs_whitened
 
     W1, W2 = (np.asarray(w, dtype=np.float64) for w in net.weights)
-    tol = max(opt.rel_gap, 1e-12)
     changed = False
     while W1.shape[1] > 1:
         H = np.maximum(p.X @ W1, 0.0)
@@ -588,4 +589,4 @@ def _caratheodory_narrower(
     local = _lbfgs_whitened if whitened else _lbfgs
     cand = local(narrow, Network(weights=(W1, W2)))
     val = float(objective(narrow, cand))
-    return cand if val - opt.lower_bound <= tol * abs(val) else None
+    return cand if val <= opt.objective + NARROW_RTOL * abs(opt.objective) else None
