@@ -143,8 +143,10 @@ def _dependent_instance() -> tuple[Problem, Network, Network, float]:
     p = Problem(np.eye(3), Z + lam, depth=2, beta=beta, activation="relu")
 
     def net(alphas: list[np.ndarray], ts: list[float]) -> Network:
-        W1 = np.column_stack([np.sqrt(t) * np.append(a, 0.0) for a, t in zip(alphas, ts)])
-        W2 = np.array([np.sqrt(t) * a for a, t in zip(alphas, ts)])
+        W1 = np.column_stack(
+            [np.sqrt(t) * np.append(a, 0.0) for a, t in zip(alphas, ts, strict=True)]
+        )
+        W2 = np.array([np.sqrt(t) * a for a, t in zip(alphas, ts, strict=True)])
         return Network(weights=(W1, W2))
 
     e1, e2, a = np.array([1.0, 0.0]), np.array([0.0, 1.0]), np.array([1.0, 1.0]) / np.sqrt(2)
