@@ -158,7 +158,10 @@ def min_width(p: Problem, opt: Optimum) -> MinWidth | None:
     if isinstance(found, str):
         return MinWidth(None, 0, narrow, 0, eps, np.inf, found)
     C, R, unique = found
-    return _count(C, R, unique, Zhat.ravel(), lam_f, eps, p.beta, narrow)
+    out = _count(C, R, unique, Zhat.ravel(), lam_f, eps, p.beta, narrow)
+    if out.width is not None and out.width < (opt.m_star or 0):  # the found net repeats atoms
+        out = dataclasses.replace(out, network=_refit_narrower(p, net, opt, out.width))
+    return out
 
 
 # ------------------------------------------------------------------ the dual point
@@ -587,6 +590,21 @@ def _caratheodory_narrower(
         return None
     narrow = dataclasses.replace(p, width=W1.shape[1])
     local = _lbfgs_whitened if whitened else _lbfgs
-    cand = local(narrow, Network(weights=(W1, W2)))
-    val = float(objective(narrow, cand))
-    return cand if val <= opt.objective + NARROW_RTOL * abs(opt.objective) else None
+    return _at_optimum(narrow, local(narrow, Network(weights=(W1, W2))), opt)
+
+
+def _at_optimum(narrow: Problem, net: Network | None, opt: Optimum) -> Network | None:
+    """``net`` if its objective is at most the optimum's (to ``NARROW_RTOL``), else None."""
+    if net is None:
+        return None
+    val = float(objective(narrow, net))
+    return net if val <= opt.objective + NARROW_RTOL * abs(opt.objective) else None
+
+
+def _refit_narrower(p: Problem, net: Network, opt: Optimum, width: int) -> Network | None:
+    """A proven width below the optimum's m* (its network repeats atoms up to the solver's
+    tolerance, not exactly): :func:`solvers.vector_relu.best_at_width` at that width, kept
+    when it reaches the optimum's objective (to ``NARROW_RTOL``)."""
+    from solvers.vector_relu import best_at_width
+
+    return _at_optimum(dataclasses.replace(p, width=width), best_at_width(p, net, width), opt)
