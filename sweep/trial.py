@@ -203,7 +203,11 @@ def _optimum(
     neurons to m changes nothing). If ``m < m*``, ``wide`` is that optimum: its P* (THEORY's P*,
     "width ≥ m*") is a certified lower bound on this width-m problem — E11's "width < m*"
     trials. m* is the width of the optimal network FOUND, not a proven minimum: a width-m net
-    may still reach P* (issue 17 measured one within 1.1e-6 at m = m* − 1). Batch-norm problems are
+    may still reach P* (issue 17 measured one within 1.1e-6 at m = m* − 1). So
+    :func:`solvers.min_width.min_width` is asked (:func:`_min_width`): a narrower network at the
+    optimum's objective with at most m neurons makes it this trial's optimum (CERTIFIED by the
+    optimum's lower bound, :func:`_narrower`); a proven lower bound above m is said in
+    ``not_covered`` (P* of this width strictly above P*). Batch-norm problems are
     solved at their width (their closed forms read it).
     """
     m = problem.width
@@ -298,7 +302,9 @@ def _optimum_fields(result: TrialResult, problem: Problem, net: Network, opt, wi
     alignment with the wide optimum's neurons), and ``width_search_objective``: the best
     width-m network refit from the wide optimum's neurons
     (:func:`solvers.vector_relu.best_at_width`, two-layer ReLU without biases), which
-    ``upper_bound`` includes; ``sgd_objective`` stays SGD's alone.
+    ``upper_bound`` includes; ``sgd_objective`` stays SGD's alone. Where
+    :mod:`solvers.min_width` proves them: ``min_width`` (the smallest optimal width) and
+    ``min_width_lower`` (a lower bound on every optimal width).
     """
     proof = _min_width(problem, opt if opt is not None and opt.is_exact else wide)
     if proof is not None and proof.width is not None:
