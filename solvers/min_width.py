@@ -92,9 +92,9 @@ __all__ = ["MinWidth", "min_width"]
 
 GAP_ROUNDOFF = 1e-14  # × |U|: added to U − D_f before ε = sqrt(2 gap) (both sums are round-off)
 CK_ROUNDOFF = 1e-14  # relative allowance on the whitened c_K (eigh of K×K forms: ~K·u·‖Q‖)
-PROJ_ROUNDOFF = (
-    1e-10  # added to every radius: a cell maximiser / eigenvector is computed, not exact
-)
+# added to every radius: a cell maximiser / eigenvector is computed, not exact (cell membership
+# is accepted within solvers.arrangement.FEAS_RTOL = 1e-9, so a maximiser may be off by ~that)
+PROJ_ROUNDOFF = 1e-8
 THETA_MIN = 1e-3  # radians: sphere branch and bound refines simplices down to this diameter
 MAX_SIMPLICES = 100_000  # ... and gives up (not proven) when more than this many survive a level
 SUPPORT_RTOL = 1e-6  # an entry of h_j above this × max_i h_ij is on the support Newton keeps
@@ -430,7 +430,8 @@ def _eigen_candidates(
     Λ*; the others (at most ``MAX_AMBIGUOUS``) give the candidate sets ``S = S0 ∪ B'``. For each,
     an eigenvalue of ``Q_f,S`` within ``ΔQ`` of β² (Weyl) whose eigenvalue is isolated by more
     than ``2ΔQ`` localises the eigenvector of ``Q*_S`` within ``2√2ΔQ/gap`` (Davis–Kahan);
-    a non-isolated one fails. The candidates in the ball give ``v`` (the first) and ``r``;
+    a non-isolated one fails. The candidates whose exact eigenvector can lie in the ball (within
+    ``r0`` + that radius of ``a0``) give ``v`` (the one of largest ``ψ_f``) and ``r``;
     ``unique`` when exactly one candidate exists."""
     import itertools
 
@@ -455,13 +456,14 @@ def _eigen_candidates(
             for j in np.flatnonzero(np.abs(w - beta**2) <= dQ):
                 others = np.delete(w, j)
                 gap = float(np.min(np.abs(others - w[j]))) if others.size else np.inf
+                rho = 2.0 * np.sqrt(2.0) * dQ / gap + PROJ_ROUNDOFF if gap > 0 else np.inf
                 for sg in (1.0, -1.0):
                     e = sg * E[:, j]
-                    if np.linalg.norm(e - a0) > r0:
-                        continue  # not in the cluster's ball
+                    if np.linalg.norm(e - a0) > r0 + rho:
+                        continue  # its exact eigenvector cannot lie in the cluster's ball
                     if gap <= 2.0 * dQ:
                         return None, np.inf, False
-                    cands.append((e, 2.0 * np.sqrt(2.0) * dQ / gap + PROJ_ROUNDOFF))
+                    cands.append((e, rho))
     if not cands:
         return None, np.inf, False
     v = max(cands, key=lambda c: float(_psi(Lam, c[0][None])[0]))[0]  # the network's neuron
