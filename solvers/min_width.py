@@ -104,6 +104,7 @@ NEWTON_ITERS = 50  # Newton steps per active set (quadratic convergence needs a 
 ACTIVE_SETS = 8  # active-set rounds of the refinement
 NARROW_RTOL = 1e-9  # a narrower network is kept if its objective ≤ the optimum's (1 + this)
 DEPENDENT_RTOL = 1e-9  # σ_min ≤ this × σ_max: the found network's atoms are dependent
+NO_ATOM = "no atom comes within the dual ball's reach of β: the zero network is the only optimum"
 MAX_CLUSTERS = 256  # more clusters than this: not proven (the count would be meaningless anyway)
 
 
@@ -155,6 +156,10 @@ def min_width(p: Problem, opt: Optimum) -> MinWidth | None:
         found = _whitened_clusters(lam_f, p.beta, eps)
     else:
         found = _scalar_clusters(p.X, lam_f[:, 0], p.beta, eps)
+    if found == NO_ATOM:  # A* is empty: Z* = 0 is the only optimal output, the zero network
+        zero = Network(weights=(np.zeros((p.d, 1)), np.zeros((1, p.K))))
+        zero = _at_optimum(dataclasses.replace(p, width=1), zero, opt) if opt.m_star else None
+        return MinWidth(0, 0, zero, 0, eps, 0.0, "proven: " + NO_ATOM)
     if isinstance(found, str):
         return MinWidth(None, 0, narrow, 0, eps, np.inf, found)
     C, R, unique = found
@@ -339,7 +344,7 @@ def _scalar_clusters(
             signs.append(sg)
             values.append(v)
     if not dirs:
-        return "not proven: no atom reaches β at the dual point (the optimum is zero?)"
+        return NO_ATOM
     Zd, sg, vals = np.array(dirs), np.array(signs), np.array(values)
     labels = _link(Zd, sg, 2.0 * rho)
     cols, radii, unique = [], [], []
@@ -480,7 +485,7 @@ def _whitened_clusters(
     if isinstance(V, str):
         return V
     if V.shape[0] == 0:
-        return "not proven: no atom reaches β at the dual point (the optimum is zero?)"
+        return NO_ATOM
     labels = _link(V, np.zeros(V.shape[0]), 2.0 * THETA_MIN)
     if labels.max() + 1 > MAX_CLUSTERS:
         return f"not proven: {labels.max() + 1} clusters of near-optimal atoms"

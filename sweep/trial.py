@@ -269,6 +269,7 @@ def _narrower(problem: Problem, found, net: Network):
     W1 = np.asarray(net.weights[0], dtype=np.float64)
     W2 = np.asarray(net.weights[1], dtype=np.float64).reshape(W1.shape[1], -1)
     extra = int(problem.width) - W1.shape[1]
+    live = (np.linalg.norm(W1, axis=0) > 0) & (np.linalg.norm(W2, axis=1) > 0)
     padded = Network(
         weights=(
             np.hstack([W1, np.zeros((problem.d, extra))]),
@@ -282,8 +283,8 @@ def _narrower(problem: Problem, found, net: Network):
         network=padded,
         status=Status.CERTIFIED,
         rel_gap=0.0,
-        m_star=W1.shape[1],
-        directions=W1 / np.linalg.norm(W1, axis=0, keepdims=True),
+        m_star=int(np.sum(live)),
+        directions=W1[:, live] / np.linalg.norm(W1[:, live], axis=0, keepdims=True),
         info={**found.info, "narrower_than_found": int(found.m_star)},
     )
 

@@ -223,3 +223,20 @@ def test_deep_relu_zca_width_10_problems() -> None:
         proven += r.width is not None
         _check_against_references(p, opt, 0)
     assert proven >= 1
+
+
+def test_a_zero_optimum_has_width_zero_whatever_the_network_found() -> None:
+    """β far above c(Y): no atom reaches β, the zero network is the only optimum (width 0,
+    proven); the zero network is returned when the optimum found has neurons, and reaches P*
+    = ½‖Y‖² (independent: the zero network's objective)."""
+    rng = np.random.default_rng(1)
+    p = Problem(rng.standard_normal((8, 3)), rng.standard_normal(8), depth=2, beta=100.0,
+                activation="relu")  # fmt: skip
+    opt = solve(p)
+    r = min_width(p, opt)
+    assert r.width == 0 and r.lower == 0
+    assert opt.objective == pytest.approx(0.5 * float(np.sum(p.Y**2)), rel=1e-9)
+    if opt.m_star:
+        assert np.all(r.network.weights[0] == 0)
+    near = dataclasses.replace(p, beta=1e-3)  # far below: atoms reach β, width 0 not claimed
+    assert min_width(near, solve(near)).width != 0
