@@ -184,6 +184,9 @@ def test_the_count_margin_fails_when_the_atoms_are_uncertain() -> None:
     unique = np.ones(3, bool)
     exact = _count(C, np.zeros(3), unique, z, lam, 1e-12, 0.1, None)
     assert exact.width == 3 and exact.lower == 3
+    # a cluster that may hold two optimal directions: the lower bound stands, the width does not
+    shared = _count(C, np.zeros(3), np.array([True, False, True]), z, lam, 1e-12, 0.1, None)
+    assert shared.width is None and shared.lower == 3
     loose = _count(C, np.full(3, 0.5), unique, z, lam, 1e-12, 0.1, None)
     assert loose.width is None and loose.lower == 0
     dependent = _count(np.hstack([C, C[:, :1] + C[:, 1:2]]), np.zeros(4), np.ones(4, bool), z,
