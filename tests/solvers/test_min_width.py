@@ -243,3 +243,15 @@ def test_a_zero_optimum_has_width_zero_whatever_the_network_found() -> None:
         assert np.all(r.network.weights[0] == 0)
     near = dataclasses.replace(p, beta=1e-3)  # far below: atoms reach β, width 0 not claimed
     assert min_width(near, solve(near)).width != 0
+
+
+def test_the_scalar_concavity_check_fails_when_the_dual_ball_is_wide() -> None:
+    """``_scalar_clusters``' uniqueness (every hyperplane that may cross a cluster's ball has
+    ``sλ_i < −ε``): holds at the solve's own ε on seed 0, fails for every cluster at ε = 1e-2
+    (the balls then meet hyperplanes whose sign ε no longer settles)."""
+    from solvers.min_width import _dual_ball, _live, _scalar_clusters
+
+    p = _scalar(0)
+    lam, eps, _, _ = _dual_ball(p, _live(p, solve(p).network), False)
+    assert np.all(_scalar_clusters(p.X, lam[:, 0], p.beta, eps)[2])
+    assert not np.any(_scalar_clusters(p.X, lam[:, 0], p.beta, 1e-2)[2])
