@@ -105,7 +105,8 @@ ACTIVE_SETS = 8  # active-set rounds of the refinement
 NARROW_RTOL = 1e-9  # a narrower network is kept if its objective ≤ the optimum's (1 + this)
 DEPENDENT_RTOL = 1e-9  # σ_min ≤ this × σ_max: the found network's atoms are dependent
 NO_ATOM = "no atom comes within the dual ball's reach of β: the zero network is the only optimum"
-MAX_CLUSTERS = 256  # more clusters than this: not proven (the count would be meaningless anyway)
+MAX_CLUSTERS = 256
+DEGENERATE_ROUNDS = 4  # alternations of η and the arc's mass bound (each one valid)  # more clusters than this: not proven (the count would be meaningless anyway)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,6 +163,9 @@ def min_width(p: Problem, opt: Optimum) -> MinWidth | None:
         return MinWidth(0, 0, zero, 0, eps, 0.0, "proven: " + NO_ATOM)
     if isinstance(found, str):
         return MinWidth(None, 0, narrow, 0, eps, np.inf, found)
+    if len(found) == 4:
+        C, R, _, deg = found
+        return _count_degenerate(C, R, deg, Zhat.ravel(), lam_f, eps, p.beta, narrow)
     C, R, unique = found
     out = _count(C, R, unique, Zhat.ravel(), lam_f, eps, p.beta, narrow)
     if out.width is not None and out.width < (opt.m_star or 0):  # the found net repeats atoms
@@ -491,6 +495,7 @@ def _whitened_clusters(
         return f"not proven: {labels.max() + 1} clusters of near-optimal atoms"
     lam_norm = float(np.linalg.norm(Lam, 2))
     cols, radii, unique = [], [], []
+    deg: list | None = []
     for k in range(int(labels.max()) + 1):
         mem = V[labels == k]
         a0 = mem[np.argmax(_psi(Lam, mem))]
@@ -501,6 +506,10 @@ def _whitened_clusters(
             unique.append(True)
             continue
         v, r_a, one = _eigen_candidates(Lam, mem, a0, beta, eps)
+        if v is None and deg is not None and not deg:
+            deg = _degenerate_subspace(Lam, mem, beta, eps)  # one arc of optimal atoms, at most
+            if deg:
+                continue
         if v is None:
             cols.append(np.zeros(n * K))
             radii.append(np.inf)
@@ -510,7 +519,152 @@ def _whitened_clusters(
         cols.append(np.outer(h / np.linalg.norm(h), v).ravel())
         radii.append(2.0 * (eps + lam_norm * r_a) / beta + r_a)
         unique.append(one)
+    if deg:
+        return np.array(cols).reshape(-1, n * K).T, np.array(radii), np.array(unique), deg
     return np.array(cols).T, np.array(radii), np.array(unique)
+
+
+def _degenerate_subspace(
+    Lam: np.ndarray, mem: np.ndarray, beta: float, eps: float
+) -> list[tuple[np.ndarray, float]] | None:
+    """``[(B, R)]`` for a cluster whose near-maximal set is an arc: every optimal atom in it
+    lies within ``R`` of the 3-dimensional space spanned by the columns of ``B``; None if not.
+
+    Every row's sign at each cover vertex is settled for Λ* (``|λ_f,iᵀv| > ‖λ_f,i‖θ + ε``) and
+    the same at all of them: S is constant on the cluster, so an optimal ``α*`` there has
+    ``Q*_Sα* = β²α*`` (Lagrange). If the two top eigenvalues of ``Q_f,S`` are within ``ΔQ`` of β²
+    and the rest more than ``2ΔQ`` below, ``α*`` lies in the top-2 eigenspace ``E*`` of ``Q*``,
+    within ``δ = 2ΔQ/gap`` (sin Θ, Davis–Kahan) of ``E_f``'s; with ``α_f`` its unit projection
+    (``‖α* − α_f‖ ≤ √2δ``) the atom ``Λ*_Sα*α*ᵀ/β`` is within ``R = (ε + 2√2‖Λ_f‖δ)/β`` of
+    ``Λ_f,Sα_fα_fᵀ/β ∈ V = {Λ_f,S E_f M E_fᵀ : M symmetric 2×2}``. Rows whose sign the cover
+    does not settle (near the arc's ends, at most ``MAX_AMBIGUOUS``) are in S; each smaller set
+    ``S'`` is examined like :func:`_eigen_candidates`: an isolated eigenvalue of ``Q_f,S'`` near
+    β² gives one possible atom whose distance from the arc-form atom ``L(ccᵀ)`` nearest in form
+    (``c`` its normalised ``E_f`` coordinates; plus its Davis–Kahan radius) enlarges R: every
+    optimal atom of the cluster is within R of some ``L(ccᵀ)``, ``c`` unit (so in V, and of
+    rank one in M). A second double eigenvalue fails."""
+    n, K = Lam.shape
+    if K < 2:
+        return None
+    import itertools
+
+    rn = np.linalg.norm(Lam, axis=1)
+    side = mem @ Lam.T
+    margin = rn * THETA_MIN + eps
+    pos, neg = side > margin, side < -margin
+    amb = np.flatnonzero(~(pos.all(axis=0) | neg.all(axis=0)))
+    if amb.size > MAX_AMBIGUOUS:
+        return None
+    S = pos.all(axis=0) | np.isin(np.arange(n), amb)  # the largest active set the arc allows
+    LS = Lam[S]
+    w, E = np.linalg.eigh(LS.T @ LS)
+    dQ = eps * (2.0 * float(np.linalg.norm(LS, 2)) + eps) + PROJ_ROUNDOFF * beta**2
+    if abs(w[-1] - beta**2) > dQ or abs(w[-2] - beta**2) > dQ:
+        return None
+    gap = float(w[-2] - w[-3]) if K > 2 else np.inf
+    if gap <= 2.0 * dQ:
+        return None
+    delta = 2.0 * dQ / gap + PROJ_ROUNDOFF
+    Ef = E[:, -2:]
+    Lpad = Lam * S[:, None]
+    sym = [np.outer(Ef[:, 0], Ef[:, 0]), np.outer(Ef[:, 1], Ef[:, 1])]
+    sym.append((np.outer(Ef[:, 0], Ef[:, 1]) + np.outer(Ef[:, 1], Ef[:, 0])) / np.sqrt(2.0))
+    Lmat = np.stack([(Lpad @ M).ravel() / beta for M in sym], axis=1)  # sym 2×2 ↦ V (nK × 3)
+    B = np.linalg.qr(Lmat)[0]
+    lam_norm = float(np.linalg.norm(Lam, 2))
+    R = (eps + 2.0 * np.sqrt(2.0) * lam_norm * delta) / beta
+    for k in range(1, amb.size + 1):  # smaller active sets (rows off near the arc's ends)
+        for off in itertools.combinations(amb, k):
+            S2 = S.copy()
+            S2[list(off)] = False
+            L2 = Lam[S2]
+            w2, E2 = np.linalg.eigh(L2.T @ L2)
+            d2 = eps * (2.0 * float(np.linalg.norm(L2, 2)) + eps) + PROJ_ROUNDOFF * beta**2
+            for j in np.flatnonzero(np.abs(w2 - beta**2) <= d2):
+                others = np.delete(w2, j)
+                g2 = float(np.min(np.abs(others - w2[j]))) if others.size else np.inf
+                if g2 <= 2.0 * d2:
+                    return None  # a second plane of optimal atoms: not handled
+                rho = np.sqrt(2.0) * 2.0 * d2 / g2 + PROJ_ROUNDOFF  # ‖α* − ±e‖ (Davis–Kahan)
+                for sg in (1.0, -1.0):
+                    e = sg * E2[:, j]
+                    if np.min(np.linalg.norm(mem - e, axis=1)) > THETA_MIN + rho:
+                        continue  # not in this cluster
+                    a = (Lam * S2[:, None] @ np.outer(e, e)).ravel() / beta
+                    c = Ef.T @ e
+                    if np.linalg.norm(c) == 0:
+                        return None
+                    c = c / np.linalg.norm(c)  # the nearest arc-form atom L(ccᵀ) (rank one)
+                    near = Lmat @ np.array([c[0] ** 2, c[1] ** 2, np.sqrt(2.0) * c[0] * c[1]])
+                    off_v = float(np.linalg.norm(a - near))
+                    R = max(R, off_v + (eps + 2.0 * lam_norm * rho) / beta)
+    return [(B, R, Lmat)]
+
+
+def _count_degenerate(
+    C: np.ndarray,
+    R: np.ndarray,
+    deg: list[tuple[np.ndarray, float]],
+    zhat: np.ndarray,
+    Lam: np.ndarray,
+    eps: float,
+    beta: float,
+    narrow: Network | None,
+) -> MinWidth:
+    """A lower bound with one arc cluster (:func:`_degenerate_subspace`): the count of
+    :func:`_count` on everything projected off its space ``V`` (its atoms' error ``R_d`` times
+    its mass, at most ``G`` less the other clusters' proven mass), plus one if the arc must carry mass (the fit of ``Ẑ`` by the other clusters
+    leaves more than every error allows), plus one more if what it carries is robustly of rank
+    2 (each neuron on the arc adds a rank-one ``t cᵀc``). Never a width: the arc may hold
+    several directions."""
+    ((B, Rd, Lmat),) = deg
+    M = C.shape[1] + 1
+    Cp = C - B @ (B.T @ C)
+    zp = zhat - B @ (B.T @ zhat)
+    lam = Lam.ravel()
+    G = float(lam @ zhat) + eps * (float(np.linalg.norm(zhat)) + eps) + eps * np.linalg.norm(lam)
+    G /= beta
+    fail = MinWidth(
+        None,
+        0,
+        narrow,
+        M,
+        eps,
+        np.inf,
+        "not proven: an arc of optimal atoms (a "
+        "double eigenvalue) and the other clusters do not separate from it",
+    )
+    if C.shape[1] == 0 or not np.all(np.isfinite(R)) or C.shape[1] > Cp.shape[0]:
+        return fail
+    sv = np.linalg.svd(Cp, compute_uv=False)
+    sigma, rn = float(sv[-1]), float(np.linalg.norm(R))
+    if sigma <= DEPENDENT_RTOL * float(sv[0]) or sigma <= rn:
+        return fail
+    T, *_ = np.linalg.lstsq(Cp, zp, rcond=None)
+    rho_ls = float(np.linalg.norm(Cp @ T - zp))
+    # the arc's mass T_d = γ(Z*) − Σ_k T_k ≤ G − Σ_k T̂_k + √M·η: each valid η gives a valid
+    # bound on T_d, and that a smaller valid η (a few rounds)
+    mass = G
+    for _ in range(DEGENERATE_ROUNDS):
+        eta = (eps + float(np.maximum(T, 0.0) @ R) + mass * Rd + rho_ls) / (sigma - rn)
+        mass = min(mass, G - float(np.sum(T)) + np.sqrt(T.size) * eta)
+    lower = int(np.sum(T > eta))
+    res = zhat - C @ T  # what the arc carries, D*, up to err
+    err = eps + float(np.linalg.norm(C, 2)) * eta + float(np.maximum(T, 0.0) @ R) + rn * eta
+    if float(np.linalg.norm(res)) > err:  # D* ≠ 0: at least one neuron on the arc
+        lower += 1
+        # D* is within G·R_d of L(M'), M' = Σ t_j c_jc_jᵀ (c_j unit in E_f's coordinates): one
+        # neuron per rank of M'; ‖M̂ − M'‖ ≤ 2(err + G·R_d)/σ_min(L) for the least-squares M̂
+        m, *_ = np.linalg.lstsq(Lmat, res, rcond=None)
+        Mhat = np.array([[m[0], m[2] / np.sqrt(2.0)], [m[2] / np.sqrt(2.0), m[1]]])
+        s_l = float(np.linalg.svd(Lmat, compute_uv=False)[-1])
+        if s_l > 0 and np.linalg.eigvalsh(Mhat)[0] > 2.0 * (err + mass * Rd) / s_l:
+            lower += 1
+    return MinWidth(
+        None, lower, narrow, M, eps, eta,
+        f"lower bound {lower} proven; one cluster is an arc of optimal atoms (a double "
+        "eigenvalue: the optimal network is not unique there)",
+    )  # fmt: skip
 
 
 # ------------------------------------------------------------------ the count
