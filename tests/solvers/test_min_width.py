@@ -82,6 +82,9 @@ def _check_against_references(p: Problem, opt: Optimum, seed: int) -> str:
         assert r.network.weights[0].shape[1] < opt.m_star
     if r.width is None:
         assert r.lower <= found  # the optimum found has at least every proven lower bound
+        if r.lower > 1:  # no network narrower than the lower bound reaches P*
+            best = _multistart(p, opt.network, r.lower - 1, seed=seed)
+            assert best > opt.objective * (1 + NARROW_RTOL), (best, opt.objective)
         return "narrower" if r.network is not None else "not proven"
     assert r.lower == r.width
     # the optimum found is optimal: it has exactly the proven number of distinct neurons, or
@@ -255,3 +258,20 @@ def test_the_scalar_concavity_check_fails_when_the_dual_ball_is_wide() -> None:
     lam, eps, _, _ = _dual_ball(p, _live(p, solve(p).network), False)
     assert np.all(_scalar_clusters(p.X, lam[:, 0], p.beta, eps)[2])
     assert not np.any(_scalar_clusters(p.X, lam[:, 0], p.beta, 1e-2)[2])
+
+
+def test_an_arc_of_optimal_atoms_gives_a_lower_bound_that_a_wider_dual_ball_loses(
+    monkeypatch,
+) -> None:
+    """Whitened K = 3 seed 5: one cluster is an arc (a double eigenvalue); the lower bound
+    counts it (checked against multistart one below in the parametrised test above). With the
+    dual ball widened (``GAP_ROUNDOFF`` 1e-9 × U added to the gap) the margins fail and the
+    bound drops."""
+    import solvers.min_width as mw
+
+    p = _whitened(5)
+    opt = solve(p)
+    tight = min_width(p, opt)
+    assert "arc" in tight.reason and tight.lower >= 2
+    monkeypatch.setattr(mw, "GAP_ROUNDOFF", 1e-9)
+    assert min_width(p, opt).lower < tight.lower
