@@ -66,6 +66,14 @@ cluster has ``T̂_k > η`` and is ``unique``, every optimal network has exactly 
 each cluster: the smallest optimal width is ``M`` = the number of clusters, proven. Otherwise
 (a cluster with ``|T̂_k| ≤ η``, a non-unique cluster, ``σ`` not above 0): not proven.
 
+**An arc of optimal atoms (:func:`_degenerate_subspace`, :func:`_count_degenerate`).** Where a
+whitened cluster's top eigenvalue is double, its optimal atoms fill an arc (the optimal network
+is not unique there); every one lies within R of ``L(ccᵀ) = Λ_f,S E_f ccᵀ E_fᵀ/β`` (unit ``c``),
+a 3-dimensional space V. One such cluster is allowed: the count runs on everything projected
+off V (the arc's error: R times its mass, itself bounded by ``G − Σ_k T_k``), the arc adds one
+neuron if the fit leaves it mass and two if that mass ``M = Σ t_j c_jc_jᵀ`` is robustly of rank
+2. A lower bound only, never a width.
+
 **Dependent neurons (:func:`_caratheodory_narrower`).** When the found network's own atoms are
 linearly dependent, moving along a null vector in the direction that does not raise ``Σt_j``
 keeps the output and zeroes a neuron (Carathéodory; a basic solution with at most rank-many
