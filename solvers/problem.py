@@ -180,7 +180,8 @@ class Optimum:
     - ``dual``: the optimal (or certifying) dual variable ``(n, K)`` where one exists.
     - ``m_star``: number of active first-layer neurons of the returned network — the width of
       the optimal network FOUND, minimal only where a closed form proves it (the rank of
-      ``W_1`` for linear nets, the number of active paths for THEORY §3, non-zero blocks for §10).
+      ``W_1`` for linear nets, the number of active paths for THEORY §3, non-zero blocks for §10)
+      or :func:`solvers.min_width.min_width` does (two-layer ReLU without biases).
     - ``directions``: ``(d, m_star)`` unit first-layer directions of those neurons (linear nets:
       an orthonormal basis of ``W_1``'s column space), ``None`` where no prediction exists (BN).
     - ``p_star_kind``: ``"attained"`` (a finite network reaches P*), ``"infimum"`` (only

@@ -73,7 +73,7 @@ the network's directions for one more primal step, and again while the primal dr
 same P* and ``c_K``) and maps the network back. CERTIFIED when
 ``(upper − lower)/upper ≤ tol`` (1e-6) with an exact oracle, else BRACKET.
 ``m_star`` is the width of the network found (neurons with a non-zero output row after merging
-equal directions), not a proven minimum.
+equal directions), not a proven minimum (:mod:`solvers.min_width` proves one where it can).
 """
 
 from __future__ import annotations

@@ -466,6 +466,14 @@ EXTRA_METRICS: dict[str, str] = {
         "the best width-m network refit from the wide optimum's neurons, where the trial's "
         "width m is below m* (an upper bound on the width-m P*; not SGD)"
     ),
+    "min_width": (
+        "the smallest optimal width, proven (solvers.min_width: every optimal network has "
+        "exactly this many neurons); absent where not proven"
+    ),
+    "min_width_lower": (
+        "a proven lower bound on the width of every optimal network (solvers.min_width); a "
+        "trial narrower than it has P* of its width strictly above P*"
+    ),
     "predicted_rank": "rank of the closed-form optimum's W_1 (THEORY §1)",
     **{f"spline.{k}": f"{v} (trained network)" for k, v in _SPLINE.items()},
     **{f"spline_opt.{k}": f"{v} (the 1-D optimal network)" for k, v in _SPLINE.items()},

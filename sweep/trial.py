@@ -18,9 +18,10 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from solvers import Network, NotCovered, Problem, objective
+from solvers import Network, NotCovered, Problem, Status, objective
 from solvers.data import make_dataset
 from solvers.dual import certificate, deep_relu_dual, deep_relu_dual_applies, dual_bound
+from solvers.min_width import MinWidth, min_width
 from solvers.problem import forward
 from solvers.sgd import TrainConfig, TrainOutput, train
 from solvers.solve import p_star_kind, solve
@@ -202,7 +203,11 @@ def _optimum(
     neurons to m changes nothing). If ``m < m*``, ``wide`` is that optimum: its P* (THEORY's P*,
     "width ≥ m*") is a certified lower bound on this width-m problem — E11's "width < m*"
     trials. m* is the width of the optimal network FOUND, not a proven minimum: a width-m net
-    may still reach P* (issue 17 measured one within 1.1e-6 at m = m* − 1). Batch-norm problems are
+    may still reach P* (issue 17 measured one within 1.1e-6 at m = m* − 1). So
+    :func:`solvers.min_width.min_width` is asked (:func:`_min_width`): a narrower network at the
+    optimum's objective with at most m neurons makes it this trial's optimum (CERTIFIED by the
+    optimum's lower bound, :func:`_narrower`); a proven lower bound above m is said in
+    ``not_covered`` (P* of this width strictly above P*). Batch-norm problems are
     solved at their width (their closed forms read it).
     """
     m = problem.width
@@ -213,13 +218,74 @@ def _optimum(
     k = found.m_star if found.is_exact else None
     if m is None or k is None or k <= m or problem.batchnorm:
         return found, None, None
+    proof = _min_width(problem, found)
+    if proof is not None and proof.network is not None and _width(proof.network) <= m:
+        return _narrower(problem, found, proof.network), None, None
+    p_star = f"P* = {float(found.objective):.6g} of width >= m*, family {found.family}"
+    if proof is not None and proof.lower > m:
+        return (
+            None,
+            found,
+            f"width {m} is below the smallest optimal width: every optimal network has at least "
+            f"{proof.lower} neurons (proven, solvers.min_width), so P* of this width is strictly "
+            f"above {p_star} (logged as p_star_any_width and lower_bound; min_width_lower)",
+        )
+    why = "" if proof is None else f"; solvers.min_width: {proof.reason}"
     return (
         None,
         found,
         f"width {m} is below the width m* = {k} of the optimal network found (not proven "
-        f"minimal): P* of this width is unknown (>= P* = "
-        f"{float(found.objective):.6g} of width >= m*, family {found.family}, logged as "
+        f"minimal{why}): P* of this width is unknown (>= {p_star}, logged as "
         f"p_star_any_width and lower_bound)",
+    )
+
+
+MIN_WIDTH_CACHE = 64  # proofs kept per process (one per problem, shared by its widths)
+_MIN_WIDTH: OrderedDict[str, object] = OrderedDict()
+
+
+def _min_width(problem: Problem, found) -> MinWidth | None:
+    """:func:`solvers.min_width.min_width` of a problem's optimum over every width, memoised on
+    the problem's content in this process (the trials of one problem share it); None where it
+    does not apply (batch norm, no shared optimum, not covered)."""
+    if not _shares_optimum(problem) or found is None or not found.is_exact:
+        return None
+    key = problem_key(problem)
+    if key not in _MIN_WIDTH:
+        _MIN_WIDTH[key] = min_width(dataclasses.replace(problem, width=None), found)
+        while len(_MIN_WIDTH) > MIN_WIDTH_CACHE:
+            _MIN_WIDTH.popitem(last=False)
+    _MIN_WIDTH.move_to_end(key)
+    return _MIN_WIDTH[key]
+
+
+def _width(net: Network) -> int:
+    return int(np.asarray(net.weights[0]).reshape(-1, np.shape(net.weights[-1])[0]).shape[1])
+
+
+def _narrower(problem: Problem, found, net: Network):
+    """``found`` realised by ``net`` (narrower than its m*, from :func:`_min_width`) padded with
+    zero neurons to the trial's width: CERTIFIED, its objective that network's."""
+    W1 = np.asarray(net.weights[0], dtype=np.float64)
+    W2 = np.asarray(net.weights[1], dtype=np.float64).reshape(W1.shape[1], -1)
+    extra = int(problem.width) - W1.shape[1]
+    live = (np.linalg.norm(W1, axis=0) > 0) & (np.linalg.norm(W2, axis=1) > 0)
+    padded = Network(
+        weights=(
+            np.hstack([W1, np.zeros((problem.d, extra))]),
+            np.vstack([W2, np.zeros((extra, problem.K))]),
+        )
+    )
+    return dataclasses.replace(
+        found,
+        objective=float(objective(problem, padded)),
+        weights=list(padded.weights),
+        network=padded,
+        status=Status.CERTIFIED,
+        rel_gap=0.0,
+        m_star=int(np.sum(live)),
+        directions=W1[:, live] / np.linalg.norm(W1[:, live], axis=0, keepdims=True),
+        info={**found.info, "narrower_than_found": int(found.m_star)},
     )
 
 
@@ -237,8 +303,15 @@ def _optimum_fields(result: TrialResult, problem: Problem, net: Network, opt, wi
     alignment with the wide optimum's neurons), and ``width_search_objective``: the best
     width-m network refit from the wide optimum's neurons
     (:func:`solvers.vector_relu.best_at_width`, two-layer ReLU without biases), which
-    ``upper_bound`` includes; ``sgd_objective`` stays SGD's alone.
+    ``upper_bound`` includes; ``sgd_objective`` stays SGD's alone. Where
+    :mod:`solvers.min_width` proves them: ``min_width`` (the smallest optimal width) and
+    ``min_width_lower`` (a lower bound on every optimal width).
     """
+    proof = _min_width(problem, opt if opt is not None and opt.is_exact else wide)
+    if proof is not None and proof.width is not None:
+        result.extra["min_width"] = float(proof.width)
+    if proof is not None and proof.lower > 0:
+        result.extra["min_width_lower"] = float(proof.lower)
     if opt is not None and opt.is_exact:
         result.m_star = opt.m_star
         result.p_star_kind = p_star_kind(problem, opt)

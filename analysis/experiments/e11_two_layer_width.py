@@ -17,7 +17,9 @@ Claims (thresholds from THEORY, never from the data):
 - **width < m*: a measurement, not a check** — m* is the width of the optimal network the
   solver *found* (≤ n + 1 by Carathéodory), not a proven minimum (a width-2 network came within
   1.1e-6 of P* on an instance with m* = 3): a narrow trial at P* shows a smaller optimal network,
-  it refutes nothing. The summary counts them.
+  it refutes nothing. The summary counts them, and those whose width is below the proven
+  smallest optimal width (``min_width_lower``, :mod:`solvers.min_width`: their P*_m > P*
+  strictly, a theorem per instance); ``min_width`` (proven) is a column.
 - **width ≥ m*: does (S)GD reach P*?** — an optimizer measurement, never a theory verdict:
   the rate within 1e-4 / 1e-6 by width / m*, the misses classified
   (:func:`~analysis.experiments.verdicts.reach`); a gate only where the user sets one
@@ -85,6 +87,8 @@ def e11_rows(done: pd.DataFrame) -> pd.DataFrame:
             "beta": column(done, "train.beta").values,
             "width": width.values,
             "m_star": m_star.values,
+            "min_width": h.num(done, "min_width").values,
+            "min_width_lower": h.num(done, "min_width_lower").values,
             "width_over_m_star": (width / m_star).values,
             "regime": regime.values,
             "p_star": p_star.values,
@@ -159,9 +163,11 @@ def two_layer_width(done: pd.DataFrame, inputs: Inputs) -> Result:
     )
     n_narrow, at_opt = narrow_at_optimum(data)
     if n_narrow:
+        proven = int(((data["regime"] == NARROW) & (data["width"] < data["min_width_lower"])).sum())
         summary += (
             f"; {at_opt}/{n_narrow} below m* came within {AT_OPT:g} of P* (a smaller optimal "
-            "network than the one found: m* is not proven minimal)"
+            f"network than the one found: m* is not proven minimal); {proven}/{n_narrow} below "
+            "the proven smallest optimal width (P* of their width strictly above P*)"
         )
     wide = done[(data["regime"] == WIDE).values]
     return Result(data, table, checks, _figure(data), summary, reach=reach(wide, inputs.curves))

@@ -58,6 +58,8 @@ def test_rows_follow_the_logged_numbers(trials, frame) -> None:
     for s, r in zip(specs, results, strict=True):
         row = rows.loc[s.key]
         assert row["width"] == s.model.width and row["m_star"] == r.m_star == 2
+        # §3 on whitened data: the two paths are proven the only optimal neurons
+        assert row["min_width"] == row["min_width_lower"] == r.extra["min_width"] == 2
         if s.model.width == 1:  # P* of any width: the engine's lower bound, not an exact value
             assert row["regime"] == NARROW and r.exact_objective is None
             p = r.extra["p_star_any_width"]
@@ -77,6 +79,7 @@ def test_verdict_on_the_real_trials(frame, tmp_path) -> None:
     assert _check(out, "P* is a lower bound").status is Status.PASS
     assert not [c for c in out.checks if "m*" in c.name]  # narrow trials: measured, not judged
     assert narrow_at_optimum(e11_rows(frame)) == (3, 0)
+    assert "3/3 below the proven smallest optimal width" in out.summary
     # whether SGD reached P* is an optimizer measurement beside the verdict, never part of it
     rows = e11_rows(frame)
     sgd = rows.loc[rows["regime"] == WIDE, "sgd_rel_gap"]
@@ -156,3 +159,13 @@ def test_registered_and_structurally_matched() -> None:
         }
     )
     assert list(EXPERIMENTS["E11"].rows(f)["run_id"]) == ["a", "b"]
+
+
+def test_narrow_trials_without_a_proof_are_not_counted_proven(frame) -> None:
+    """The proven count reads ``min_width_lower``: without it (not proven) no narrow trial is
+    counted, with it below the width neither."""
+    f = frame.copy()
+    f["min_width_lower"] = float("nan")
+    assert "0/3 below the proven smallest optimal width" in run("E11", f).summary
+    f["min_width_lower"] = 1.0  # the narrow trials have width 1: not below it
+    assert "0/3 below the proven smallest optimal width" in run("E11", f).summary

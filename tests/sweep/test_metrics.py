@@ -45,6 +45,11 @@ FAMILIES = {
         model=ModelSpec(depth=3, width=4, activation="relu"),
         train=TrainSpec(beta=0.1, steps=50, log_every=25),
     ),
+    "min_width, min_width_lower": TrialSpec(
+        data=DataSpec(kind="whitened", n=6, d=10),
+        model=ModelSpec(depth=2, width=1, activation="relu"),
+        train=TrainSpec(beta=0.01, steps=50, log_every=25),
+    ),
     "p_star_any_width": TrialSpec(
         data=DataSpec(n=8, d=2),
         model=ModelSpec(depth=2, width=1, activation="relu"),

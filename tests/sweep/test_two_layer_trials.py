@@ -295,8 +295,12 @@ def test_a_width_below_m_star_logs_p_star_of_any_width_as_a_bound(activation, ou
         searched = r.extra["width_search_objective"]
         assert wide.objective * (1 - 1e-9) <= searched and r.upper_bound <= searched
         assert r.sgd_objective != searched  # SGD's value stays SGD's
+        # §3's two paths are the only optimal neurons: proven minimal, so P*_1 > P* strictly
+        assert r.extra["min_width"] == r.extra["min_width_lower"] == wide.m_star
+        assert "(proven, solvers.min_width)" in r.not_covered
     else:
         assert "width_search_objective" not in r.extra
+        assert "min_width" not in r.extra  # linear nets: not covered
 
 
 @pytest.mark.skipif(
@@ -346,3 +350,23 @@ def test_trials_differing_only_in_width_share_one_solve(monkeypatch) -> None:
     # a different β is a different problem: solved again
     run_batch([relu_spec(seed=9, beta=0.3)])
     assert calls == [None, None]
+
+
+def test_a_width_below_the_proven_minimum_says_so_and_a_proven_narrower_one_gets_p_star():
+    """Whitened K = 3 (seed 3 of tests/solvers/test_min_width.py): the optimum found has m* = 7
+    neurons, solvers.min_width proves every optimal network has 5. Width 5 (< m*) gets P* with
+    a 5-neuron network (not a bracket); width 4 is recorded as P*_4 > P* strictly, proven."""
+    rng = np.random.default_rng(3)
+    X = np.linalg.qr(rng.standard_normal((12, 8)))[0].T
+    Y = rng.standard_normal((8, 3))
+    wide = solve(Problem(X, Y, depth=2, beta=0.3, activation="relu"))
+    five, _, why5 = trial._optimum(Problem(X, Y, depth=2, beta=0.3, activation="relu", width=5))
+    assert wide.m_star > 5 and why5 is None
+    assert five.is_exact and five.m_star == 5 and five.network.weights[0].shape[1] == 5
+    assert five.objective <= wide.objective * (1 + 1e-9)
+    assert five.objective >= five.lower_bound == wide.lower_bound
+    assert objective(Problem(X, Y, depth=2, beta=0.3, activation="relu", width=5),
+                     five.network) == five.objective  # fmt: skip
+    none, found, why4 = trial._optimum(Problem(X, Y, depth=2, beta=0.3, activation="relu", width=4))
+    assert none is None and found is not None
+    assert "at least 5 neurons (proven" in why4 and "strictly above" in why4
