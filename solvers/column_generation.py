@@ -24,7 +24,11 @@ is priced (no bound: pricing only) by the exact cone maximum of the sampled cell
 flipped), and by the local search of :mod:`solvers.separation`; when they find no new violated
 block, the exact check ``c(λ)`` is the MIP oracle (:func:`solvers.separation.dual_norm_oracle`,
 SCIP, objective limit ``β(1 + 0.1·tol)``: a proof below it counts as exact) with the time
-left. Its bound (valid when stopped early) gives the lower end, and where the result is a
+left; a violated check stops ``ORACLE_STALL_NODES`` nodes after its last better point while more
+than ``STALL_UNTIL`` of the time is left (its bound closes only at the end of the tree), the
+solution pool's other violated cells join the working set, and every bound is carried to later
+dual points by sublinearity (:class:`_Proofs`; a sign whose carried bound is below the target is
+not solved again). Its bound (valid when stopped early) gives the lower end, and where the result is a
 bracket, also the Shor bound (:mod:`solvers.shor`, rigorous, ``shor_time`` seconds after
 ``time_limit``, default ``min(SHOR_TIME, time_limit)``, up to ``SHOR_MAX_POINTS`` points) at
 the residual of the bracket's network; CERTIFIED when it proved ``c(λ)`` and the relative gap is

@@ -223,9 +223,7 @@ def _cell_max(X: np.ndarray, lam: np.ndarray, pattern: np.ndarray, bias: bool) -
     b = cp.Variable() if bias else 0.0
     a = X @ u + b
     sgn = np.where(pattern, 1.0, -1.0)
-    prob = cp.Problem(
-        cp.Maximize((lam * pattern) @ a), [cp.multiply(sgn, a) >= 0, cp.norm(u) <= 1]
-    )
+    prob = cp.Problem(cp.Maximize((lam * pattern) @ a), [cp.multiply(sgn, a) >= 0, cp.norm(u) <= 1])
     prob.solve(solver=cp.CLARABEL)
     return float(prob.value)
 
