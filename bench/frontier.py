@@ -7,7 +7,9 @@
     python -m bench.frontier --compare 40x3,20x3b --cap 50 --limit 60  # vs cvxpy and pyscnn
 
 Two oracles run on the same instances, one after the other in one process (the machine's load
-hits both):
+hits both). Every kind but ``module`` replaces only the MIP call; the loop around it is this
+checkout's (since round 9: the time limit ends it, carried bounds, SCIP's pool, the module's stall
+setting ignored: the kind decides):
 
 - **old**: ``solvers.separation.dual_norm_oracle(cuts=False)`` as column generation calls it on
   main (big-M program only, solved to the gap ``0.1·tol``);
@@ -90,7 +92,8 @@ def oracle(kind: str, beta: float) -> Iterator[None]:
     cuts = {"old": False, "cut": True, "target": False, "first": False}.get(kind)
     use_target = kind in ("target", "first", "new", "stall")
 
-    def call(X, lam, *, bias=False, time_limit=60.0, tol=1e-9, target=None):  # noqa: ANN001, ANN202
+    def call(X, lam, *, bias=False, time_limit=60.0, tol=1e-9, target=None, stall_nodes=None,  # noqa: ANN001, ANN202
+             signs=(1, -1)):  # fmt: skip
         target = beta * (1 + tol) if use_target else None  # the kind decides, not the caller
         res = dual_norm_oracle(
             X,
@@ -102,6 +105,7 @@ def oracle(kind: str, beta: float) -> Iterator[None]:
             first_violator=kind == "first",
             cuts=cuts,
             stall_nodes=STALL_NODES if kind == "stall" else None,
+            signs=signs,
         )
         return tuple(r if r.exact or not r.below_target else _proved(r) for r in res)
 
