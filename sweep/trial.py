@@ -176,12 +176,7 @@ def _solve_any_width(problem: Problem, warm: Sequence[Network] = ()):
         except NotCovered as exc:
             return exc
 
-    if key not in _SOLVED:
-        _SOLVED[key] = solve_once(key, fresh)
-        while len(_SOLVED) > SOLVE_CACHE:
-            _SOLVED.popitem(last=False)
-    _SOLVED.move_to_end(key)
-    found = _SOLVED[key]
+    found = _memoised(_SOLVED, SOLVE_CACHE, key, lambda: solve_once(key, fresh))
     if isinstance(found, NotCovered):
         raise NotCovered(str(found))
     return found
@@ -250,17 +245,26 @@ def _min_width(problem: Problem, found) -> MinWidth | None:
     does not apply (batch norm, no shared optimum, not covered)."""
     if not _shares_optimum(problem) or found is None or not found.is_exact:
         return None
-    key = problem_key(problem)
-    if key not in _MIN_WIDTH:
-        _MIN_WIDTH[key] = min_width(dataclasses.replace(problem, width=None), found)
-        while len(_MIN_WIDTH) > MIN_WIDTH_CACHE:
-            _MIN_WIDTH.popitem(last=False)
-    _MIN_WIDTH.move_to_end(key)
-    return _MIN_WIDTH[key]
+    return _memoised(
+        _MIN_WIDTH,
+        MIN_WIDTH_CACHE,
+        problem_key(problem),
+        lambda: min_width(dataclasses.replace(problem, width=None), found),
+    )
+
+
+def _memoised(cache: OrderedDict, cap: int, key: str, compute: Callable[[], object]) -> object:
+    """``cache[key]``, computed once by ``compute()``; the ``cap`` most recently used kept."""
+    if key not in cache:
+        cache[key] = compute()
+        while len(cache) > cap:
+            cache.popitem(last=False)
+    cache.move_to_end(key)
+    return cache[key]
 
 
 def _width(net: Network) -> int:
-    return int(np.asarray(net.weights[0]).reshape(-1, np.shape(net.weights[-1])[0]).shape[1])
+    return int(np.shape(net.weights[-1])[0])  # hidden neurons: the rows of the output layer
 
 
 def _narrower(problem: Problem, found, net: Network):
