@@ -59,7 +59,11 @@ thousands). Any callable with the :data:`ScalarOracle` signature plugs in.
 bound of it bounds ``P*`` from below. Where the scalar oracle is not exact, :func:`_solve`
 takes it as one more candidate for the lower end.
 
-**Solver (:func:`solve_vector_relu`).** Column generation on rank-one blocks: directions from
+**Solver (:func:`solve_vector_relu`).** Column generation on rank-one blocks. On raw data with
+the MIP oracle the first rounds are priced by :func:`cell_walk` (local maxima of
+``‖Λᵀ(Xu)_+‖``, each exact inside its cell: attained values, a heuristic, never a bound) until it
+finds no violator — no MIP call; the exact rounds and the certificate then start from that
+network (:func:`_walk_rounds`). Then: directions from
 the oracle's maximisers at the residual join a working set, the group lasso on the working set
 gives a network (an upper end: a real network's objective), full-network L-BFGS from it moves
 the directions continuously (its directions join the working set; on whitened data L-BFGS-B in
@@ -205,6 +209,7 @@ def mip_oracle(X: np.ndarray, *, time_limit: float | None = None) -> ScalarOracl
         return polytope_vector_norm(X, Lam, one, max_evals=cap, **kw)
 
     oracle.vector_norm = vector_norm
+    oracle.walk = True  # the primal rounds price by cell_walk before any MIP call
     oracle.round_evals = POLYTOPE_ROUND_CALLS
     oracle.solve_evals = POLYTOPE_SOLVE_CALLS
     oracle.final_evals = POLYTOPE_FINAL_CALLS
@@ -240,9 +245,12 @@ POLYTOPE_CALLS = 40  # MIP calls per c_K there (~0.5–4 s each at n = 20, d = 5
 POLYTOPE_ROUND_CALLS = 3  # ... per c_K of a column-generation round (the last c_K gets them all)
 POLYTOPE_SOLVE_CALLS = 40  # ... per solve: rounds stop when spent (a call count: deterministic)
 # ... for the best network's certificate after the rounds, with the primal steps its violators
-# give (measured: c_K at a raw deep_relu solve's final residual converged in 68 calls, after the
-# solve's 81 had stored their cuts; seed 0, β = 0.2)
-POLYTOPE_FINAL_CALLS = 100
+# give. At a near-optimal residual c_K is attained around every neuron and c̄_K falls about as
+# 1/calls²: measured on a raw deep_relu problem after the walk rounds (seed 1, β = 1), c̄_K/β
+# 1.031 / 1.0092 / 1.0040 / 1.0022 after 100 / 200 / 300 / 400 calls, brackets 2.6e-2 / 7.8e-3 /
+# 3.4e-3 / 1.9e-3; seed 1, β = 0.2: 1.2e-2 / 7.5e-3 after 200 / 250 (BENCHMARKS.md, round 10):
+# 250 calls for brackets under 1% on the four
+POLYTOPE_FINAL_CALLS = 250
 
 
 def scalar_oracle_for(
@@ -266,6 +274,89 @@ def scalar_oracle_for(
         if mip_seconds is not None:
             return mip_oracle(X, time_limit=mip_seconds), False
         return sampled_oracle(X), False
+
+
+# ------------------------------------------------------------------ cheap pricing: the cell walk
+WALK_STARTS = 150  # random unit starts of a cell walk (besides the network's own directions)
+WALK_JITTER = 0.05  # ... and each direction perturbed by this much (one more start each)
+WALK_ROUNDS = 60  # primal rounds priced by the walk before any exact oracle call
+WALK_CELL_ITERS = 200  # conditional-gradient steps inside one cell
+WALK_ACTIVE = 1e-9  # |x_iᵀz| ≤ this·‖x_i‖ puts z on point i's hyperplane (a neighbour to try)
+
+
+def _cell_max(
+    X: np.ndarray, Lam: np.ndarray, D: np.ndarray, z: np.ndarray
+) -> tuple[float, np.ndarray]:
+    """``max ‖ΛᵀD X z‖`` over the cell ``{z : (2D − 1)∘Xz ≥ 0, ‖z‖ ≤ 1}`` from ``z`` (in it):
+    conditional gradient, each step the exact maximiser of the linearisation over the cell,
+    ``Π_C(g)/‖Π_C(g)‖`` (:func:`_cone_projection`); the objective is convex, so the values never
+    decrease. A local maximum: a heuristic, not a bound."""
+    A = (2.0 * D - 1.0)[:, None] * X
+    best = -1.0
+    for _ in range(WALK_CELL_ITERS):
+        g = X.T @ (D * (Lam @ (Lam.T @ (D * (X @ z)))))
+        if not np.any(g):
+            break
+        pz = _cone_projection(A, g)
+        npz = float(np.linalg.norm(pz))
+        if npz == 0.0:
+            break
+        z = pz / npz
+        v = float(np.linalg.norm(Lam.T @ (D * (X @ z))))
+        if v <= best * (1.0 + 1e-12):
+            break
+        best = v
+    return max(best, 0.0), z
+
+
+def _walk(X: np.ndarray, Lam: np.ndarray, u: np.ndarray) -> tuple[float, np.ndarray]:
+    """From ``u``'s cell, :func:`_cell_max`, then into a neighbouring cell (one flipped pattern
+    bit of a hyperplane the maximiser lies on) while that raises the value."""
+    D = (X @ u > 0).astype(np.float64)
+    v, z = _cell_max(X, Lam, D, u)
+    xn = np.linalg.norm(X, axis=1)
+    while True:
+        for i in np.flatnonzero(np.abs(X @ z) <= WALK_ACTIVE * xn):
+            D2 = D.copy()
+            D2[i] = 1.0 - D2[i]
+            v2, z2 = _cell_max(X, Lam, D2, z)
+            if v2 > v * (1.0 + 1e-12):
+                D, v, z = D2, v2, z2
+                break
+        else:
+            return v, z
+
+
+def cell_walk(
+    X: np.ndarray,
+    Lam: np.ndarray,
+    warm: np.ndarray | None = None,
+    *,
+    starts: int = WALK_STARTS,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Local maxima of ``‖Λᵀ(Xu)_+‖`` over ``‖u‖ ≤ 1`` by walking the arrangement's cells
+    (:func:`_walk`) from ``warm`` (rows), each of them perturbed by ``WALK_JITTER``, and ``starts``
+    random unit directions (a generator seeded with ``seed``: deterministic).
+
+    Returns ``(values, U)`` best first: every value is attained by its unit row of U (a lower
+    bound on ``c_K(Λ)``, never an upper one). The pricing of the primal rounds on raw data: at a
+    raw ``deep_relu`` residual (n = 20, K = 3) 300 walks found 1.0254 β in 2 s where 100 exact
+    MIP calls of the outer polytope had found 1.0250 β (BENCHMARKS.md, round 10)."""
+    X = np.asarray(X, dtype=np.float64)
+    Lam = np.asarray(Lam, dtype=np.float64).reshape(X.shape[0], -1)
+    rng = np.random.default_rng(seed)
+    S = rng.standard_normal((starts, X.shape[1]))
+    if warm is not None and warm.size:
+        P = warm + WALK_JITTER * rng.standard_normal(warm.shape)
+        S = np.vstack([warm, P, S])
+    S = S[np.linalg.norm(S, axis=1) > 0]
+    S /= np.linalg.norm(S, axis=1, keepdims=True)
+    found = [_walk(X, Lam, u) for u in S]
+    vals = np.array([v for v, _ in found])
+    U = np.array([z for _, z in found]).reshape(-1, X.shape[1])
+    order = np.argsort(-vals, kind="stable")
+    return vals[order], U[order]
 
 
 # ------------------------------------------------------------------ c_K by branch and bound
@@ -906,6 +997,9 @@ def _solve(p: Problem, oracle: ScalarOracle, exact: bool, tol: float, max_rounds
     trace = []
     local = _lbfgs_whitened if is_whitened(X, exact=True) else _polish_raw
     budget = getattr(oracle, "solve_evals", np.inf)  # an oracle's own budget per solve
+    walked = 0
+    if getattr(oracle, "walk", False) and W.shape[0]:  # cheap pricing first (cell_walk)
+        best_net, upper, W, walked = _walk_rounds(p, W, local)
     for rounds in range(1, max_rounds + 1):  # noqa: B007 - reported
         if W.shape[0] == 0 or evals >= budget:
             break
@@ -973,6 +1067,7 @@ def _solve(p: Problem, oracle: ScalarOracle, exact: bool, tol: float, max_rounds
     status = Status.CERTIFIED if exact and rel <= tol else Status.BRACKET
     info = {
         "rounds": rounds,
+        "walk_rounds": walked,
         "blocks": int(W.shape[0]),
         "oracle_calls": evals,
         "trace": trace,
@@ -995,6 +1090,41 @@ def _solve(p: Problem, oracle: ScalarOracle, exact: bool, tol: float, max_rounds
         info=info,
         p_star_kind="attained",  # no bias: every network is finite
     )
+
+
+def _walk_rounds(
+    p: Problem, W: np.ndarray, local: Callable[[Problem, Network], Network]
+) -> tuple[Network, float, np.ndarray, int]:
+    """Primal rounds priced by :func:`cell_walk` instead of the exact oracle: group lasso on the
+    working set ``W``, the local polish, then the walk at the best network's residual; its values
+    above β join ``W`` (at most 8 a round). Stops when the walk finds no violator, when the best
+    objective stops falling (relative 1e-12, twice), or after ``WALK_ROUNDS``. Returns
+    ``(best network, its objective, W, rounds)``: a network (an upper end) and a working set
+    for the exact rounds; nothing here is a bound on P* from below."""
+    X, Y, beta = p.X, p.Y, p.beta
+    best, upper = None, np.inf
+    keep = np.zeros((0, p.d))
+    flat = 0
+    rounds = 0
+    for rounds in range(1, WALK_ROUNDS + 1):  # noqa: B007 - returned
+        W = _merge(W)
+        A = group_lasso(np.maximum(X @ W.T, 0.0), Y, beta)
+        before = upper
+        for net in (_network(W, A), local(p, _network(W, A))):
+            val = objective(p, net)
+            if val < upper:
+                best, upper = net, val
+        flat = flat + 1 if upper >= before * (1.0 - 1e-12) else 0
+        if flat >= 2:
+            break
+        dirs = _directions(best)
+        vals, Z = cell_walk(X, Y - forward(p, best), np.vstack([dirs, keep]), seed=rounds)
+        viol = _merge(Z[vals > beta * (1.0 + 1e-9)])[:8]
+        if viol.shape[0] == 0:
+            break
+        keep = viol
+        W = np.vstack([W[np.linalg.norm(A, axis=1) > 0], dirs, viol])
+    return best, upper, _merge(np.vstack([_directions(best), keep])), rounds
 
 
 def _pad(p: Problem, net: Network, m_needed: int) -> Network:

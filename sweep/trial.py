@@ -263,6 +263,13 @@ def _memoised(cache: OrderedDict, cap: int, key: str, compute: Callable[[], obje
     return cache[key]
 
 
+def _live(net: Network) -> int:
+    """Neurons with a non-zero first-layer column and output row (two-layer networks)."""
+    W1 = np.asarray(net.weights[0], dtype=np.float64)
+    W2 = np.asarray(net.weights[-1], dtype=np.float64).reshape(W1.shape[1], -1)
+    return int(np.sum((np.linalg.norm(W1, axis=0) > 0) & (np.linalg.norm(W2, axis=1) > 0)))
+
+
 def _width(net: Network) -> int:
     return int(np.shape(net.weights[-1])[0])  # hidden neurons: the rows of the output layer
 
@@ -311,7 +318,9 @@ def _optimum_fields(result: TrialResult, problem: Problem, net: Network, opt, wi
     alignment with the wide optimum's neurons), and ``width_search_objective``: the best
     width-m network refit from the wide optimum's neurons
     (:func:`solvers.vector_relu.best_at_width`, two-layer ReLU without biases), which
-    ``upper_bound`` includes; ``sgd_objective`` stays SGD's alone. Where
+    ``upper_bound`` includes; ``sgd_objective`` stays SGD's alone. A bracket whose network is
+    wider than the trial (raw K = 3 at width 10) likewise: its lower end bounds every width, its
+    network's value is not a width-m value, so the width-m refit of it stands in its place. Where
     :mod:`solvers.min_width` proves them: ``min_width`` (the smallest optimal width) and
     ``min_width_lower`` (a lower bound on every optimal width).
     """
@@ -342,7 +351,20 @@ def _optimum_fields(result: TrialResult, problem: Problem, net: Network, opt, wi
             result.extra["width_search_objective"] = float(objective(problem, narrow))
             upper = min(upper, result.extra["width_search_objective"])
     if opt is not None:  # a bracket: [its certified lower bound, its feasible network's value]
-        upper = min(upper, float(opt.objective))
+        m = problem.width
+        wider = (
+            m is not None
+            and opt.network is not None
+            and len(opt.network.weights) == 2
+            and _live(opt.network) > m
+        )
+        if not wider:
+            upper = min(upper, float(opt.objective))
+        else:  # its network is wider than this trial: its m largest neurons refit at width m
+            narrow = best_at_width(problem, opt.network, m)
+            if narrow is not None:
+                result.extra["width_search_objective"] = float(objective(problem, narrow))
+                upper = min(upper, result.extra["width_search_objective"])
         lower = max(lower, opt.lower_bound)
         result.family = opt.family
         result.not_covered = (

@@ -99,9 +99,11 @@ def test_reduced_mip_path_equals_the_enumeration(
 ) -> None:
     """The raw-data path beyond the enumeration (row space + MIP + outer polytope), forced on an
     instance the enumeration certifies: its network reaches P* within 1e-6 and its lower end
-    never passes P*. K = 2 certifies; K = 3 stops as a bracket (measured 2.1e-3 wide after its
-    144 MIP calls: at the optimal residual c_K is attained at every neuron of the network, and
-    the outer polytope needs more cuts around each than the call budget gives)."""
+    never passes P*. K = 2 certifies; K = 3 stops as a bracket (measured 2.1e-4 wide after its
+    209 MIP calls, round 10: the cell-walk rounds reach P* first, so every call goes to the
+    certificate at the optimal residual; 2.1e-3 after 144 calls before. There c_K is attained at
+    every neuron of the network, and the outer polytope needs more cuts around each than the
+    call budget gives)."""
     import solvers.vector_relu as vr
 
     p = _instance(n, d, K, beta, seed)
@@ -115,7 +117,7 @@ def test_reduced_mip_path_equals_the_enumeration(
     if certified:
         assert abs(got.lower_bound - ref.lower_bound) <= 2e-6 * ref.objective
     else:
-        assert got.rel_gap < 1e-2
+        assert got.rel_gap < 1e-3
 
 
 def test_face_polish_lowers_a_stalled_network() -> None:

@@ -178,6 +178,45 @@ def test_bracket_logs_bounds_and_the_reason_never_an_exact_value(monkeypatch) ->
     assert r.w1_alignment is None and r.m_star is None
 
 
+def test_a_bracket_wider_than_the_trial_is_refit_at_the_trials_width(monkeypatch) -> None:
+    """A bracket whose network has more neurons than the trial (raw K = 3 at width 10 in
+    ``deep_relu``): its value is no width-m value, so the upper end is a width-m network's (the
+    refit, or the trained one). Reference: on whitened data a single ReLU neuron is one of §3's
+    two paths, so ``P*_1 = ½‖y‖² − ½ max(‖y_+‖ − β, ‖y_−‖ − β, 0)²`` in closed form; the
+    bracket's two-neuron network lies below it, so taking its value would fail the check."""
+
+    def bracket(problem, opt):
+        W1, W2 = opt.network.weights
+        feasible = Network(weights=(W1, 0.95 * W2))
+        return Optimum(
+            objective=float(objective(problem, feasible)),
+            weights=list(feasible.weights),
+            family="relu_two_layer",
+            status="bracket",
+            lower_bound=0.5 * opt.objective,
+            network=feasible,
+        )
+
+    _patched_solve(monkeypatch, bracket)
+    spec = dataclasses.replace(
+        relu_spec(seed=3), model=ModelSpec(depth=2, width=1, activation="relu")
+    )
+    (r,) = run_batch([spec])
+    assert r.status == "finished", r.error
+    p = make_problem(spec)
+    wide = bracket(p, solve(dataclasses.replace(p, width=None)))
+    y = p.Y.reshape(-1)
+    best_path = max(np.linalg.norm(np.maximum(y, 0)), np.linalg.norm(np.minimum(y, 0))) - p.beta
+    p1 = 0.5 * float(y @ y) - 0.5 * max(best_path, 0.0) ** 2
+    assert trial._live(wide.network) == 2 and wide.objective < p1 * (1 - 1e-3)  # the trap
+    assert r.upper_bound >= p1 * (1 - 1e-9)
+    searched = r.extra["width_search_objective"]
+    assert p1 * (1 - 1e-9) <= searched and r.upper_bound <= searched
+    p_star = solve(dataclasses.replace(p, width=None)).objective  # any width: below P*_1
+    assert 0.5 * p_star <= r.lower_bound <= p_star * (1 + 1e-9)
+    assert "bracket" in r.not_covered
+
+
 def test_not_covered_points_log_the_best_certified_bracket() -> None:
     """Deep ReLU on raw Gaussian data (no closed form, not §10): [certificate, trained objective]."""
     spec = relu_spec(kind="gaussian", depth=3, seed=0)
