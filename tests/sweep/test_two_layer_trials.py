@@ -114,6 +114,21 @@ def _patched_solve(monkeypatch, make):
     monkeypatch.setattr(trial, "solve", fake)
 
 
+def _shrunk_bracket(problem: Problem, opt: Optimum, scale: float) -> Optimum:
+    """A bracket around the true P*: a feasible network above it (output layer times ``scale``)
+    and the lower bound ``P*/2``."""
+    W1, W2 = opt.network.weights
+    feasible = Network(weights=(W1, scale * W2))
+    return Optimum(
+        objective=float(objective(problem, feasible)),
+        weights=list(feasible.weights),
+        family="relu_two_layer",
+        status="bracket",
+        lower_bound=0.5 * opt.objective,
+        network=feasible,
+    )
+
+
 def test_certified_two_layer_optimum_logs_p_star_m_star_and_alignment(monkeypatch) -> None:
     def certified(problem, opt):
         return dataclasses.replace(
@@ -144,21 +159,7 @@ def test_certified_two_layer_optimum_logs_p_star_m_star_and_alignment(monkeypatc
 
 
 def test_bracket_logs_bounds_and_the_reason_never_an_exact_value(monkeypatch) -> None:
-    def bracket(problem, opt):
-        # a feasible network above P* (output layer shrunk) and a lower bound below it
-        W1, W2 = opt.network.weights
-        feasible = Network(weights=(W1, 0.8 * W2))
-        upper = float(objective(problem, feasible))
-        return Optimum(
-            objective=upper,
-            weights=list(feasible.weights),
-            family="relu_two_layer",
-            status="bracket",
-            lower_bound=0.5 * opt.objective,
-            network=feasible,
-        )
-
-    _patched_solve(monkeypatch, bracket)
+    _patched_solve(monkeypatch, lambda problem, opt: _shrunk_bracket(problem, opt, 0.8))
     spec = relu_spec(seed=2, steps=5, lr=1e-4)  # barely trained: its objective is far above P*
     (r,) = run_batch([spec])
     assert r.status == "finished", r.error
@@ -186,16 +187,7 @@ def test_a_bracket_wider_than_the_trial_is_refit_at_the_trials_width(monkeypatch
     bracket's two-neuron network lies below it, so taking its value would fail the check."""
 
     def bracket(problem, opt):
-        W1, W2 = opt.network.weights
-        feasible = Network(weights=(W1, 0.95 * W2))
-        return Optimum(
-            objective=float(objective(problem, feasible)),
-            weights=list(feasible.weights),
-            family="relu_two_layer",
-            status="bracket",
-            lower_bound=0.5 * opt.objective,
-            network=feasible,
-        )
+        return _shrunk_bracket(problem, opt, 0.95)
 
     _patched_solve(monkeypatch, bracket)
     spec = dataclasses.replace(
