@@ -263,11 +263,11 @@ def _memoised(cache: OrderedDict, cap: int, key: str, compute: Callable[[], obje
     return cache[key]
 
 
-def _live(net: Network) -> int:
-    """Neurons with a non-zero first-layer column and output row (two-layer networks)."""
+def _live(net: Network) -> np.ndarray:
+    """The neurons with a non-zero first-layer column and output row (two-layer networks)."""
     W1 = np.asarray(net.weights[0], dtype=np.float64)
     W2 = np.asarray(net.weights[-1], dtype=np.float64).reshape(W1.shape[1], -1)
-    return int(np.sum((np.linalg.norm(W1, axis=0) > 0) & (np.linalg.norm(W2, axis=1) > 0)))
+    return (np.linalg.norm(W1, axis=0) > 0) & (np.linalg.norm(W2, axis=1) > 0)
 
 
 def _width(net: Network) -> int:
@@ -280,7 +280,7 @@ def _narrower(problem: Problem, found, net: Network):
     W1 = np.asarray(net.weights[0], dtype=np.float64)
     W2 = np.asarray(net.weights[1], dtype=np.float64).reshape(W1.shape[1], -1)
     extra = int(problem.width) - W1.shape[1]
-    live = (np.linalg.norm(W1, axis=0) > 0) & (np.linalg.norm(W2, axis=1) > 0)
+    live = _live(net)
     padded = Network(
         weights=(
             np.hstack([W1, np.zeros((problem.d, extra))]),
@@ -345,26 +345,19 @@ def _optimum_fields(result: TrialResult, problem: Problem, net: Network, opt, wi
         result.p_star_kind = p_star_kind(problem, wide)
         if wide.family == TWO_LAYER and wide.network is not None:
             result.w1_alignment = neuron_alignment(problem, net, wide.network)
-        m = problem.width
-        narrow = None if wide.network is None else best_at_width(problem, wide.network, m)
-        if narrow is not None:  # the wide optimum's neurons, m of them refit: a feasible net
-            result.extra["width_search_objective"] = float(objective(problem, narrow))
-            upper = min(upper, result.extra["width_search_objective"])
+        if wide.network is not None:  # the wide optimum's neurons, m of them refit
+            upper = _width_search(result, problem, wide.network, upper)
     if opt is not None:  # a bracket: [its certified lower bound, its feasible network's value]
-        m = problem.width
         wider = (
-            m is not None
+            problem.width is not None
             and opt.network is not None
             and len(opt.network.weights) == 2
-            and _live(opt.network) > m
+            and int(np.sum(_live(opt.network))) > problem.width
         )
         if not wider:
             upper = min(upper, float(opt.objective))
         else:  # its network is wider than this trial: its m largest neurons refit at width m
-            narrow = best_at_width(problem, opt.network, m)
-            if narrow is not None:
-                result.extra["width_search_objective"] = float(objective(problem, narrow))
-                upper = min(upper, result.extra["width_search_objective"])
+            upper = _width_search(result, problem, opt.network, upper)
         lower = max(lower, opt.lower_bound)
         result.family = opt.family
         result.not_covered = (
@@ -377,6 +370,16 @@ def _optimum_fields(result: TrialResult, problem: Problem, net: Network, opt, wi
         return
     result.upper_bound, result.lower_bound = upper, lower
     result.bracket_rel_width = (upper - lower) / max(abs(upper), 1e-300)
+
+
+def _width_search(result: TrialResult, problem: Problem, wider: Network, upper: float) -> float:
+    """``wider``'s neurons refit at the trial's width (:func:`best_at_width`, a feasible network:
+    logged as ``width_search_objective``); returns ``upper`` lowered to its value."""
+    narrow = best_at_width(problem, wider, problem.width)
+    if narrow is None:
+        return upper
+    result.extra["width_search_objective"] = float(objective(problem, narrow))
+    return min(upper, result.extra["width_search_objective"])
 
 
 def _analyse(
