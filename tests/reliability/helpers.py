@@ -120,11 +120,13 @@ SELECT r.status FROM runs r
 
 
 def sqlite_rows(db: Path, sql: str) -> list[tuple]:
-    """Rows of ``sql`` on the SQLite file (read-only; [] while the store does not exist)."""
+    """Rows of ``sql`` on the SQLite file ([] while the store does not exist). Opened read-write
+    (never created) and only read: after a ``kill -9`` inside a transaction the store has a hot
+    ``-journal`` that the first opener rolls back, which a read-only connection refuses."""
     if not db.exists():
         return []
     try:
-        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
+        con = sqlite3.connect(f"file:{db}?mode=rw", uri=True, timeout=10)
     except sqlite3.Error:
         return []
     try:

@@ -27,7 +27,10 @@ FINISHED_TARGETS = (1, 2, 4, 6, 8, 10, 12, 14, 15)  # cumulative FINISHED trial 
 
 
 def _schema(db: Path) -> tuple[str | None, set[str]]:
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    # read-write, as the next driver (and MLflow) opens it: a kill inside a transaction of a
+    # rollback-journal store leaves a hot ``-journal`` that the first opener must roll back,
+    # which a read-only connection refuses ("attempt to write a readonly database")
+    con = sqlite3.connect(f"file:{db}?mode=rw", uri=True)
     try:
         rev = con.execute("SELECT version_num FROM alembic_version").fetchone()[0]
         names = {r[0] for r in con.execute("SELECT name FROM experiments")}

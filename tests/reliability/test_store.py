@@ -187,6 +187,66 @@ def test_a_driver_waits_for_the_lock_then_says_who_holds_it(tmp_path: Path, monk
     assert client.get_experiment(exp).name == "rel"
 
 
+_ONE_RUN = """
+import sys
+from sweep.store import Store, open_store
+client, exp = open_store(Store(sys.argv[1], None), "rel")
+run = client.create_run(exp).info.run_id
+client.set_terminated(run)
+print(exp, run)
+"""
+_KILLED_MID_TRANSACTION = """
+import os, signal, sqlite3, sys
+con = sqlite3.connect(sys.argv[1], isolation_level=None)
+con.execute("PRAGMA journal_mode=DELETE")  # as a store is between its creation and WAL mode
+con.execute("PRAGMA cache_size=1")  # spill: pages reach the file, the journal turns hot
+con.execute("BEGIN")
+con.execute("DELETE FROM runs")
+con.execute("INSERT INTO experiments (name, lifecycle_stage) VALUES ('half', 'active')")
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+@pytest.mark.slow
+def test_a_store_killed_inside_a_transaction_is_rolled_back_by_drivers_and_readers(
+    tmp_path: Path,
+) -> None:
+    """``kill -9`` inside a write of a rollback-journal store leaves a hot ``-journal``; the
+    next opener rolls it back (nothing of the half-done write, nothing lost). A read-only
+    connection refuses such a file ("attempt to write a readonly database"): CI's flake of the
+    kill test, whose probe read the store so."""
+    import shutil
+
+    db = tmp_path / "mlruns.db"
+    made = subprocess.run(  # another process: this one's MLflow would keep the file open
+        [sys.executable, "-c", _ONE_RUN, f"sqlite:///{db}"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert made.returncode == 0, made.stderr[-2000:]
+    exp, run = made.stdout.split()
+    proc = subprocess.run([sys.executable, "-c", _KILLED_MID_TRANSACTION, str(db)], timeout=120)
+    assert proc.returncode == -9
+    assert Path(f"{db}-journal").stat().st_size > 0  # hot: the kill left it
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        try:
+            con.execute("SELECT COUNT(*) FROM runs").fetchone()
+        finally:
+            con.close()
+    for who, create in (("reader", False), ("driver", True)):
+        copy = tmp_path / who
+        copy.mkdir()
+        for suffix in ("", "-journal"):
+            shutil.copy(f"{db}{suffix}", copy / f"mlruns.db{suffix}")
+        cl, got = open_store(Store(f"sqlite:///{copy / 'mlruns.db'}", None), "rel", create=create)
+        assert got == exp, who
+        assert [r.info.run_id for r in cl.search_runs([exp])] == [run], who
+        assert cl.get_experiment_by_name("half") is None, who
+        assert not Path(f"{copy / 'mlruns.db'}-journal").exists(), who
+
+
 @pytest.mark.slow
 def test_readers_never_create_a_store(tmp_path: Path) -> None:
     from analysis.load import load, load_parents
