@@ -98,8 +98,11 @@ def main() -> None:
         for label, p, _ in todo:
             ladder(label, p, steps)
         return
-    print("| problem | widths | status | lower | upper | rel gap | MIP calls | s | load |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print(
+        "| problem | widths | status | lower | upper | rel gap | MIP calls | neurons found | m* "
+        "(Carathéodory) | s | load |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for label, p, widths in todo:
         polytope_norm._CUTS.clear()  # each solve starts without stored cuts, as a fresh trial
         t0 = time.perf_counter()
@@ -108,7 +111,8 @@ def main() -> None:
         print(
             f"| {label} | {', '.join(map(str, widths))} | {opt.status.name} | "
             f"{opt.lower_bound:.6f} | {opt.objective:.6f} | {opt.rel_gap:.2e} | "
-            f"{opt.info['oracle_calls']} | {s:.0f} | {os.getloadavg()[0]:.1f} |",
+            f"{opt.info['oracle_calls']} | {opt.info['m_found']} | {opt.m_star} | {s:.0f} | "
+            f"{os.getloadavg()[0]:.1f} |",
             flush=True,
         )
 

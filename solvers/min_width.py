@@ -75,9 +75,10 @@ neuron if the fit leaves it mass and two if that mass ``M = Σ t_j c_jc_jᵀ`` i
 2. A lower bound only, never a width.
 
 **Dependent neurons (:func:`_caratheodory_narrower`).** When the found network's own atoms are
-linearly dependent, moving along a null vector in the direction that does not raise ``Σt_j``
-keeps the output and zeroes a neuron (Carathéodory; a basic solution with at most rank-many
-atoms, not a minimum-support search); the narrower network is polished locally and returned
+linearly dependent, moving along a null vector in the direction that does not raise the
+regulariser keeps the output and zeroes a neuron (Carathéodory,
+:func:`solvers.vector_relu.drop_dependent`, which the vector solver also applies to the network
+it reports; a basic solution with at most rank-many atoms, not a minimum-support search); the narrower network is polished locally and returned
 when its objective is at most the optimum's (to ``NARROW_RTOL``): then the narrower trial gets
 P*, CERTIFIED by the optimum's own lower bound.
 
@@ -95,6 +96,7 @@ import numpy as np
 from solvers.detect import is_whitened
 from solvers.problem import Network, Optimum, Problem, forward, objective
 from solvers.scalar import scaled_dual_value
+from solvers.vector_relu import DEPENDENT_RTOL  # σ_min ≤ this × σ_max: dependent
 
 __all__ = ["MinWidth", "min_width"]
 
@@ -111,7 +113,6 @@ NEWTON_ROUNDOFF = 1e-15  # × |f|: a Newton step may raise f by this (round-off)
 NEWTON_ITERS = 50  # Newton steps per active set (quadratic convergence needs a handful)
 ACTIVE_SETS = 8  # active-set rounds of the refinement
 NARROW_RTOL = 1e-9  # a narrower network is kept if its objective ≤ the optimum's (1 + this)
-DEPENDENT_RTOL = 1e-9  # σ_min ≤ this × σ_max: the found network's atoms are dependent
 NO_ATOM = "no atom comes within the dual ball's reach of β: the zero network is the only optimum"
 MAX_CLUSTERS = 256
 DEGENERATE_ROUNDS = 4  # alternations of η and the arc's mass bound (each one valid)  # more clusters than this: not proven (the count would be meaningless anyway)
@@ -731,32 +732,12 @@ def _caratheodory_narrower(
     """A narrower network from dependent neurons of ``net`` (module doc) whose objective is at
     most the optimum's (within ``NARROW_RTOL``): its certified gap is then the optimum's; None
     if none."""
-    from solvers.vector_relu import _lbfgs, _lbfgs_whitened
+    from solvers.vector_relu import _lbfgs, _lbfgs_whitened, drop_dependent
 
-    W1, W2 = (np.asarray(w, dtype=np.float64) for w in net.weights)
-    changed = False
-    while W1.shape[1] > 1:
-        H = np.maximum(p.X @ W1, 0.0)
-        atoms = np.einsum("ij,jk->jik", H, W2).reshape(W1.shape[1], -1).T  # (nK, m)
-        _, sv, Vt = np.linalg.svd(atoms, full_matrices=True)
-        full = np.zeros(W1.shape[1])
-        full[: sv.size] = sv
-        if full[-1] > DEPENDENT_RTOL * max(float(full[0]), 1e-300):
-            break
-        v = Vt[-1]
-        t = np.linalg.norm(W1, axis=0) * np.linalg.norm(W2, axis=1)
-        if float(t @ v) > 0:
-            v = -v
-        if not np.any(v < 0):
-            break
-        tau = float(np.min(-1.0 / v[v < 0]))
-        scale = 1.0 + tau * v
-        keep = scale > 1e-12
-        W1 = W1[:, keep] * np.sqrt(scale[keep])
-        W2 = W2[keep] * np.sqrt(scale[keep])[:, None]
-        changed = True
-    if not changed:
+    basic = drop_dependent(p.X, net)
+    if basic is None:
         return None
+    W1, W2 = basic.weights
     narrow = dataclasses.replace(p, width=W1.shape[1])
     local = _lbfgs_whitened if whitened else _lbfgs
     return _at_optimum(narrow, local(narrow, Network(weights=(W1, W2))), opt)

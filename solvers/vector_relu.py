@@ -77,7 +77,9 @@ the network's directions for one more primal step, and again while the primal dr
 same P* and ``c_K``) and maps the network back. CERTIFIED when
 ``(upper − lower)/upper ≤ tol`` (1e-6) with an exact oracle, else BRACKET.
 ``m_star`` is the width of the network found (neurons with a non-zero output row after merging
-equal directions), not a proven minimum (:mod:`solvers.min_width` proves one where it can).
+equal directions) after the Carathéodory step :func:`drop_dependent` (at most ``nK`` neurons,
+the same objective; ``info["m_found"]`` the width before it), not a proven minimum
+(:mod:`solvers.min_width` proves one where it can).
 """
 
 from __future__ import annotations
@@ -882,6 +884,47 @@ def _merge(U: np.ndarray, cos_tol: float = 1e-12) -> np.ndarray:
     return np.array(out).reshape(-1, U.shape[1])
 
 
+BASIC_RTOL = 1e-12  # the Carathéodory step's network is kept if its objective ≤ upper (1 + this)
+DEPENDENT_RTOL = 1e-9  # σ_min ≤ this × σ_max: a network's atoms are linearly dependent
+
+
+def drop_dependent(X: np.ndarray, net: Network, rtol: float = DEPENDENT_RTOL) -> Network | None:
+    """Carathéodory on a two-layer network's atoms ``vec((Xw₁ⱼ)_+ w₂ⱼᵀ)`` (``nK``-vectors): while
+    they are linearly dependent (smallest singular value ≤ ``rtol`` × largest; always when there
+    are more than ``nK``), move the neurons' scales ``sⱼ ≥ 0`` (``w₁ⱼ, w₂ⱼ ← √sⱼ w₁ⱼ, √sⱼ w₂ⱼ``,
+    which scales atom j by ``sⱼ`` and its regulariser ``½(‖w₁ⱼ‖² + ‖w₂ⱼ‖²)`` by ``sⱼ``) along
+    a null vector, in the sign that does not raise the regulariser, until a neuron reaches 0.
+    The output is kept (exactly for an exact null vector, to ``rtol`` relative otherwise) and
+    the regulariser does not rise, so the objective does not rise beyond round-off; at most
+    ``rank ≤ nK`` neurons remain (a basic solution, not a minimum-support search). The live
+    neurons of the result, or None when no neuron was dropped."""
+    W1, W2 = (np.asarray(w, dtype=np.float64) for w in net.weights)
+    live = (np.linalg.norm(W1, axis=0) > 0) & (np.linalg.norm(W2, axis=1) > 0)
+    W1, W2 = W1[:, live], W2[live]
+    dropped = not np.all(live)
+    while W1.shape[1] > 1:
+        H = np.maximum(X @ W1, 0.0)
+        atoms = np.einsum("ij,jk->jik", H, W2).reshape(W1.shape[1], -1).T  # (nK, m)
+        _, sv, Vt = np.linalg.svd(atoms, full_matrices=True)
+        full = np.zeros(W1.shape[1])
+        full[: sv.size] = sv
+        if full[-1] > rtol * max(float(full[0]), 1e-300):
+            break
+        v = Vt[-1]
+        reg = 0.5 * (np.sum(W1 * W1, axis=0) + np.sum(W2 * W2, axis=1))
+        if float(reg @ v) > 0:
+            v = -v
+        if not np.any(v < 0):
+            break
+        tau = float(np.min(-1.0 / v[v < 0]))
+        scale = 1.0 + tau * v
+        keep = scale > 1e-12
+        W1 = W1[:, keep] * np.sqrt(scale[keep])
+        W2 = W2[keep] * np.sqrt(scale[keep])[:, None]
+        dropped = True
+    return Network(weights=(W1, W2)) if dropped and W1.shape[1] else None
+
+
 def _check(p: object) -> Problem:
     if not isinstance(p, Problem):
         raise ValueError(f"p must be a solvers.Problem, got {type(p).__name__}")
@@ -1052,6 +1095,10 @@ def _solve(p: Problem, oracle: ScalarOracle, exact: bool, tol: float, max_rounds
     if upper - lower > tol * abs(upper):  # P*(I_n, Y, β/‖X‖₂) ≤ P*
         white = whitened_lower_bound(Y, beta, float(np.linalg.norm(X, 2)))
         lower = lower if white is None else max(lower, white)
+    m_found = int(_directions(best_net).shape[0])
+    basic = drop_dependent(X, best_net)  # at most nK neurons, the same objective (round-off)
+    if basic is not None and objective(p, basic) <= upper + BASIC_RTOL * abs(upper):
+        best_net, upper = basic, objective(p, basic)  # the upper end is the network reported
     W2_ = best_net.weights[1]
     m_star = int(
         np.sum(
@@ -1068,6 +1115,7 @@ def _solve(p: Problem, oracle: ScalarOracle, exact: bool, tol: float, max_rounds
     info = {
         "rounds": rounds,
         "walk_rounds": walked,
+        "m_found": m_found,  # neurons before the Carathéodory step (drop_dependent)
         "blocks": int(W.shape[0]),
         "oracle_calls": evals,
         "trace": trace,
