@@ -78,9 +78,10 @@ neuron if the fit leaves it mass and two if that mass ``M = Σ t_j c_jc_jᵀ`` i
 linearly dependent, moving along a null vector in the direction that does not raise the
 regulariser keeps the output and zeroes a neuron (Carathéodory,
 :func:`solvers.vector_relu.drop_dependent`, which the vector solver also applies to the network
-it reports; a basic solution with at most rank-many atoms, not a minimum-support search); the narrower network is polished locally and returned
-when its objective is at most the optimum's (to ``NARROW_RTOL``): then the narrower trial gets
-P*, CERTIFIED by the optimum's own lower bound.
+it reports; a basic solution with at most rank-many atoms, not a minimum-support search); the
+narrower network is polished locally and returned when its objective is at most the optimum's
+(to ``NARROW_RTOL``): then the narrower trial gets P*, CERTIFIED by the optimum's own lower
+bound.
 
 Before the proof the network is refined so that ``ε`` is small: on whitened data Newton's
 method on ``(H, A)`` restricted to the support of ``H = (XW₁)_+`` (an active set; kept only if
@@ -96,7 +97,15 @@ import numpy as np
 from solvers.detect import is_whitened
 from solvers.problem import Network, Optimum, Problem, forward, objective
 from solvers.scalar import scaled_dual_value
-from solvers.vector_relu import DEPENDENT_RTOL  # σ_min ≤ this × σ_max: dependent
+from solvers.vector_relu import (
+    DEPENDENT_RTOL,
+    SAFETY,
+    _lbfgs,
+    _lbfgs_whitened,
+    best_at_width,
+    drop_dependent,
+    whitened_vector_norm,
+)
 
 __all__ = ["MinWidth", "min_width"]
 
@@ -194,8 +203,6 @@ def _live(p: Problem, net: Network) -> Network:
 def _dual_norm(p: Problem, Lam: np.ndarray, whitened: bool) -> float | None:
     """An upper bound ``c̄ ≥ c(Λ)``, exact up to round-off, or None where not computable."""
     if whitened:
-        from solvers.vector_relu import SAFETY, whitened_vector_norm
-
         c = whitened_vector_norm(p.X, Lam)  # its upper end carries SAFETY; ours CK_ROUNDOFF
         return None if c is None else float(c.upper) / (1.0 + SAFETY) * (1.0 + CK_ROUNDOFF)
     from solvers.arrangement import dual_norm
@@ -732,8 +739,6 @@ def _caratheodory_narrower(
     """A narrower network from dependent neurons of ``net`` (module doc) whose objective is at
     most the optimum's (within ``NARROW_RTOL``): its certified gap is then the optimum's; None
     if none."""
-    from solvers.vector_relu import _lbfgs, _lbfgs_whitened, drop_dependent
-
     basic = drop_dependent(p.X, net)
     if basic is None:
         return None
@@ -755,6 +760,4 @@ def _refit_narrower(p: Problem, net: Network, opt: Optimum, width: int) -> Netwo
     """A proven width below the optimum's m* (its network repeats atoms up to the solver's
     tolerance, not exactly): :func:`solvers.vector_relu.best_at_width` at that width, kept
     when it reaches the optimum's objective (to ``NARROW_RTOL``)."""
-    from solvers.vector_relu import best_at_width
-
     return _at_optimum(dataclasses.replace(p, width=width), best_at_width(p, net, width), opt)

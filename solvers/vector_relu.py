@@ -1097,15 +1097,12 @@ def _solve(p: Problem, oracle: ScalarOracle, exact: bool, tol: float, max_rounds
         lower = lower if white is None else max(lower, white)
     m_found = int(_directions(best_net).shape[0])
     basic = drop_dependent(X, best_net)  # at most nK neurons, the same objective (round-off)
-    if basic is not None and objective(p, basic) <= upper + BASIC_RTOL * abs(upper):
-        best_net, upper = basic, objective(p, basic)  # the upper end is the network reported
-    W2_ = best_net.weights[1]
-    m_star = int(
-        np.sum(
-            (np.linalg.norm(best_net.weights[0], axis=0) > 0) & (np.linalg.norm(W2_, axis=1) > 0)
-        )
-    )
+    if basic is not None:
+        val = objective(p, basic)
+        if val <= upper + BASIC_RTOL * abs(upper):
+            best_net, upper = basic, val  # the upper end is the network reported
     dirs = _directions(best_net).T
+    m_star = int(dirs.shape[1])  # the live neurons
     if p.width is not None and p.width != best_net.weights[0].shape[1]:
         best_net = _pad(p, best_net, m_star)  # zero neurons: the same objective
         upper = objective(p, best_net)
